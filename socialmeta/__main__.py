@@ -1,0 +1,21 @@
+"""``python -m socialmeta <tool> [overrides]``; tools: data."""
+from __future__ import annotations
+
+import sys
+
+TOOLS = {"data": "socialmeta.cli.data"}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:
+        print(f"usage: python -m socialmeta {{{','.join(TOOLS)}}} [overrides...]",
+              file=sys.stderr)
+        sys.exit(2)
+    import importlib
+
+    module = importlib.import_module(TOOLS[sys.argv[1]])
+    module.main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

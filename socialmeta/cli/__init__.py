@@ -1,0 +1,1 @@
+"""Hydra entry points: the only place that turns a DictConfig into objects."""

@@ -1,0 +1,218 @@
+"""Line-aware readers for delimited text files.
+
+Every row keeps the 1-based line number it came from, so that any later check (unknown
+id, self-loop, duplicate, bad number) can name the exact line of the raw file.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from socialmeta.data.errors import GraphValidationError
+
+
+@dataclass
+class Table:
+    r"""Columns of a delimited file as strings, with the line number of every row.
+
+    Args:
+        path (Path): The file the rows were read from.
+        columns (dict[str, list[str]]): Column name to raw string values.
+        lines (np.ndarray): 1-based line number of each row, ``int64 [num_rows]``.
+    """
+
+    path: Path
+    columns: dict[str, list[str]]
+    lines: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.lines.shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def strings(self, name: str) -> np.ndarray:
+        """Column :obj:`name` as a numpy array of stripped strings."""
+        return np.asarray([v.strip() for v in self.columns[name]], dtype=str)
+
+    def floats(self, name: str) -> np.ndarray:
+        """Column :obj:`name` parsed as float64; an unparsable cell names its line."""
+        values = self.columns[name]
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except ValueError:
+            pass
+        for i, v in enumerate(values):
+            try:
+                float(v)
+            except ValueError:
+                raise GraphValidationError(
+                    f"unparsable value {v!r} in column {name!r}",
+                    file=self.path, line=int(self.lines[i]), expected="a number",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def ints(self, name: str) -> np.ndarray:
+        """Column :obj:`name` parsed as int64; an unparsable cell names its line."""
+        values = self.columns[name]
+        try:
+            return np.asarray([int(v) for v in values], dtype=np.int64)
+        except ValueError:
+            pass
+        for i, v in enumerate(values):
+            try:
+                int(v)
+            except ValueError:
+                raise GraphValidationError(
+                    f"unparsable value {v!r} in column {name!r}",
+                    file=self.path, line=int(self.lines[i]), expected="an integer",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _split_rows(path: Path, sep: str | None, encoding: str):
+    """Yields ``(line_number, fields)`` for every non-blank line."""
+    with open(path, newline="", encoding=encoding) as f:
+        if sep is None:
+            for lineno, raw in enumerate(f, start=1):
+                fields = raw.split()
+                if fields:
+                    yield lineno, fields
+        else:
+            reader = csv.reader(f, delimiter=sep)
+            for fields in reader:
+                if fields and any(v.strip() for v in fields):
+                    yield reader.line_num, fields
+
+
+def read_table(
+    path: str | Path,
+    *,
+    sep: str | None = ",",
+    header: bool | Sequence[str] = True,
+    required: Sequence[str] = (),
+    encoding: str = "utf-8",
+    allow_extra_fields: bool = False,
+) -> Table:
+    r"""Reads a delimited file into a :class:`Table`.
+
+    Args:
+        path (str or Path): The file to read.
+        sep (str, optional): Field separator; :obj:`None` splits on runs of whitespace
+            (SNAP style). (default: :obj:`","`)
+        header (bool or list[str]): :obj:`True` if the first non-blank line names the
+            columns, else the column names to use. (default: :obj:`True`)
+        required (list[str]): Columns that must be present. (default: :obj:`()`)
+        encoding (str): Text encoding. (default: :obj:`"utf-8"`)
+        allow_extra_fields (bool): Keep rows with more fields than columns (the extra
+            fields are ignored). (default: :obj:`False`)
+
+    Raises:
+        GraphValidationError: If the file is missing, lacks a required column, or a row
+            has the wrong number of fields.
+
+    Example:
+        >>> table = read_table("friendships.csv", required=["src", "dst"])
+        >>> table.strings("src")[:3]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GraphValidationError("file not found", file=path, expected="an existing file")
+    rows = _split_rows(path, sep, encoding)
+    try:
+        if header is True:
+            header_line, names = next(rows)
+            names = [n.strip() for n in names]
+        else:
+            header_line, names = 0, list(header)
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise GraphValidationError(
+                f"missing column(s) {missing}; header has {names}",
+                file=path, line=header_line or None,
+                expected=f"columns {list(required)}",
+            )
+        num_cols = len(names)
+        cells: list[list[str]] = [[] for _ in names]
+        lines: list[int] = []
+        for lineno, fields in rows:
+            if len(fields) != num_cols and not (allow_extra_fields and len(fields) > num_cols):
+                raise GraphValidationError(
+                    f"unparsable row: {len(fields)} field(s) {fields[:6]!r}",
+                    file=path, line=lineno, expected=f"{num_cols} fields {names}",
+                )
+            for col, value in zip(cells, fields):
+                col.append(value)
+            lines.append(lineno)
+    except StopIteration:
+        raise GraphValidationError("empty file", file=path, expected="a header line") from None
+    except UnicodeDecodeError as e:
+        raise GraphValidationError(
+            f"cannot decode file as {encoding}: {e.reason}", file=path,
+            expected=f"{encoding} text",
+        ) from None
+    return Table(path, dict(zip(names, cells)), np.asarray(lines, dtype=np.int64))
+
+
+class IdIndex:
+    r"""Maps a dataset's own ids (strings) to contiguous indices ``0..n-1`` and back.
+
+    Args:
+        ids (list[str]): The raw ids, in index order; must be unique.
+        kind (str): What the ids name, used in error messages. (default: :obj:`"user"`)
+    """
+
+    def __init__(self, ids: Sequence[str], kind: str = "user") -> None:
+        self.ids = [str(i) for i in ids]
+        self.kind = kind
+        self._index = {raw: i for i, raw in enumerate(self.ids)}
+        if len(self._index) != len(self.ids):
+            seen: set[str] = set()
+            dup = next(i for i in self.ids if i in seen or seen.add(i))
+            raise GraphValidationError(f"duplicate {kind} id {dup!r}", expected="unique ids")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.kind}, num={len(self)})"
+
+    def lookup(self, values: np.ndarray, table: Table | None = None,
+               column: str | None = None) -> np.ndarray:
+        """Indices of :obj:`values`; an unknown id raises an error naming its line."""
+        index = self._index
+        out = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values.tolist()):
+            j = index.get(v)
+            if j is None:
+                line = None if table is None else int(table.lines[i])
+                where = f" in column {column!r}" if column else ""
+                raise GraphValidationError(
+                    f"unknown {self.kind} id {v!r}{where}",
+                    file=None if table is None else table.path, line=line,
+                    expected=f"one of the {len(self)} known {self.kind} ids",
+                )
+            out[i] = j
+        return out
+
+    @classmethod
+    def from_values(cls, *arrays: np.ndarray, kind: str = "user") -> IdIndex:
+        """An index over the distinct values of :obj:`arrays`.
+
+        Integer-like ids are sorted numerically; other ids keep first-seen order.
+        """
+        seen: dict[str, None] = {}
+        for array in arrays:
+            for v in array.tolist():
+                seen.setdefault(v, None)
+        ids = list(seen)
+        try:
+            ids.sort(key=int)
+        except ValueError:
+            pass
+        return cls(ids, kind=kind)

@@ -1,0 +1,54 @@
+"""Shared fixtures: real datasets come from ../shared/datasets, never the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SOCIALMETA_SHARED", REPO.parent / "shared")) / "datasets"
+LASTFM_ROOT = SHARED / "hetrec-lastfm-2k"
+EGO_FACEBOOK_ROOT = SHARED / "snap-ego-facebook"
+
+
+def _require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"shared dataset folder {path} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lastfm_root() -> Path:
+    return _require(LASTFM_ROOT)
+
+
+@pytest.fixture(scope="session")
+def ego_facebook_root() -> Path:
+    return _require(EGO_FACEBOOK_ROOT)
+
+
+@pytest.fixture(scope="session")
+def lastfm(lastfm_root):
+    from socialmeta.data import load_dataset
+
+    return load_dataset("lastfm", root=lastfm_root, cache_dir=None, download=False)
+
+
+@pytest.fixture(scope="session")
+def ego_facebook(ego_facebook_root):
+    from socialmeta.data import load_dataset
+
+    return load_dataset("ego_facebook", root=ego_facebook_root, cache_dir=None, download=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to open a socket in a test fails loudly."""
+    import socket
+
+    def guard(*args, **kwargs):
+        raise RuntimeError("tests must not reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", guard)
+    monkeypatch.setattr(socket, "create_connection", guard)
