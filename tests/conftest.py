@@ -44,11 +44,19 @@ def ego_facebook(ego_facebook_root):
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
-    """Any attempt to open a socket in a test fails loudly."""
+    """Any attempt to reach another host from a test fails loudly (local Unix sockets,
+    which DataLoader workers use, stay allowed)."""
     import socket
 
-    def guard(*args, **kwargs):
+    connect = socket.socket.connect
+
+    def guarded_connect(self, address, *args, **kwargs):
+        if self.family == getattr(socket, "AF_UNIX", None):
+            return connect(self, address, *args, **kwargs)
+        raise RuntimeError(f"tests must not reach the network (tried {address!r})")
+
+    def no_connection(*args, **kwargs):
         raise RuntimeError("tests must not reach the network")
 
-    monkeypatch.setattr(socket.socket, "connect", guard)
-    monkeypatch.setattr(socket, "create_connection", guard)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "create_connection", no_connection)

@@ -1,0 +1,476 @@
+"""Ego-net tasks of every kind, built vectorised for many centers at once."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from socialmeta.data import FRIEND, INTERACTS, MEMBER_OF, SocialGraph
+from socialmeta.tasks.batch import TaskBatch, dense
+from socialmeta.tasks.egonet import (
+    CSR,
+    EgoNets,
+    induced_edges,
+    member_index,
+    rank_in_group,
+    sample_egonets,
+)
+from socialmeta.tasks.random import hash_keys, priority, randint
+from socialmeta.tasks.split import UserSplit, observed_graph
+
+KINDS = ("friend", "item", "interest")
+VARIANTS = ("center", "members")
+LABEL_SOURCES = ("interests", "circles")
+# salts that keep the hash streams of different random choices apart
+_SHOTS, _NEG_SUPPORT, _NEG_QUERY, _ITEM, _LABEL = 11, 13, 17, 19, 23
+_NEG_ATTEMPTS = 8
+EVAL_EPOCH = -1
+
+
+@dataclass
+class TaskConfig:
+    r"""What a task is and how big it may get.
+
+    Args:
+        kind: ``"friend"``, ``"item"`` or ``"interest"``.
+        variant: Interest tasks only: ``"center"`` (labelled members are the support,
+            the center's labels the query) or ``"members"`` (K labelled members per
+            label are the support, the other members the query).
+        label_source: Interest tasks: ``"interests"`` or ``"circles"`` (per-ego).
+        shots: K values; each training task draws one. (default: ``(1, 3, 5, 10)``)
+        fanouts: Per-hop fan-out caps; its length is the number of hops (1-3); ``-1``
+            keeps all neighbours. (default: ``(20, 10)``)
+        node_cap: N, users per task including the center. (default: :obj:`64`)
+        item_cap: I, items per item task. (default: :obj:`64`)
+        query_cap: Q, query targets per training task (positives and negatives).
+        negatives: Sampled negatives per positive target. (default: :obj:`1`)
+        seed: Seed of every random choice. (default: :obj:`0`)
+    """
+
+    kind: str = "friend"
+    variant: str = "center"
+    label_source: str = "interests"
+    shots: Sequence[int] = (1, 3, 5, 10)
+    fanouts: Sequence[int] = (20, 10)
+    node_cap: int = 64
+    item_cap: int = 64
+    query_cap: int = 32
+    negatives: int = 1
+    seed: int = 0
+    _checked: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("kind", self.kind, KINDS),
+                                     ("variant", self.variant, VARIANTS),
+                                     ("label_source", self.label_source, LABEL_SOURCES)):
+            if value not in choices:
+                raise ValueError(f"unknown task {name} {value!r}; choose one of {list(choices)}")
+        if not 1 <= len(self.fanouts) <= 3:
+            raise ValueError(f"fanouts must list 1 to 3 hops, got {list(self.fanouts)}")
+        if not self.shots or min(self.shots) < 1:
+            raise ValueError(f"shots must be positive integers, got {list(self.shots)}")
+        self.shots, self.fanouts = tuple(self.shots), tuple(self.fanouts)
+
+    @property
+    def support_cap(self) -> int:
+        return max(self.shots) * (1 + self.negatives)
+
+
+class TaskSampler:
+    r"""Turns a :class:`SocialGraph` and a :class:`UserSplit` into ego-net tasks.
+
+    Training tasks (:meth:`train_batch`) are centered on training users and built on
+    the observed graph (training users only); the center's support/query split
+    simulates a cold-start user. Evaluation tasks (:meth:`eval_batch`) are centered on
+    val/test users, who arrive as new users: their only visible links are the K
+    support links (plus, for item and interest tasks, their friendships with training
+    users). Query links and labels never enter a task's graph, features or support.
+
+    Every random choice hashes ``(seed, epoch, task index, ...)``: a task is the same
+    whatever batch size, worker or rank builds it.
+
+    Example:
+        >>> split = split_users(graph, seed=0)
+        >>> sampler = TaskSampler(graph, split, TaskConfig(kind="friend"))
+        >>> batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=64)
+        >>> batch.adj.shape
+        torch.Size([64, 64, 64])
+    """
+
+    def __init__(self, graph: SocialGraph, split: UserSplit, config: TaskConfig) -> None:
+        self.graph, self.split, self.config = graph, split, config
+        self._check_relations()
+        self.observed = observed_graph(graph, split)
+        self.num_users = graph.num_users
+        self.is_train = split.is_train()
+        self.background = CSR.from_edge_index(self.observed[FRIEND].edge_index,
+                                              self.num_users, self.num_users)
+        self.friends = CSR.from_edge_index(graph.friend_index, self.num_users, self.num_users)
+        src, dst = graph.friend_index
+        self.friend_keys = (src * self.num_users + dst).sort().values
+        if graph.has_items:
+            self.num_items = graph.num_items
+            self.items = CSR.from_edge_index(graph.interaction_index, self.num_users,
+                                             self.num_items)
+            self.background_items = CSR.from_edge_index(
+                self.observed[INTERACTS].edge_index, self.num_users, self.num_items)
+            u, i = graph.interaction_index
+            self.item_keys = (u * self.num_items + i).sort().values
+        self._labels = self._label_matrix()
+        self._epoch_cache: tuple[int, Tensor] | None = None
+
+    # ----------------------------------------------------------------- public
+    def train_centers(self) -> Tensor:
+        """Training users that can center a training task of this kind."""
+        return self._eligible(self.split.train, min_links=2)
+
+    def eval_centers(self, split: str, shots: int) -> Tensor:
+        """Val/test users with more than :obj:`shots` links (at least one to predict)."""
+        return self._eligible(self.split.users(split), min_links=shots + 1)
+
+    def train_batch(self, epoch: int, batch_index: int, batch_size: int) -> TaskBatch:
+        r"""Training tasks ``batch_index * batch_size ... + batch_size - 1`` of
+        :obj:`epoch`; task ``i`` of an epoch is centered on the ``i``-th user of a
+        seeded permutation of :meth:`train_centers`."""
+        index = torch.arange(batch_index * batch_size, (batch_index + 1) * batch_size)
+        return self.train_tasks(epoch, index)
+
+    def train_tasks(self, epoch: int, index: Tensor) -> TaskBatch:
+        """Training tasks with the given indices (any order, any grouping)."""
+        order = self._epoch_order(epoch)
+        if order.numel() == 0:
+            raise ValueError(f"no training user can center a {self.config.kind!r} task")
+        centers = order[index % order.numel()]
+        keys = hash_keys(self.config.seed, epoch, index)
+        shots = torch.tensor(self.config.shots)[randint(len(self.config.shots), keys, _SHOTS)]
+        return self._build(centers, keys, shots, index, train=True)
+
+    def eval_batch(self, users: Tensor, shots: int) -> TaskBatch:
+        r"""Cold-start tasks for val/test :obj:`users` with :obj:`shots` support links.
+
+        The support of K=1 is contained in that of K=3, and so on (same priorities).
+        Queries are all the user's remaining links (uncapped) for full ranking.
+        """
+        users = torch.as_tensor(users, dtype=torch.long).view(-1)
+        if self.is_train[users].any():
+            bad = users[self.is_train[users]][0]
+            raise ValueError(f"user {self.graph.user_id(int(bad))!r} is a training user; "
+                             "evaluation tasks are for val/test users")
+        keys = hash_keys(self.config.seed, EVAL_EPOCH, users)
+        return self._build(users, keys, torch.full_like(users, shots), users, train=False)
+
+    # -------------------------------------------------------------- internals
+    def _check_relations(self) -> None:
+        cfg, g = self.config, self.graph
+        need = {"item": "items"}.get(cfg.kind)
+        if cfg.kind == "interest":
+            need = cfg.label_source
+        if need and need not in g.relations:
+            raise ValueError(f"a {cfg.kind!r} task needs {need!r}, but dataset {g.name!r} "
+                             f"has only {g.relations}")
+        if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":
+            raise ValueError("circles are per-ego label sets: use task.variant=members")
+
+    def _label_matrix(self) -> Tensor | None:
+        if self.config.kind != "interest" or self.config.label_source != "interests":
+            return None
+        return self.graph["user"].interests.float()
+
+    def _links_of(self, users: Tensor) -> Tensor:
+        """Number of predictable links of each user (friends with training users,
+        items, or labelled neighbours), the quantity that eligibility needs."""
+        kind = self.config.kind
+        if kind == "item":
+            return self.items.degree(users)
+        pos, nbr = self.friends.gather(users)
+        ok = self.is_train[nbr]
+        if kind == "interest":
+            ok &= self._observed_labelled(nbr)
+        return torch.bincount(pos[ok], minlength=users.numel())
+
+    def _observed_labelled(self, users: Tensor) -> Tensor:
+        if self.config.label_source == "circles":
+            return self.is_train[users]
+        return self.observed["user"].interest_mask[users]
+
+    def _eligible(self, users: Tensor, min_links: int) -> Tensor:
+        ok = self._links_of(users) >= min_links
+        if self.config.kind == "interest":
+            if self.config.label_source == "circles":
+                ok &= torch.isin(users, self.graph["circle"].ego)
+            elif self.config.variant == "center":
+                ok &= self.graph["user"].interest_mask[users]
+        return users[ok]
+
+    def _epoch_order(self, epoch: int) -> Tensor:
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            centers = self.train_centers()
+            prio = priority(self.config.seed, epoch, centers)
+            self._epoch_cache = (epoch, centers[torch.argsort(prio)])
+        return self._epoch_cache[1]
+
+    def _build(self, centers: Tensor, keys: Tensor, shots: Tensor, index: Tensor,
+               train: bool) -> TaskBatch:
+        builder = {"friend": self._friend, "item": self._item,
+                   "interest": self._interest}[self.config.kind]
+        return builder(centers, keys, shots, index, train)
+
+    # ------------------------------------------------------------ link tasks
+    def _split_links(self, t: Tensor, target: Tensor, keys: Tensor, shots: Tensor,
+                     train: bool, num_tasks: int):
+        """Support (rank < K) and query (the rest, capped in training) of each task's
+        links ``(t, target)``, ranked by a hash of (task, target)."""
+        rank = rank_in_group(t, priority(keys[t], target))
+        count = torch.bincount(t, minlength=num_tasks)
+        k = torch.minimum(shots, count - 1).clamp(min=0)
+        support = rank < k[t]
+        query = ~support
+        if train:
+            query &= rank < k[t] + max(1, self.config.query_cap // (1 + self.config.negatives))
+        return rank, k, support, query
+
+    def _negatives(self, keys: Tensor, centers: Tensor, per_task: Tensor, salt: int,
+                   pool: Tensor, linked: Tensor) -> tuple[Tensor, Tensor]:
+        r"""``per_task[t]`` targets from :obj:`pool` not linked to the center (the
+        sorted keys :obj:`linked` hold ``center * size + target``), as flat
+        ``(t, target)``; a slot whose attempts all fail stays empty."""
+        t = torch.repeat_interleave(torch.arange(centers.numel()), per_task)
+        slot = torch.arange(t.numel()) - torch.repeat_interleave(per_task.cumsum(0) - per_task,
+                                                                 per_task)
+        size = self.num_items if self.config.kind == "item" else self.num_users
+        attempts = torch.arange(_NEG_ATTEMPTS).view(1, -1)
+        cand = pool[randint(pool.numel(), keys[t].view(-1, 1), salt, slot.view(-1, 1), attempts)]
+        bad = member_index(linked, centers[t].view(-1, 1) * size + cand) >= 0
+        if self.config.kind != "item":
+            bad |= cand == centers[t].view(-1, 1)
+        ok = ~bad
+        first = torch.where(ok.any(1), ok.float().argmax(1), -1)
+        keep = first >= 0
+        return t[keep], cand[keep, first[keep]]
+
+    def _link_targets(self, centers, keys, shots, train, pool_t, pool_target, pool, linked):
+        """Support and query targets ``(t, id, label)`` of friend or item tasks."""
+        num_tasks = centers.numel()
+        _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train, num_tasks)
+        neg = self.config.negatives
+        s_neg_t, s_neg = self._negatives(keys, centers, k * neg, _NEG_SUPPORT, pool, linked)
+        sides = {"support": (pool_t[sup], pool_target[sup], s_neg_t, s_neg)}
+        if train:
+            q_pos = torch.bincount(pool_t[qry], minlength=num_tasks)
+            q_neg_t, q_neg = self._negatives(keys, centers, q_pos * neg, _NEG_QUERY, pool, linked)
+        else:  # full ranking: negatives are all candidates, chosen by the evaluator
+            q_neg_t = q_neg = torch.zeros(0, dtype=torch.long)
+        sides["query"] = (pool_t[qry], pool_target[qry], q_neg_t, q_neg)
+        return k, sides
+
+    def _friend(self, centers, keys, shots, index, train) -> TaskBatch:
+        pos, friend = self.friends.gather(centers)
+        ok = self.is_train[friend]
+        pos, friend = pos[ok], friend[ok]
+        k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
+                                      self.split.train, self.friend_keys)
+        sup_t, sup_node = sides["support"][0], sides["support"][1]
+        ego = self._egonets(centers, keys, sup_t, sup_node)
+        batch = self._assemble(centers, keys, index, k, ego, sup_t, sup_node)
+        return self._with_targets(batch, sides, self.num_users,
+                                  _LocalKeys(ego.keys(), ego.local), train)
+
+    def _item(self, centers, keys, shots, index, train) -> TaskBatch:
+        pos, item = self.items.gather(centers)
+        k, sides = self._link_targets(centers, keys, shots, train, pos, item,
+                                      torch.arange(self.num_items), self.item_keys)
+        f_pos, friend = self.friends.gather(centers)
+        ok = self.is_train[friend]
+        ego = self._egonets(centers, keys, f_pos[ok], friend[ok])
+        batch = self._assemble(centers, keys, index, k, ego, f_pos[ok], friend[ok])
+        item_t, item_id, item_keys = self._task_items(ego, keys, *sides["support"][:2])
+        batch.item_ids = dense(item_t, rank_in_group(item_t, torch.arange(item_t.numel())),
+                               item_id, centers.numel(), self.config.item_cap, -1)
+        batch.item_mask = batch.item_ids >= 0
+        batch.item_adj = self._item_adj(ego, item_keys, *sides["support"][:2])
+        return self._with_targets(batch, sides, self.num_items, item_keys, train)
+
+    def _task_items(self, ego: EgoNets, keys: Tensor, sup_t: Tensor, sup_item: Tensor):
+        """Items of a task: the center's support items first, then items of the other
+        ego-net users (observed interactions), capped at I by a hash priority."""
+        members = ego.local != 0
+        pos, bg_item = self.background_items.gather(ego.node[members])
+        bg_t = ego.task[members][pos]
+        t, item = torch.cat([sup_t, bg_t]), torch.cat([sup_item, bg_item])
+        prio = torch.cat([torch.full_like(sup_item, -1),
+                          priority(keys[bg_t], _ITEM, bg_item)])
+        key = t * self.num_items + item
+        uniq, inverse = torch.unique(key, return_inverse=True)
+        best = torch.full((uniq.numel(),), 2**63 - 1, dtype=torch.long).scatter_reduce(
+            0, inverse, prio, reduce="amin")
+        t, item = uniq // self.num_items, uniq % self.num_items
+        rank = rank_in_group(t, best)
+        keep = rank < self.config.item_cap
+        t, item, rank = t[keep], item[keep], rank[keep]
+        order = torch.argsort(t * self.config.item_cap + rank)
+        t, item = t[order], item[order]
+        # item_keys (sorted) -> local item index, for member_index lookups
+        return t, item, _LocalKeys(t * self.num_items + item,
+                                   rank_in_group(t, torch.arange(t.numel())))
+
+    def _item_adj(self, ego: EgoNets, item_keys: _LocalKeys, sup_t: Tensor,
+                  sup_item: Tensor) -> Tensor:
+        members = ego.local != 0
+        pos, item = self.background_items.gather(ego.node[members])
+        t = torch.cat([ego.task[members][pos], sup_t])
+        user_local = torch.cat([ego.local[members][pos], torch.zeros_like(sup_t)])
+        item_local = item_keys.lookup(t * self.num_items + torch.cat([item, sup_item]))
+        ok = item_local >= 0
+        adj = torch.zeros(ego.num_tasks, self.config.node_cap, self.config.item_cap)
+        adj[t[ok], user_local[ok], item_local[ok]] = 1.0
+        return adj
+
+    def _with_targets(self, batch: TaskBatch, sides: dict, size: int, lookup: _LocalKeys,
+                      train: bool) -> TaskBatch:
+        """Packs support/query targets ``(t, id, label)`` into ``[T, S]``/``[T, Q]``;
+        eval queries are padded to the longest query of the batch."""
+        num_tasks = batch.num_tasks
+        for name, (pos_t, pos_id, neg_t, neg_id) in sides.items():
+            t = torch.cat([pos_t, neg_t])
+            ids = torch.cat([pos_id, neg_id])
+            label = torch.cat([torch.ones(pos_t.numel()), torch.zeros(neg_t.numel())])
+            order = torch.argsort(t, stable=True)
+            t, ids, label = t[order], ids[order], label[order]
+            slot = rank_in_group(t, torch.arange(t.numel()))
+            if name == "support":
+                cap = self.config.support_cap
+            elif train:
+                cap = self.config.query_cap
+            else:
+                cap = int(slot.max()) + 1 if slot.numel() else 1
+            local = lookup.lookup(t * size + ids)
+            setattr(batch, f"{name}_ids", dense(t, slot, ids, num_tasks, cap, -1))
+            setattr(batch, f"{name}_local", dense(t, slot, local, num_tasks, cap, -1))
+            setattr(batch, f"{name}_label", dense(t, slot, label, num_tasks, cap, 0.0))
+            setattr(batch, f"{name}_mask", getattr(batch, f"{name}_ids") >= 0)
+        return batch
+
+    # ------------------------------------------------------------ ego-nets
+    def _egonets(self, centers: Tensor, keys: Tensor, first_t: Tensor,
+                 first_node: Tensor) -> EgoNets:
+        prio = priority(keys[first_t], first_node)
+        return sample_egonets(self.background, centers, keys, first_t, first_node, prio,
+                              self.config.fanouts, self.config.node_cap)
+
+    def _assemble(self, centers, keys, index, shots, ego: EgoNets, vis_t: Tensor,
+                  vis_node: Tensor) -> TaskBatch:
+        cfg, num_tasks, n = self.config, centers.numel(), self.config.node_cap
+        et, ei, ej = induced_edges(ego, self.background, vis_t, vis_node)
+        adj = torch.zeros(num_tasks, n, n)
+        adj[et, ei, ej] = 1.0
+        node_ids = dense(ego.task, ego.local, ego.node, num_tasks, n, -1)
+        x_all = self.graph["user"].x
+        x = torch.zeros(num_tasks, n, x_all.size(1))
+        x[ego.task, ego.local] = x_all[ego.node]
+        empty = torch.zeros(num_tasks, 0, dtype=torch.long)
+        return TaskBatch(
+            kind=cfg.kind, center=centers, task_index=index, num_shots=shots,
+            node_ids=node_ids, node_mask=node_ids >= 0,
+            hop=dense(ego.task, ego.local, ego.hop, num_tasks, n, -1), x=x, adj=adj,
+            item_ids=empty, item_mask=empty.bool(), item_adj=torch.zeros(num_tasks, n, 0),
+            support_ids=empty, support_local=empty, support_label=empty.float(),
+            support_mask=empty.bool(), query_ids=empty, query_local=empty,
+            query_label=empty.float(), query_mask=empty.bool(),
+            labels=torch.zeros(num_tasks, n, 0), label_mask=torch.zeros(num_tasks, n,
+                                                                        dtype=torch.bool),
+            query_node_mask=torch.zeros(num_tasks, n, dtype=torch.bool),
+            query_labels=torch.zeros(num_tasks, n, 0), label_valid=torch.zeros(num_tasks, 0,
+                                                                               dtype=torch.bool))
+
+    # -------------------------------------------------------- interest tasks
+    def _interest(self, centers, keys, shots, index, train) -> TaskBatch:
+        f_pos, friend = self.friends.gather(centers)
+        ok = self.is_train[friend]
+        ego = self._egonets(centers, keys, f_pos[ok], friend[ok])
+        batch = self._assemble(centers, keys, index, shots, ego, f_pos[ok], friend[ok])
+        y, labelled, valid = self._member_labels(ego, centers)
+        members = (ego.local != 0) & labelled
+        if self.config.variant == "center":
+            rank = rank_in_group(ego.task[members], priority(keys[ego.task[members]],
+                                                             _LABEL, ego.node[members]))
+            support = torch.zeros_like(members)
+            support[members] = rank < shots[ego.task[members]]
+            query = ego.local == 0
+            center_y = self._center_labels(centers)
+        else:  # K positive members per label, the union is the support
+            support = self._per_label_support(ego, keys, shots, y, members)
+            query = members & ~support
+            center_y = None
+        n, num_tasks = self.config.node_cap, centers.numel()
+        labels = torch.zeros(num_tasks, n, y.size(1))
+        labels[ego.task[support], ego.local[support]] = y[support]
+        batch.labels, batch.label_valid = labels, valid
+        batch.label_mask = dense(ego.task, ego.local, support, num_tasks, n, False)
+        batch.query_node_mask = dense(ego.task, ego.local, query, num_tasks, n, False)
+        query_labels = torch.zeros_like(labels)
+        if center_y is None:
+            query_labels[ego.task[query], ego.local[query]] = y[query]
+        else:
+            query_labels[:, 0] = center_y
+        batch.query_labels = query_labels
+        batch.num_shots = torch.bincount(ego.task[support], minlength=num_tasks)
+        return batch
+
+    def _center_labels(self, centers: Tensor) -> Tensor:
+        assert self._labels is not None
+        return self._labels[centers]
+
+    def _member_labels(self, ego: EgoNets, centers: Tensor):
+        """Labels of every ego-net node ``[num_flat, L]``, whether it is labelled, and
+        which labels exist per task."""
+        if self.config.label_source == "interests":
+            assert self._labels is not None
+            labelled = self.observed["user"].interest_mask[ego.node]
+            y = self._labels[ego.node] * labelled.unsqueeze(1)
+            return y, labelled, torch.ones(centers.numel(), y.size(1), dtype=torch.bool)
+        return self._circle_labels(ego, centers)
+
+    def _circle_labels(self, ego: EgoNets, centers: Tensor):
+        circle_ego = self.graph["circle"].ego
+        members = self.observed[MEMBER_OF].edge_index
+        # circles of each task's center, numbered 0.. within the ego
+        c_task, c_id = (circle_ego.view(1, -1) == centers.view(-1, 1)).nonzero().t()
+        c_slot = rank_in_group(c_task, c_id)
+        num_labels = int(c_slot.max()) + 1 if c_slot.numel() else 0
+        valid = dense(c_task, c_slot, torch.ones_like(c_task, dtype=torch.bool),
+                      centers.numel(), num_labels, False)
+        slot_of = torch.full((centers.numel(), circle_ego.numel()), -1, dtype=torch.long)
+        slot_of[c_task, c_id] = c_slot
+        # (user, circle) memberships -> (flat ego-net node, slot)
+        lookup = _LocalKeys(ego.keys(), torch.arange(ego.node.numel()))
+        y = torch.zeros(ego.node.numel(), num_labels)
+        u, c = members
+        hit_t = (circle_ego[c].view(-1, 1) == centers.view(1, -1)).nonzero()
+        flat = lookup.lookup(hit_t[:, 1] * ego.num_nodes + u[hit_t[:, 0]])
+        ok = flat >= 0
+        y[flat[ok], slot_of[hit_t[ok, 1], c[hit_t[ok, 0]]]] = 1.0
+        return y, self.is_train[ego.node], valid
+
+    def _per_label_support(self, ego: EgoNets, keys: Tensor, shots: Tensor, y: Tensor,
+                           members: Tensor) -> Tensor:
+        flat, label = (y * members.unsqueeze(1)).nonzero().t()
+        t = ego.task[flat]
+        rank = rank_in_group(t * y.size(1) + label,
+                             priority(keys[t], _LABEL, label, ego.node[flat]))
+        support = torch.zeros_like(members)
+        support[flat[rank < shots[t]]] = True
+        return support
+
+
+class _LocalKeys:
+    """Sorted ``key -> value`` lookup (``-1`` for absent keys)."""
+
+    def __init__(self, keys: Tensor, values: Tensor) -> None:
+        order = torch.argsort(keys)
+        self.keys, self.values = keys[order], values[order]
+
+    def lookup(self, keys: Tensor) -> Tensor:
+        pos = member_index(self.keys, keys)
+        return torch.where(pos >= 0, self.values[pos.clamp(min=0)], -1)
