@@ -161,6 +161,28 @@ class TaskSampler:
         keys = hash_keys(self.config.seed, EVAL_EPOCH, users)
         return self._build(users, keys, torch.full_like(users, shots), users, train=False)
 
+    def candidate_mask(self, batch: TaskBatch) -> Tensor:
+        r"""Full-ranking candidates of each task, ``bool [T, num_users]`` for friend
+        tasks (every training user except the center and its support friends) or
+        ``[T, num_items]`` for item tasks (every item except the support items).
+
+        A task's query positives are always candidates; nothing else is excluded, so
+        query links are ranked against the whole catalogue, not sampled negatives.
+        """
+        kind = self.config.kind
+        if kind not in ("friend", "item"):
+            raise ValueError(f"{kind!r} tasks have no link candidates")
+        size = self.num_users if kind == "friend" else self.num_items
+        mask = torch.zeros(batch.num_tasks, size, dtype=torch.bool)
+        if kind == "friend":
+            mask[:, self.split.train] = True
+            mask[torch.arange(batch.num_tasks), batch.center] = False
+        else:
+            mask[:] = True
+        support = batch.support_mask & (batch.support_label == 1)
+        mask[support.nonzero()[:, 0], batch.support_ids[support]] = False
+        return mask
+
     # -------------------------------------------------------------- internals
     def _check_relations(self) -> None:
         cfg, g = self.config, self.graph

@@ -149,3 +149,57 @@ def test_missing_relation_is_a_clear_error(ego_facebook):
         TaskSampler(ego_facebook, split, TaskConfig(kind="item"))
     with pytest.raises(ValueError, match=r"unknown task kind 'friends'; choose one of"):
         TaskConfig(kind="friends")
+
+
+@pytest.mark.parametrize("kind", ["friend", "item"])
+def test_candidates_are_the_full_catalogue(lastfm, kind):
+    split = split_users(lastfm, seed=1)
+    sampler = TaskSampler(lastfm, split, TaskConfig(kind=kind))
+    batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:16], 3)
+    mask = sampler.candidate_mask(batch)
+    size = lastfm.num_users if kind == "friend" else lastfm.num_items
+    assert mask.shape == (16, size)
+    expected = (split.train.numel() - 3) if kind == "friend" else size - 3
+    assert mask.sum(1).tolist() == [expected] * 16  # the center is not a training user
+    rows = batch.query_mask.nonzero()[:, 0]
+    assert mask[rows, batch.query_ids[batch.query_mask]].all()
+    sup = batch.support_mask & (batch.support_label == 1)
+    assert not mask[sup.nonzero()[:, 0], batch.support_ids[sup]].any()
+
+
+def test_friend_tasks_ego_facebook(ego_facebook):
+    split = split_users(ego_facebook, seed=4)
+    sampler = TaskSampler(ego_facebook, split, TaskConfig(kind="friend", seed=1))
+    n = ego_facebook.num_users
+    linked = _edge_keys(ego_facebook.friend_index, n)
+    observed = _edge_keys(sampler.observed.friend_index, n)
+    for b in range(NUM_TRAIN_TASKS // BATCH):
+        batch = sampler.train_batch(epoch=0, batch_index=b, batch_size=BATCH)
+        assert sampler.is_train[batch.node_ids[batch.node_mask]].all()
+        for t in range(0, BATCH, 10):
+            _check_link_task(batch, t, sampler, True, n, linked)
+            gs, gd = _global_edges(batch, t)
+            off = (gs != batch.center[t]) & (gd != batch.center[t])
+            assert set((gs[off] * n + gd[off]).tolist()) <= observed
+    batch = sampler.eval_batch(sampler.eval_centers("test", 5), 5)
+    for t in range(batch.num_tasks):
+        _check_link_task(batch, t, sampler, False, n, linked)
+        # the new user's profile features are its own (no one else's, nothing hidden)
+        assert torch.equal(batch.x[t, 0], ego_facebook["user"].x[batch.center[t]])
+
+
+def test_interest_members_on_interests(lastfm):
+    split = split_users(lastfm, seed=0)
+    sampler = TaskSampler(lastfm, split, TaskConfig(kind="interest", variant="members",
+                                                    shots=(1, 2)))
+    y = lastfm["user"].interests.float()
+    for b in range(NUM_TRAIN_TASKS // BATCH):
+        batch = sampler.train_batch(epoch=1, batch_index=b, batch_size=BATCH)
+        assert sampler.is_train[batch.node_ids[batch.node_mask]].all()
+        assert not (batch.label_mask & batch.query_node_mask).any()
+        assert batch.labels[~batch.label_mask].eq(0).all()
+        q = batch.query_node_mask
+        assert torch.equal(batch.query_labels[q], y[batch.node_ids[q]])
+        s = batch.label_mask
+        assert torch.equal(batch.labels[s], y[batch.node_ids[s]])
+        assert (batch.num_shots == batch.label_mask.sum(1)).all()
