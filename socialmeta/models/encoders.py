@@ -1,0 +1,152 @@
+"""GNN encoders with a dense (batched ego-nets) and a sparse (PyG) forward that share
+one set of parameters."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, GCNConv, GINConv, SAGEConv
+
+
+def _self_loops(adj: Tensor) -> Tensor:
+    eye = torch.eye(adj.size(-1), dtype=adj.dtype, device=adj.device)
+    return adj + eye
+
+
+def dense_sage(conv: SAGEConv, x: Tensor, adj: Tensor) -> Tensor:
+    """Mean aggregation: ``lin_l(mean_j x_j) + lin_r(x_i)`` (PyG's SAGEConv)."""
+    agg = adj @ x / adj.sum(-1, keepdim=True).clamp(min=1)
+    return conv.lin_l(agg) + conv.lin_r(x)
+
+
+def dense_gcn(conv: GCNConv, x: Tensor, adj: Tensor) -> Tensor:
+    r"""``D^{-1/2} (A + I) D^{-1/2} X W + b`` (PyG's GCNConv with self-loops)."""
+    a = _self_loops(adj)
+    dinv = a.sum(-1).pow(-0.5)
+    norm = dinv.unsqueeze(-1) * a * dinv.unsqueeze(-2)
+    return norm @ conv.lin(x) + conv.bias
+
+
+def dense_gin(conv: GINConv, x: Tensor, adj: Tensor) -> Tensor:
+    """``nn((1 + eps) x_i + sum_j x_j)`` (PyG's GINConv)."""
+    return conv.nn((1 + conv.eps) * x + adj @ x)
+
+
+def dense_gat(conv: GATConv, x: Tensor, adj: Tensor) -> Tensor:
+    """Masked attention over neighbours and self (PyG's GATConv, concat heads)."""
+    heads, channels = conv.heads, conv.out_channels
+    h = conv.lin(x).unflatten(-1, (heads, channels))              # [.., N, H, C]
+    a_src = (h * conv.att_src).sum(-1)                             # [.., N, H]
+    a_dst = (h * conv.att_dst).sum(-1)
+    logits = a_dst.unsqueeze(-2) + a_src.unsqueeze(-3)             # [.., Ni, Nj, H]
+    logits = F.leaky_relu(logits, conv.negative_slope)
+    edge = _self_loops(adj).unsqueeze(-1) > 0
+    logits = logits.masked_fill(~edge, float("-inf"))
+    alpha = torch.softmax(logits, dim=-2)
+    out = torch.einsum("...ijh,...jhc->...ihc", alpha, h)
+    out = out.flatten(-2) if conv.concat else out.mean(-2)
+    return out + conv.bias
+
+
+def _make_conv(name: str, in_channels: int, out_channels: int, heads: int) -> nn.Module:
+    if name == "sage":
+        return SAGEConv(in_channels, out_channels)
+    if name == "gcn":
+        return GCNConv(in_channels, out_channels)
+    if name == "gin":
+        return GINConv(nn.Sequential(nn.Linear(in_channels, out_channels), nn.ReLU(),
+                                     nn.Linear(out_channels, out_channels)))
+    if name == "gat":
+        if out_channels % heads:
+            raise ValueError(f"GAT: {out_channels} channels are not divisible by {heads} heads")
+        return GATConv(in_channels, out_channels // heads, heads=heads)
+    if name == "mlp":
+        return nn.Linear(in_channels, out_channels)
+    raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
+
+
+_DENSE = {SAGEConv: dense_sage, GCNConv: dense_gcn, GINConv: dense_gin, GATConv: dense_gat}
+ENCODERS = ("gat", "gcn", "gin", "mlp", "sage")
+
+
+class Encoder(nn.Module):
+    r"""A stack of graph convolutions with two forwards over one set of parameters.
+
+    * :meth:`forward_dense`: ``x [T, N, F]``, ``adj [T, N, N]``, ``mask [T, N]`` for
+      batched, padded ego-nets (vmap-friendly: only batched matrix products).
+    * :meth:`forward_sparse`: ``x [N, F]``, ``edge_index [2, E]`` through PyG message
+      passing, for full-graph inference and the per-task reference loop.
+
+    On the same (unpadded) graph both give the same node embeddings.
+
+    Args:
+        conv (str): ``"sage"``, ``"gcn"``, ``"gin"``, ``"gat"`` or ``"mlp"`` (no graph).
+        in_channels (int): Input feature size.
+        hidden_channels (int): Hidden and output size. (default: :obj:`64`)
+        num_layers (int): 1 to 3. (default: :obj:`2`)
+        dropout (float): Dropout between layers. (default: :obj:`0.0`)
+        norm (str, optional): ``"layer"`` for LayerNorm between layers, or :obj:`None`.
+        heads (int): Attention heads (GAT only). (default: :obj:`1`)
+
+    Example:
+        >>> enc = Encoder("sage", in_channels=8, hidden_channels=32)
+        >>> h = enc.forward_dense(batch_x, batch.adj, batch.node_mask)  # [T, N, 32]
+    """
+
+    def __init__(self, conv: str, in_channels: int, hidden_channels: int = 64,
+                 num_layers: int = 2, dropout: float = 0.0, norm: str | None = None,
+                 heads: int = 1) -> None:
+        super().__init__()
+        if conv not in ENCODERS:
+            raise ValueError(f"unknown encoder {conv!r}; choose one of {list(ENCODERS)}")
+        if not 1 <= num_layers <= 3:
+            raise ValueError(f"num_layers must be 1 to 3, got {num_layers}")
+        if norm not in (None, "layer"):
+            raise ValueError(f"unknown norm {norm!r}; choose one of [None, 'layer']")
+        self.conv_name, self.in_channels = conv, in_channels
+        self.hidden_channels, self.num_layers = hidden_channels, num_layers
+        self.dropout, self.norm_name, self.heads = dropout, norm, heads
+        sizes = [in_channels] + [hidden_channels] * num_layers
+        self.convs = nn.ModuleList(_make_conv(conv, a, b, heads)
+                                   for a, b in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_channels) if norm == "layer"
+                                   else nn.Identity() for _ in range(num_layers - 1))
+
+    @property
+    def out_channels(self) -> int:
+        return self.hidden_channels
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def _between(self, i: int, h: Tensor) -> Tensor:
+        if i == self.num_layers - 1:
+            return h
+        h = self.norms[i](F.relu(h))
+        return F.dropout(h, self.dropout, self.training)
+
+    def forward_dense(self, x: Tensor, adj: Tensor, mask: Tensor) -> Tensor:
+        """Node embeddings ``[T, N, hidden]`` (zero on padding)."""
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(h) if self.conv_name == "mlp" else _DENSE[type(conv)](conv, h, adj)
+            h = self._between(i, h)
+        return h * mask.unsqueeze(-1).to(h.dtype)
+
+    def forward_sparse(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """Node embeddings ``[N, hidden]`` by PyG message passing."""
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(h) if self.conv_name == "mlp" else conv(h, edge_index)
+            h = self._between(i, h)
+        return h
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.forward_sparse(x, edge_index)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.conv_name}, {self.in_channels}, "
+                f"{self.hidden_channels}, num_layers={self.num_layers}, "
+                f"dropout={self.dropout}, norm={self.norm_name})")

@@ -1,0 +1,60 @@
+"""Dense and sparse forwards of every encoder agree on uncapped ego-nets."""
+import pytest
+import torch
+
+from socialmeta.data import generate_synthetic
+from socialmeta.models import ENCODERS, Encoder
+from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+
+
+@pytest.fixture(scope="module")
+def batch():
+    graph = generate_synthetic(400, avg_degree=8, seed=3)
+    sampler = TaskSampler(graph, split_users(graph, seed=0),
+                          TaskConfig(kind="friend", fanouts=(-1, -1), node_cap=400))
+    b = sampler.train_batch(epoch=0, batch_index=0, batch_size=6)
+    assert (b.node_mask.sum(1) < 400).all()  # uncapped: no ego-net hit the cap
+    return b
+
+
+@pytest.mark.parametrize("conv", ENCODERS)
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_dense_equals_sparse(batch, conv, num_layers):
+    torch.manual_seed(0)
+    enc = Encoder(conv, in_channels=16, hidden_channels=12, num_layers=num_layers,
+                  norm="layer", heads=2 if conv == "gat" else 1).eval()
+    dense = enc.forward_dense(batch.x, batch.adj, batch.node_mask)
+    for t, data in enumerate(batch.to_data_list()):
+        sparse = enc.forward_sparse(data.x, data.edge_index)
+        n = data.num_nodes
+        assert torch.allclose(dense[t, :n], sparse, atol=1e-5), conv
+        assert torch.allclose(dense[t, 0], sparse[0], atol=1e-5)  # the center
+        assert dense[t, n:].abs().sum() == 0  # padding stays zero
+
+
+def test_padding_does_not_change_embeddings(batch):
+    enc = Encoder("gat", 16, 8, heads=2).eval()
+    t = 0
+    n = int(batch.node_mask[t].sum())
+    a = enc.forward_dense(batch.x[t:t + 1, :n], batch.adj[t:t + 1, :n, :n],
+                          batch.node_mask[t:t + 1, :n])
+    b = enc.forward_dense(batch.x[t:t + 1], batch.adj[t:t + 1], batch.node_mask[t:t + 1])
+    assert torch.allclose(a[0], b[0, :n], atol=1e-6)
+
+
+def test_mlp_ignores_the_graph(batch):
+    enc = Encoder("mlp", 16, 8).eval()
+    h1 = enc.forward_dense(batch.x, batch.adj, batch.node_mask)
+    h2 = enc.forward_dense(batch.x, torch.zeros_like(batch.adj), batch.node_mask)
+    assert torch.equal(h1, h2)
+    gcn = Encoder("gcn", 16, 8).eval()
+    assert not torch.allclose(gcn.forward_dense(batch.x, batch.adj, batch.node_mask),
+                              gcn.forward_dense(batch.x, torch.zeros_like(batch.adj),
+                                                batch.node_mask))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"unknown encoder 'gnn'; choose one of \['gat'"):
+        Encoder("gnn", 4)
+    with pytest.raises(ValueError, match=r"num_layers must be 1 to 3"):
+        Encoder("sage", 4, num_layers=4)
