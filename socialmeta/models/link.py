@@ -1,0 +1,98 @@
+"""Link prediction inside an ego-net task (friend recommendation)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from socialmeta.models.encoders import Encoder
+
+
+def _onehot(index: Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """One-hot rows, all-zero for negative (padding) indices; vmap-safe."""
+    return (index.unsqueeze(-1) == torch.arange(size, device=index.device)).to(dtype)
+
+
+def node_inputs(x: Tensor, degree: Tensor, hop: Tensor, is_support: Tensor,
+                num_hops: int) -> Tensor:
+    r"""Labeling-trick node inputs: features, one-hot hop distance from the center
+    (``0..num_hops``; padding all-zero), is-a-support-friend flag, ``log(1 + degree)``
+    in the task graph. Works on one task ``[N, ...]`` or a batch ``[T, N, ...]``."""
+    hop_onehot = _onehot(hop, num_hops + 1, x.dtype)
+    return torch.cat([x, hop_onehot, is_support.unsqueeze(-1).to(x.dtype),
+                      degree.log1p().unsqueeze(-1).to(x.dtype)], dim=-1)
+
+
+class LinkModel(nn.Module):
+    r"""Scores ``(center, target)`` pairs of a friend task.
+
+    The encoder embeds the ego-net (labeling-trick inputs, see :func:`node_inputs`);
+    a target outside the ego-net gets a learned ``far`` embedding. The head scores
+    ``(W h_center) · h_target + b``. All of it is written for *one* task so that a
+    learner can ``vmap`` it over a batch; :meth:`score_dense` and :meth:`score_sparse`
+    compute the same scores from dense and sparse task graphs.
+
+    Args:
+        in_channels (int): User feature size ``F`` (may be 0).
+        num_hops (int): Hops of the ego-nets.
+        conv (str): Encoder type. (default: :obj:`"sage"`)
+        hidden_channels (int): Embedding size. (default: :obj:`32`)
+        num_layers (int): Encoder layers. (default: :obj:`2`)
+    """
+
+    def __init__(self, in_channels: int, num_hops: int, conv: str = "sage",
+                 hidden_channels: int = 32, num_layers: int = 2, **encoder_kwargs) -> None:
+        super().__init__()
+        self.num_hops = num_hops
+        self.encoder = Encoder(conv, in_channels + num_hops + 3, hidden_channels,
+                               num_layers, **encoder_kwargs)
+        self.far = nn.Parameter(torch.zeros(hidden_channels))
+        self.head = nn.Linear(hidden_channels, hidden_channels)
+
+    #: names of the parameters that ANIL adapts
+    head_prefixes = ("head.",)
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        self.head.reset_parameters()
+        nn.init.zeros_(self.far)
+
+    def _scores(self, h: Tensor, target_local: Tensor) -> Tensor:
+        onehot = _onehot(target_local, h.size(-2), h.dtype)
+        present = (target_local >= 0).unsqueeze(-1).to(h.dtype)
+        h_target = (onehot @ h) * present + self.far * (1 - present)
+        return (self.head(h[..., 0, :]).unsqueeze(-2) * h_target).sum(-1)
+
+    def forward(self, *args: Tensor, sparse: bool = False) -> Tensor:
+        """:meth:`score_sparse` if :obj:`sparse` else :meth:`score_dense` (so that
+        ``torch.func.functional_call`` can reach both)."""
+        return self.score_sparse(*args) if sparse else self.score_dense(*args)
+
+    def score_dense(self, x: Tensor, adj: Tensor, mask: Tensor, hop: Tensor,
+                    support_local: Tensor, support_label: Tensor, target_local: Tensor
+                    ) -> Tensor:
+        """Scores of :obj:`target_local` for one padded task (``x [N, F]``, ...)."""
+        positive = (support_label > 0) & (support_local >= 0)
+        is_support = torch.zeros_like(hop, dtype=x.dtype).scatter_add(
+            -1, support_local.clamp(min=0), positive.to(x.dtype)).clamp(max=1)
+        inputs = node_inputs(x, adj.sum(-1), hop, is_support, self.num_hops)
+        return self._scores(self.encoder.forward_dense(inputs, adj, mask), target_local)
+
+    def score_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
+                     support_local: Tensor, support_label: Tensor, target_local: Tensor
+                     ) -> Tensor:
+        """The same scores from a sparse task graph (PyG message passing)."""
+        n = x.size(0)
+        is_support = torch.zeros(n, dtype=x.dtype)
+        pos = support_local[(support_label > 0) & (support_local >= 0)]
+        is_support[pos] = 1.0
+        degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
+        inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
+        return self._scores(self.encoder.forward_sparse(inputs, edge_index), target_local)
+
+
+def masked_bce(scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+    """Mean binary cross-entropy over the valid targets."""
+    loss = F.binary_cross_entropy_with_logits(scores, labels, reduction="none")
+    m = mask.to(scores.dtype)
+    return (loss * m).sum() / m.sum().clamp(min=1)
