@@ -2,7 +2,6 @@
 and the plain per-task reference loop over sparse PyG graphs."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -128,5 +127,3 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop) -
         losses.append(task_loss(fast, "query"))
     return torch.stack(losses).mean()
 
-
-LossFn = Callable[[nn.Module, TaskBatch, InnerLoop], Tensor]

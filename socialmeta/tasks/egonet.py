@@ -87,9 +87,6 @@ class EgoNets:
     def keys(self) -> Tensor:
         return self.task * self.num_nodes + self.node
 
-    def counts(self) -> Tensor:
-        return torch.bincount(self.task, minlength=self.num_tasks)
-
 
 def sample_egonets(
     background: CSR,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -59,7 +59,6 @@ class TaskConfig:
     query_cap: int = 32
     negatives: int = 1
     seed: int = 0
-    _checked: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, value, choices in (("kind", self.kind, KINDS),

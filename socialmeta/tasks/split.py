@@ -121,7 +121,3 @@ def observed_graph(graph: SocialGraph, split: UserSplit) -> SocialGraph:
         out["user", "member_of", "circle"].edge_index = ei[:, is_train[ei[0]]]
     return out
 
-
-def degree_of(graph: SocialGraph) -> Tensor:
-    """Friend degree of every user."""
-    return degree(graph.friend_index[0], graph.num_users).long()
