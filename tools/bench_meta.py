@@ -58,7 +58,7 @@ def run(sampler, learner: str, num_tasks: int, steps: int, device, repeats: int)
 
     def reference() -> None:
         opt.zero_grad()
-        reference_outer_loss(model, dense, inner).backward()
+        reference_outer_loss(model, dense, inner)[0].backward()
         opt.step()
 
     t_batched = _time(batched, repeats, device)

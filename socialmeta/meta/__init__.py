@@ -4,9 +4,10 @@ from socialmeta.meta.learners import (
     InnerLoop,
     adapt,
     meta_gradient,
+    meta_parameters,
     outer_loss,
     reference_outer_loss,
 )
 
-__all__ = ["LEARNERS", "InnerLoop", "adapt", "meta_gradient", "outer_loss",
-           "reference_outer_loss"]
+__all__ = ["LEARNERS", "InnerLoop", "adapt", "meta_gradient", "meta_parameters",
+           "outer_loss", "reference_outer_loss"]

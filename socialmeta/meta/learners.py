@@ -1,5 +1,19 @@
 """MAML-family learners as pure functions of ``(params, batch)``, vmapped over tasks,
-and the plain per-task reference loop over sparse PyG graphs."""
+and the plain per-task reference loop over sparse PyG graphs.
+
+Learners (``InnerLoop.learner``):
+
+* ``maml``: second-order MAML; ``fomaml``: first-order MAML;
+* ``anil``: only the head adapts (second order);
+* ``metasgd``: MAML with a learned inner learning rate per parameter entry (the
+  rates are meta-parameters ``lr::<name>``, see :func:`meta_parameters`);
+* ``reptile``: inner SGD on the support, outer step towards the adapted weights
+  (its "meta-gradient" is ``params - mean(adapted)``);
+* ``protonet``: no inner step; targets are scored by their distance to the
+  prototypes (mean embeddings) of the support friends and support non-friends;
+* ``finetune``: pretrain without adaptation on support and query, fine-tune on the
+  support at evaluation time; ``noadapt``: no adaptation anywhere.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +28,9 @@ from socialmeta.tasks import TaskBatch
 Params = dict[str, Tensor]
 TASK_FIELDS = ("x", "adj", "node_mask", "hop", "support_local", "support_label",
                "support_mask", "query_local", "query_label", "query_mask")
-LEARNERS = ("anil", "fomaml", "maml", "noadapt")
+LEARNERS = ("anil", "finetune", "fomaml", "maml", "metasgd", "noadapt", "protonet",
+            "reptile")
+LR_PREFIX = "lr::"
 
 
 @dataclass(frozen=True)
@@ -22,10 +38,10 @@ class InnerLoop:
     r"""How a learner adapts to one task.
 
     Args:
-        learner: ``"maml"`` (second order), ``"fomaml"`` (first order), ``"anil"``
-            (head-only adaptation, second order) or ``"noadapt"`` (no inner step).
+        learner: One of :data:`LEARNERS`. (default: :obj:`"maml"`)
         steps: Inner gradient steps. (default: :obj:`1`)
-        lr: Inner learning rate. (default: :obj:`0.1`)
+        lr: Inner learning rate (Meta-SGD: the initial per-entry rate).
+            (default: :obj:`0.1`)
     """
 
     learner: str = "maml"
@@ -35,42 +51,86 @@ class InnerLoop:
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
             raise ValueError(f"unknown learner {self.learner!r}; choose one of {list(LEARNERS)}")
+        if self.steps < 0 or self.lr < 0:
+            raise ValueError(f"inner steps and lr must be >= 0, got {self.steps}, {self.lr}")
 
     @property
     def first_order(self) -> bool:
-        return self.learner == "fomaml"
+        return self.learner in ("fomaml", "reptile", "finetune")
+
+    @property
+    def adapts_in_training(self) -> bool:
+        return self.learner not in ("noadapt", "protonet", "finetune")
 
     def adapted_names(self, model: nn.Module, params: Params) -> list[str]:
-        if self.learner == "noadapt":
+        names = [n for n in params if not n.startswith(LR_PREFIX)]
+        if self.learner in ("noadapt", "protonet"):
             return []
         if self.learner == "anil":
-            return [n for n in params if n.startswith(model.head_prefixes)]
-        return list(params)
+            return [n for n in names if n.startswith(model.head_prefixes)]
+        return names
 
 
-def _task_loss(model: nn.Module, params: Params, task: dict[str, Tensor], side: str) -> Tensor:
-    scores = functional_call(model, params, (
-        task["x"], task["adj"], task["node_mask"], task["hop"], task["support_local"],
-        task["support_label"], task[f"{side}_local"]))
+def meta_parameters(model: nn.Module, inner: InnerLoop) -> Params:
+    r"""The meta-parameters of :obj:`inner`'s learner: the model's parameters, plus for
+    Meta-SGD one learned inner rate per parameter entry (``lr::<name>``, initialised
+    to ``inner.lr``). Pass them to an optimiser."""
+    params = dict(model.named_parameters())
+    if inner.learner == "metasgd":
+        for name, p in list(params.items()):
+            params[LR_PREFIX + name] = torch.full_like(p, inner.lr, requires_grad=True)
+    return params
+
+
+def _model_params(params: Params) -> Params:
+    return {n: p for n, p in params.items() if not n.startswith(LR_PREFIX)}
+
+
+def _scores(model: nn.Module, params: Params, task: dict[str, Tensor], side: str,
+            inner: InnerLoop) -> Tensor:
+    args = (task["x"], task["adj"], task["node_mask"], task["hop"], task["support_local"],
+            task["support_label"], task[f"{side}_local"])
+    kwargs = {}
+    if inner.learner == "protonet":
+        kwargs = {"mode": "prototype", "support_mask": task["support_mask"]}
+    return functional_call(model, _model_params(params), args, kwargs)
+
+
+def _task_loss(model, params, task, side, inner) -> Tensor:
+    scores = _scores(model, params, task, side, inner)
     return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
 
 
 def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: InnerLoop
           ) -> Params:
     r"""Adapted parameters for one (unbatched) task: ``inner.steps`` steps of gradient
-    descent on the support loss, through ``torch.func.grad`` (differentiable, so the
-    outer gradient is second order unless ``inner.first_order``)."""
+    descent on the support loss through ``torch.func.grad`` (differentiable, so the
+    outer gradient is second order unless the learner is first order)."""
     names = inner.adapted_names(model, params)
     fast = dict(params)
     for _ in range(inner.steps if names else 0):
         def support_loss(sub: Params, fast=fast) -> Tensor:
-            return _task_loss(model, {**fast, **sub}, task, "support")
+            return _task_loss(model, {**fast, **sub}, task, "support", inner)
 
         g = grad(support_loss)({n: fast[n] for n in names})
         if inner.first_order:
             g = {n: v.detach() for n, v in g.items()}
-        fast = {**fast, **{n: fast[n] - inner.lr * g[n] for n in names}}
+        fast = {**fast, **{n: fast[n] - params.get(LR_PREFIX + n, inner.lr) * g[n]
+                           for n in names}}
     return fast
+
+
+def _per_task(model: nn.Module, params: Params, inner: InnerLoop):
+    def per_task(task: dict[str, Tensor]):
+        if inner.learner == "finetune":  # pretraining: plain loss on all targets
+            return (_task_loss(model, params, task, "support", inner)
+                    + _task_loss(model, params, task, "query", inner)) / 2, {}
+        fast = adapt(model, params, task, inner) if inner.adapts_in_training else params
+        loss = _task_loss(model, fast, task, "query", inner)
+        if inner.learner == "reptile":
+            return loss, {n: fast[n] for n in inner.adapted_names(model, params)}
+        return loss, {}
+    return per_task
 
 
 def outer_loss(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop
@@ -78,52 +138,67 @@ def outer_loss(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerL
     r"""Mean query loss after adaptation, vmapped over the tasks of :obj:`batch`.
 
     Example:
-        >>> params = dict(model.named_parameters())
+        >>> params = meta_parameters(model, inner)
         >>> meta_grads = torch.func.grad(outer_loss, argnums=1)(model, params, batch, inner)
     """
     tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
-
-    def per_task(task: dict[str, Tensor]) -> Tensor:
-        return _task_loss(model, adapt(model, params, task, inner), task, "query")
-
-    return vmap(per_task, randomness="different")(tasks).mean()
+    losses, _ = vmap(_per_task(model, params, inner), randomness="different")(tasks)
+    return losses.mean()
 
 
-def meta_gradient(model: nn.Module, batch: TaskBatch, inner: InnerLoop
-                  ) -> tuple[Tensor, Params]:
-    """Outer loss and its gradient w.r.t. every parameter of :obj:`model`."""
-    params = {n: p.detach() for n, p in model.named_parameters()}
+def meta_gradient(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
+                  params: Params | None = None) -> tuple[Tensor, Params]:
+    r"""Outer loss and the meta-gradient w.r.t. every meta-parameter (default:
+    :func:`meta_parameters`). For Reptile the "gradient" is ``params - mean(adapted)``,
+    so that any optimiser step moves towards the adapted weights."""
+    params = meta_parameters(model, inner) if params is None else params
+    detached = {n: p.detach() for n, p in params.items()}
+    tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
+    if inner.learner == "reptile":
+        losses, adapted = vmap(_per_task(model, detached, inner),
+                               randomness="different")(tasks)
+        grads = {n: detached[n] - adapted[n].mean(0) if n in adapted
+                 else torch.zeros_like(p) for n, p in detached.items()}
+        return losses.mean().detach(), grads
 
     def loss_fn(p: Params) -> tuple[Tensor, Tensor]:
         loss = outer_loss(model, p, batch, inner)
         return loss, loss.detach()
 
-    grads, loss = grad(loss_fn, has_aux=True)(params)
+    grads, loss = grad(loss_fn, has_aux=True)(detached)
     return loss, grads
 
 
 # ---------------------------------------------------------------- reference loop
-def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop) -> Tensor:
-    r"""The same outer loss as :func:`outer_loss`, computed the way one would write it by
-    hand with PyG: a Python loop over tasks, each a sparse :class:`Data`, the sparse
-    forward, and ``torch.autograd.grad`` for the inner steps. Call ``.backward()`` on
-    the result for the meta-gradient."""
-    params = dict(model.named_parameters())
+def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
+                         params: Params | None = None) -> tuple[Tensor, list[Params]]:
+    r"""The same outer loss as :func:`outer_loss`, computed the way one would write it
+    by hand with PyG: a Python loop over tasks, each a sparse :class:`Data`, the sparse
+    forward, and ``torch.autograd.grad`` for the inner steps. Returns the loss (call
+    ``.backward()`` for the meta-gradient) and each task's adapted parameters."""
+    params = meta_parameters(model, inner) if params is None else params
     names = inner.adapted_names(model, params)
-    losses = []
+    losses, adapted = [], []
     for data in batch.to_data_list():
         def task_loss(p: Params, side: str, data=data) -> Tensor:
-            scores = functional_call(model, p, (
+            kwargs = {"sparse": True}
+            if inner.learner == "protonet":
+                kwargs["mode"] = "prototype"
+            scores = functional_call(model, _model_params(p), (
                 data.x, data.edge_index, data.hop, data.support_local, data.support_label,
-                getattr(data, f"{side}_local")), {"sparse": True})
+                getattr(data, f"{side}_local")), kwargs)
             label = getattr(data, f"{side}_label")
             return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
 
+        if inner.learner == "finetune":
+            losses.append((task_loss(params, "support") + task_loss(params, "query")) / 2)
+            continue
         fast = dict(params)
-        for _ in range(inner.steps if names else 0):
+        for _ in range(inner.steps if inner.adapts_in_training and names else 0):
             g = torch.autograd.grad(task_loss(fast, "support"), [fast[n] for n in names],
                                     create_graph=not inner.first_order)
-            fast = {**fast, **{n: fast[n] - inner.lr * gi for n, gi in zip(names, g)}}
+            fast = {**fast, **{n: fast[n] - params.get(LR_PREFIX + n, inner.lr) * gi
+                               for n, gi in zip(names, g)}}
         losses.append(task_loss(fast, "query"))
-    return torch.stack(losses).mean()
-
+        adapted.append({n: fast[n] for n in names})
+    return torch.stack(losses).mean(), adapted

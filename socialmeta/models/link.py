@@ -29,8 +29,9 @@ class LinkModel(nn.Module):
     The encoder embeds the ego-net (labeling-trick inputs, see :func:`node_inputs`);
     a target outside the ego-net gets a learned ``far`` embedding. The head scores
     ``(W h_center) · h_target + b``. All of it is written for *one* task so that a
-    learner can ``vmap`` it over a batch; :meth:`score_dense` and :meth:`score_sparse`
-    compute the same scores from dense and sparse task graphs.
+    learner can ``vmap`` it over a batch; :meth:`forward` computes the same scores from
+    a dense and from a sparse task graph (``sparse=True``), or ProtoNet scores
+    (``mode="prototype"``).
 
     Args:
         in_channels (int): User feature size ``F`` (may be 0).
@@ -57,38 +58,69 @@ class LinkModel(nn.Module):
         self.head.reset_parameters()
         nn.init.zeros_(self.far)
 
-    def _scores(self, h: Tensor, target_local: Tensor) -> Tensor:
+    def _targets(self, h: Tensor, target_local: Tensor) -> Tensor:
+        """Embeddings of targets by local index; ``far`` for targets outside."""
         onehot = _onehot(target_local, h.size(-2), h.dtype)
         present = (target_local >= 0).unsqueeze(-1).to(h.dtype)
-        h_target = (onehot @ h) * present + self.far * (1 - present)
-        return (self.head(h[..., 0, :]).unsqueeze(-2) * h_target).sum(-1)
+        return (onehot @ h) * present + self.far * (1 - present)
 
-    def forward(self, *args: Tensor, sparse: bool = False) -> Tensor:
-        """:meth:`score_sparse` if :obj:`sparse` else :meth:`score_dense` (so that
-        ``torch.func.functional_call`` can reach both)."""
-        return self.score_sparse(*args) if sparse else self.score_dense(*args)
+    def _bilinear(self, h: Tensor, target_local: Tensor) -> Tensor:
+        return (self.head(h[..., 0, :]).unsqueeze(-2) * self._targets(h, target_local)).sum(-1)
 
-    def score_dense(self, x: Tensor, adj: Tensor, mask: Tensor, hop: Tensor,
-                    support_local: Tensor, support_label: Tensor, target_local: Tensor
-                    ) -> Tensor:
-        """Scores of :obj:`target_local` for one padded task (``x [N, F]``, ...)."""
+    def _prototype(self, h: Tensor, support_local: Tensor, support_label: Tensor,
+                   support_mask: Tensor, target_local: Tensor) -> Tensor:
+        """ProtoNet logits: ``-|z - c_friend|^2 + |z - c_other|^2`` where the prototypes
+        are the mean support embeddings of each class."""
+        z_support = self._targets(h, support_local)
+        z = self._targets(h, target_local)
+        logits = torch.zeros(z.shape[:-1], dtype=h.dtype, device=h.device)
+        for label, sign in ((1.0, -1.0), (0.0, 1.0)):
+            w = (support_mask & (support_label == label)).to(h.dtype)
+            proto = (w.unsqueeze(-1) * z_support).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1)
+            logits = logits + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
+        return logits
+
+    def forward(self, *args: Tensor, sparse: bool = False, mode: str = "bilinear",
+                support_mask: Tensor | None = None) -> Tensor:
+        r"""Scores of the targets of one task.
+
+        Dense: ``(x, adj, mask, hop, support_local, support_label, target_local)``;
+        sparse (:obj:`sparse=True`): ``(x, edge_index, hop, support_local,
+        support_label, target_local)``. :obj:`mode` is ``"bilinear"`` (head) or
+        ``"prototype"`` (ProtoNet; :obj:`support_mask` marks valid support targets).
+        """
+        if mode not in ("bilinear", "prototype"):
+            raise ValueError(f"unknown mode {mode!r}; choose one of ['bilinear', 'prototype']")
+        if sparse:
+            x, edge_index, hop, support_local, support_label, target_local = args
+            h = self.embed_sparse(x, edge_index, hop, support_local, support_label)
+        else:
+            x, adj, mask, hop, support_local, support_label, target_local = args
+            h = self.embed_dense(x, adj, mask, hop, support_local, support_label)
+        if mode == "bilinear":
+            return self._bilinear(h, target_local)
+        if support_mask is None:
+            support_mask = torch.ones_like(support_local, dtype=torch.bool)
+        return self._prototype(h, support_local, support_label, support_mask, target_local)
+
+    def embed_dense(self, x: Tensor, adj: Tensor, mask: Tensor, hop: Tensor,
+                    support_local: Tensor, support_label: Tensor) -> Tensor:
+        """Node embeddings of one padded task (``x [N, F]``, ``adj [N, N]``, ...)."""
         positive = (support_label > 0) & (support_local >= 0)
         is_support = torch.zeros_like(hop, dtype=x.dtype).scatter_add(
             -1, support_local.clamp(min=0), positive.to(x.dtype)).clamp(max=1)
         inputs = node_inputs(x, adj.sum(-1), hop, is_support, self.num_hops)
-        return self._scores(self.encoder.forward_dense(inputs, adj, mask), target_local)
+        return self.encoder.forward_dense(inputs, adj, mask)
 
-    def score_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
-                     support_local: Tensor, support_label: Tensor, target_local: Tensor
-                     ) -> Tensor:
-        """The same scores from a sparse task graph (PyG message passing)."""
+    def embed_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
+                     support_local: Tensor, support_label: Tensor) -> Tensor:
+        """The same node embeddings from a sparse task graph (PyG message passing)."""
         n = x.size(0)
         is_support = torch.zeros(n, dtype=x.dtype)
-        pos = support_local[(support_label > 0) & (support_local >= 0)]
-        is_support[pos] = 1.0
+        is_support[support_local[(support_label > 0) & (support_local >= 0)]] = 1.0
         degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
-        return self._scores(self.encoder.forward_sparse(inputs, edge_index), target_local)
+        return self.encoder.forward_sparse(inputs, edge_index)
 
 
 def masked_bce(scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:

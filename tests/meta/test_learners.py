@@ -3,9 +3,18 @@ import pytest
 import torch
 
 from socialmeta.data import generate_synthetic
-from socialmeta.meta import InnerLoop, meta_gradient, outer_loss, reference_outer_loss
+from socialmeta.meta import (
+    LEARNERS,
+    InnerLoop,
+    meta_gradient,
+    meta_parameters,
+    outer_loss,
+    reference_outer_loss,
+)
 from socialmeta.models.link import LinkModel
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+
+GRADIENT_LEARNERS = [name for name in LEARNERS if name != "reptile"]
 
 
 @pytest.fixture(scope="module")
@@ -23,29 +32,30 @@ def _model(conv="sage", dtype=torch.float32):
 
 def _batched_and_reference(model, batch, inner):
     """(loss, grads) of the vmapped path and of the per-task reference loop."""
-    loss, grads = meta_gradient(model, batch, inner)
-    model.zero_grad()
-    ref = reference_outer_loss(model, batch, inner)
-    ref.backward()
-    ref_grads = {n: p.grad if p.grad is not None else torch.zeros_like(p)
-                 for n, p in model.named_parameters()}
+    params = meta_parameters(model, inner)
+    loss, grads = meta_gradient(model, batch, inner, params)
+    ref, _ = reference_outer_loss(model, batch, inner, params)
+    ref_grads = torch.autograd.grad(ref, list(params.values()), allow_unused=True)
+    ref_grads = {n: torch.zeros_like(p) if g is None else g
+                 for (n, p), g in zip(params.items(), ref_grads)}
     return loss, grads, ref.detach(), ref_grads
 
 
-@pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "noadapt"])
+@pytest.mark.parametrize("learner", GRADIENT_LEARNERS)
 @pytest.mark.parametrize("conv", ["sage", "gcn", "gat"])
 def test_batched_equals_reference(batch, learner, conv):
     model = _model(conv)
     loss, grads, ref, ref_grads = _batched_and_reference(
         model, batch, InnerLoop(learner, steps=2, lr=0.3))
     assert torch.allclose(loss, ref, rtol=1e-4)
+    assert set(grads) == set(ref_grads)
     for name, expected in ref_grads.items():
         # float32: rtol 1e-4 relative to the gradient tensor's scale
         scale = float(expected.abs().max()) or 1.0
         assert torch.allclose(grads[name], expected, rtol=1e-4, atol=1e-4 * scale), name
 
 
-@pytest.mark.parametrize("learner", ["maml", "fomaml", "anil"])
+@pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "protonet"])
 def test_batched_equals_reference_float64_elementwise(batch, learner):
     model = _model("sage", torch.float64)
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
@@ -54,6 +64,32 @@ def test_batched_equals_reference_float64_elementwise(batch, learner):
     assert torch.allclose(loss, ref, rtol=1e-10)
     for name, expected in ref_grads.items():
         assert torch.allclose(grads[name], expected, rtol=1e-8, atol=1e-12), name
+
+
+def test_reptile_moves_towards_the_adapted_weights(batch):
+    model = _model("sage", torch.float64)
+    b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
+    inner = InnerLoop("reptile", steps=3, lr=0.3)
+    params = meta_parameters(model, inner)
+    loss, pseudo_grad = meta_gradient(model, b, inner, params)
+    ref, adapted = reference_outer_loss(model, b, inner, params)
+    assert torch.allclose(loss, ref.detach(), rtol=1e-10)
+    for name, p in params.items():
+        mean_adapted = torch.stack([a[name] for a in adapted]).mean(0)
+        assert torch.allclose(pseudo_grad[name], p.detach() - mean_adapted.detach(),
+                              rtol=1e-8, atol=1e-12), name
+    assert max(float(g.abs().max()) for g in pseudo_grad.values()) > 0
+
+
+def test_metasgd_learns_a_rate_per_entry(batch):
+    model = _model()
+    inner = InnerLoop("metasgd", steps=1, lr=0.2)
+    params = meta_parameters(model, inner)
+    rates = [n for n in params if n.startswith("lr::")]
+    assert len(rates) == len(list(model.parameters()))
+    assert all(torch.equal(params[n], torch.full_like(params[n], 0.2)) for n in rates)
+    _, grads = meta_gradient(model, batch, inner, params)
+    assert float(grads["lr::head.weight"].abs().sum()) > 0
 
 
 def test_second_order_differs_from_first_order(batch):
