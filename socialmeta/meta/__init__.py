@@ -1,4 +1,5 @@
 """Meta-learners: pure functions of (params, task batch), vmapped over tasks."""
+from socialmeta.meta.inference import candidate_scores, global_to_local
 from socialmeta.meta.learners import (
     LEARNERS,
     InnerLoop,
@@ -9,5 +10,6 @@ from socialmeta.meta.learners import (
     reference_outer_loss,
 )
 
-__all__ = ["LEARNERS", "InnerLoop", "adapt", "meta_gradient", "meta_parameters",
+__all__ = ["LEARNERS", "InnerLoop", "adapt", "candidate_scores", "global_to_local",
+           "meta_gradient", "meta_parameters",
            "outer_loss", "reference_outer_loss"]

@@ -1,0 +1,44 @@
+"""Adapt to new users and score every candidate (the cold-start evaluation path)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.func import vmap
+
+from socialmeta.meta.learners import TASK_FIELDS, InnerLoop, Params, _scores, adapt
+from socialmeta.tasks import TaskBatch
+
+
+def global_to_local(batch: TaskBatch, num_targets: int) -> Tensor:
+    """``[T, num_targets]``: local index of every global user in each task, or -1."""
+    local = torch.full((batch.num_tasks, num_targets), -1, dtype=torch.long,
+                       device=batch.node_ids.device)
+    t, j = batch.node_mask.nonzero(as_tuple=True)
+    local[t, batch.node_ids[t, j]] = j
+    return local
+
+
+def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop,
+                     num_targets: int) -> Tensor:
+    r"""Scores ``[T, num_targets]`` of every user as a friend of each task's center,
+    after adapting on the task's support (learners that adapt; ``finetune`` too).
+
+    Users outside a task's ego-net all get the learned ``far`` embedding (one score).
+
+    Example:
+        >>> scores = candidate_scores(model, params, test_batch, inner, graph.num_users)
+        >>> ranking_metrics(scores, positives, sampler.candidate_mask(test_batch))
+    """
+    tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
+    params = {n: p.detach() for n, p in params.items()}
+    adapts = inner.learner not in ("noadapt", "protonet")
+    eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
+        "finetune", "reptile") else inner
+
+    def per_task(task: dict[str, Tensor], target_local: Tensor) -> Tensor:
+        fast = adapt(model, params, task, eval_inner) if adapts else params
+        return _scores(model, fast, {**task, "query_local": target_local}, "query", inner)
+
+    with torch.no_grad():
+        return vmap(per_task, randomness="different")(tasks,
+                                                     global_to_local(batch, num_targets))
