@@ -19,6 +19,7 @@ import time
 import torch
 
 from socialmeta.data import generate_synthetic
+from socialmeta.device import resolve_device
 from socialmeta.meta import InnerLoop, meta_gradient, reference_outer_loss
 from socialmeta.models.link import LinkModel
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
@@ -77,11 +78,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--learners", nargs="+", default=["maml", "fomaml", "anil"])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     graph = generate_synthetic(5000, seed=0)
     sampler = TaskSampler(graph, split_users(graph, seed=0),
                           TaskConfig(kind="friend", node_cap=32, fanouts=(10, 5)))
