@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from socialmeta.meta.learners import TASK_FIELDS, InnerLoop, Params, _scores, adapt
+from socialmeta.meta.learners import InnerLoop, Params, _call, adapt, task_tensors
 from socialmeta.tasks import TaskBatch
 
 
@@ -29,7 +29,7 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
         >>> scores = candidate_scores(model, params, test_batch, inner, graph.num_users)
         >>> ranking_metrics(scores, positives, sampler.candidate_mask(test_batch))
     """
-    tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
+    tasks = task_tensors(model, batch)
     params = {n: p.detach() for n, p in params.items()}
     adapts = inner.learner not in ("noadapt", "protonet")
     eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
@@ -37,7 +37,11 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
 
     def per_task(task: dict[str, Tensor], target_local: Tensor) -> Tensor:
         fast = adapt(model, params, task, eval_inner) if adapts else params
-        return _scores(model, fast, {**task, "query_local": target_local}, "query", inner)
+        kwargs = ({"mode": "prototype", "support_mask": task["support_mask"]}
+                  if inner.learner == "protonet" else {})
+        return _call(model, fast)(task["x"], task["adj"], task["node_mask"], task["hop"],
+                                  task["support_local"], task["support_label"],
+                                  target_local, **kwargs)
 
     with torch.no_grad():
         return vmap(per_task, randomness="different")(tasks,

@@ -22,12 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from socialmeta.models.link import masked_bce
 from socialmeta.tasks import TaskBatch
 
 Params = dict[str, Tensor]
-TASK_FIELDS = ("x", "adj", "node_mask", "hop", "support_local", "support_label",
-               "support_mask", "query_local", "query_label", "query_mask")
 LEARNERS = ("anil", "finetune", "fomaml", "maml", "metasgd", "noadapt", "protonet",
             "reptile")
 LR_PREFIX = "lr::"
@@ -86,19 +83,22 @@ def _model_params(params: Params) -> Params:
     return {n: p for n, p in params.items() if not n.startswith(LR_PREFIX)}
 
 
-def _scores(model: nn.Module, params: Params, task: dict[str, Tensor], side: str,
-            inner: InnerLoop) -> Tensor:
-    args = (task["x"], task["adj"], task["node_mask"], task["hop"], task["support_local"],
-            task["support_label"], task[f"{side}_local"])
-    kwargs = {}
-    if inner.learner == "protonet":
-        kwargs = {"mode": "prototype", "support_mask": task["support_mask"]}
-    return functional_call(model, _model_params(params), args, kwargs)
+def _call(model: nn.Module, params: Params):
+    """The model's forward with :obj:`params` swapped in (``functional_call``)."""
+    model_params = _model_params(params)
+
+    def call(*args: Tensor, **kwargs) -> Tensor:
+        return functional_call(model, model_params, args, kwargs)
+    return call
 
 
 def _task_loss(model, params, task, side, inner) -> Tensor:
-    scores = _scores(model, params, task, side, inner)
-    return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
+    return model.task_loss(_call(model, params), task, side, inner.learner == "protonet")
+
+
+def task_tensors(model: nn.Module, batch: TaskBatch) -> dict[str, Tensor]:
+    """The ``[T, ...]`` tensors of :obj:`batch` that :obj:`model` needs, for ``vmap``."""
+    return {k: getattr(batch, k) for k in model.task_fields}
 
 
 def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: InnerLoop
@@ -141,7 +141,7 @@ def outer_loss(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerL
         >>> params = meta_parameters(model, inner)
         >>> meta_grads = torch.func.grad(outer_loss, argnums=1)(model, params, batch, inner)
     """
-    tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
+    tasks = task_tensors(model, batch)
     losses, _ = vmap(_per_task(model, params, inner), randomness="different")(tasks)
     return losses.mean()
 
@@ -153,7 +153,7 @@ def meta_gradient(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     so that any optimiser step moves towards the adapted weights."""
     params = meta_parameters(model, inner) if params is None else params
     detached = {n: p.detach() for n, p in params.items()}
-    tasks = {k: getattr(batch, k) for k in TASK_FIELDS}
+    tasks = task_tensors(model, batch)
     if inner.learner == "reptile":
         losses, adapted = vmap(_per_task(model, detached, inner),
                                randomness="different")(tasks)
@@ -179,16 +179,10 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     params = meta_parameters(model, inner) if params is None else params
     names = inner.adapted_names(model, params)
     losses, adapted = [], []
+    prototype = inner.learner == "protonet"
     for data in batch.to_data_list():
         def task_loss(p: Params, side: str, data=data) -> Tensor:
-            kwargs = {"sparse": True}
-            if inner.learner == "protonet":
-                kwargs["mode"] = "prototype"
-            scores = functional_call(model, _model_params(p), (
-                data.x, data.edge_index, data.hop, data.support_local, data.support_label,
-                getattr(data, f"{side}_local")), kwargs)
-            label = getattr(data, f"{side}_label")
-            return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
+            return model.sparse_task_loss(_call(model, p), data, side, prototype)
 
         if inner.learner == "finetune":
             losses.append((task_loss(params, "support") + task_loss(params, "query")) / 2)

@@ -52,6 +52,27 @@ class LinkModel(nn.Module):
 
     #: names of the parameters that ANIL adapts
     head_prefixes = ("head.",)
+    #: the TaskBatch fields one task needs
+    task_fields = ("x", "adj", "node_mask", "hop", "support_local", "support_label",
+                   "support_mask", "query_local", "query_label", "query_mask")
+
+    def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
+                  ) -> Tensor:
+        r"""Loss of one dense task's :obj:`side` (``"support"``/``"query"``) targets;
+        :obj:`call` is the model's forward (e.g. through ``functional_call``)."""
+        kwargs = {"mode": "prototype", "support_mask": task["support_mask"]} if prototype else {}
+        scores = call(task["x"], task["adj"], task["node_mask"], task["hop"],
+                      task["support_local"], task["support_label"], task[f"{side}_local"],
+                      **kwargs)
+        return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
+
+    def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
+        """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""
+        kwargs = {"sparse": True, **({"mode": "prototype"} if prototype else {})}
+        scores = call(data.x, data.edge_index, data.hop, data.support_local,
+                      data.support_label, getattr(data, f"{side}_local"), **kwargs)
+        label = getattr(data, f"{side}_label")
+        return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()

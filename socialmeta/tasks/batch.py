@@ -111,6 +111,7 @@ class TaskBatch:
                 data.labels, data.label_mask = self.labels[i, :n], self.label_mask[i, :n]
                 data.query_node_mask = self.query_node_mask[i, :n]
                 data.query_labels = self.query_labels[i, :n]
+                data.label_valid = self.label_valid[i]
             out.append(data)
         return out
 
