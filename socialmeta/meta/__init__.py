@@ -1,5 +1,5 @@
 """Meta-learners: pure functions of (params, task batch), vmapped over tasks."""
-from socialmeta.meta.inference import candidate_scores, global_to_local
+from socialmeta.meta.inference import candidate_scores, global_to_local, interest_logits
 from socialmeta.meta.learners import (
     LEARNERS,
     InnerLoop,
@@ -11,5 +11,6 @@ from socialmeta.meta.learners import (
 )
 
 __all__ = ["LEARNERS", "InnerLoop", "adapt", "candidate_scores", "global_to_local",
+           "interest_logits",
            "meta_gradient", "meta_parameters",
            "outer_loss", "reference_outer_loss"]

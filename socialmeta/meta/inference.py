@@ -46,3 +46,21 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     with torch.no_grad():
         return vmap(per_task, randomness="different")(tasks,
                                                      global_to_local(batch, num_targets))
+
+
+def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop
+                    ) -> Tensor:
+    r"""Label logits ``[T, N, L]`` of every ego-net node after adapting on the task's
+    labelled members (row 0 is the center). ``noadapt`` skips adaptation."""
+    tasks = task_tensors(model, batch)
+    params = {n: p.detach() for n, p in params.items()}
+    eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
+        "finetune", "reptile") else inner
+
+    def per_task(task: dict[str, Tensor]) -> Tensor:
+        fast = adapt(model, params, task, eval_inner) if inner.learner != "noadapt" else params
+        return _call(model, fast)(task["x"], task["adj"], task["hop"], task["label_mask"],
+                                  task["node_mask"])
+
+    with torch.no_grad():
+        return vmap(per_task, randomness="different")(tasks)

@@ -1,5 +1,7 @@
 """Encoders and heads; each encoder has a dense and a sparse forward over one set of
 parameters."""
 from socialmeta.models.encoders import ENCODERS, Encoder
+from socialmeta.models.interest import InterestModel
+from socialmeta.models.link import LinkModel
 
-__all__ = ["ENCODERS", "Encoder"]
+__all__ = ["ENCODERS", "Encoder", "InterestModel", "LinkModel"]
