@@ -6,6 +6,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from socialmeta.meta.learners import InnerLoop, Params, _call, adapt, task_tensors
+from socialmeta.models.item import ItemModel
 from socialmeta.tasks import TaskBatch
 
 
@@ -20,10 +21,12 @@ def global_to_local(batch: TaskBatch, num_targets: int) -> Tensor:
 
 def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop,
                      num_targets: int) -> Tensor:
-    r"""Scores ``[T, num_targets]`` of every user as a friend of each task's center,
-    after adapting on the task's support (learners that adapt; ``finetune`` too).
+    r"""Scores ``[T, num_targets]`` of every candidate of each task after adapting on
+    its support (learners that adapt; ``finetune`` too): every user as a friend
+    (:class:`LinkModel`) or every item (:class:`ItemModel`).
 
-    Users outside a task's ego-net all get the learned ``far`` embedding (one score).
+    For friend tasks, users outside a task's ego-net all get the learned ``far``
+    embedding (one score).
 
     Example:
         >>> scores = candidate_scores(model, params, test_batch, inner, graph.num_users)
@@ -34,18 +37,19 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     adapts = inner.learner not in ("noadapt", "protonet")
     eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
         "finetune", "reptile") else inner
+    if isinstance(model, ItemModel):
+        targets = torch.arange(num_targets, device=batch.center.device).expand(
+            batch.num_tasks, -1)
+    else:
+        targets = global_to_local(batch, num_targets)
+    prototype = inner.learner == "protonet"
 
-    def per_task(task: dict[str, Tensor], target_local: Tensor) -> Tensor:
+    def per_task(task: dict[str, Tensor], target: Tensor) -> Tensor:
         fast = adapt(model, params, task, eval_inner) if adapts else params
-        kwargs = ({"mode": "prototype", "support_mask": task["support_mask"]}
-                  if inner.learner == "protonet" else {})
-        return _call(model, fast)(task["x"], task["adj"], task["node_mask"], task["hop"],
-                                  task["support_local"], task["support_label"],
-                                  target_local, **kwargs)
+        return model.score_targets(_call(model, fast), task, target, prototype)
 
     with torch.no_grad():
-        return vmap(per_task, randomness="different")(tasks,
-                                                     global_to_local(batch, num_targets))
+        return vmap(per_task, randomness="different")(tasks, targets)
 
 
 def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop

@@ -2,6 +2,7 @@
 parameters."""
 from socialmeta.models.encoders import ENCODERS, Encoder
 from socialmeta.models.interest import InterestModel
+from socialmeta.models.item import ItemModel
 from socialmeta.models.link import LinkModel
 
-__all__ = ["ENCODERS", "Encoder", "InterestModel", "LinkModel"]
+__all__ = ["ENCODERS", "Encoder", "InterestModel", "ItemModel", "LinkModel"]

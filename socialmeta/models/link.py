@@ -60,11 +60,15 @@ class LinkModel(nn.Module):
                   ) -> Tensor:
         r"""Loss of one dense task's :obj:`side` (``"support"``/``"query"``) targets;
         :obj:`call` is the model's forward (e.g. through ``functional_call``)."""
-        kwargs = {"mode": "prototype", "support_mask": task["support_mask"]} if prototype else {}
-        scores = call(task["x"], task["adj"], task["node_mask"], task["hop"],
-                      task["support_local"], task["support_label"], task[f"{side}_local"],
-                      **kwargs)
+        scores = self.score_targets(call, task, task[f"{side}_local"], prototype)
         return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
+
+    def score_targets(self, call, task: dict[str, Tensor], target_local: Tensor,
+                      prototype: bool = False) -> Tensor:
+        """Scores of arbitrary targets (local indices, ``-1`` outside) of one task."""
+        kwargs = {"mode": "prototype", "support_mask": task["support_mask"]} if prototype else {}
+        return call(task["x"], task["adj"], task["node_mask"], task["hop"],
+                    task["support_local"], task["support_label"], target_local, **kwargs)
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""

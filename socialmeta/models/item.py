@@ -1,0 +1,120 @@
+"""Item recommendation inside an ego-net task: a user-item (bipartite + social) model."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from socialmeta.models.encoders import Encoder
+from socialmeta.models.link import _onehot, masked_bce, node_inputs
+
+
+class ItemModel(nn.Module):
+    r"""Scores items for the center user of an item task.
+
+    Every user first gathers the mean embedding of its observed items (bipartite
+    relation; the center sees only its support items), then the social encoder runs
+    over the friendships of the ego-net (set :obj:`social=False` to ignore them, an
+    ablation: no edges, no degree, no hop distances). An item is an embedding-table row (items are not cold; users are),
+    optionally plus a projection of item features. Score: ``(W h_center) · e_item + b``.
+
+    Args:
+        in_channels (int): User feature size ``F`` (may be 0).
+        num_items (int): Size of the item table.
+        num_hops (int): Hops of the ego-nets.
+        conv (str): Encoder type. (default: :obj:`"sage"`)
+        hidden_channels (int): Embedding size. (default: :obj:`32`)
+        num_layers (int): Encoder layers. (default: :obj:`2`)
+        item_features (Tensor, optional): ``[num_items, D]`` item features.
+        social (bool): Use the friendships of the ego-net. (default: :obj:`True`)
+    """
+
+    head_prefixes = ("head.",)
+    task_fields = ("x", "adj", "node_mask", "hop", "item_ids", "item_mask", "item_adj",
+                   "support_ids", "support_label", "support_mask", "query_ids",
+                   "query_label", "query_mask")
+
+    def __init__(self, in_channels: int, num_items: int, num_hops: int, conv: str = "sage",
+                 hidden_channels: int = 32, num_layers: int = 2,
+                 item_features: Tensor | None = None, social: bool = True,
+                 **encoder_kwargs) -> None:
+        super().__init__()
+        self.num_hops, self.social = num_hops, social
+        self.item_embedding = nn.Embedding(num_items, hidden_channels)
+        if item_features is not None:
+            self.register_buffer("item_features", item_features.float())
+            self.item_proj = nn.Linear(item_features.size(1), hidden_channels, bias=False)
+        else:
+            self.item_features = None
+        self.encoder = Encoder(conv, in_channels + num_hops + 3 + hidden_channels,
+                               hidden_channels, num_layers, **encoder_kwargs)
+        self.head = nn.Linear(hidden_channels, hidden_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        if self.item_features is not None:
+            self.item_proj.reset_parameters()
+        self.encoder.reset_parameters()
+        self.head.reset_parameters()
+
+    def items(self, ids: Tensor) -> Tensor:
+        """Embeddings of global item ids (``-1`` gives zeros)."""
+        weight = self.item_embedding.weight
+        if self.item_features is not None:
+            weight = weight + self.item_proj(self.item_features)
+        return _onehot(ids, weight.size(0), weight.dtype) @ weight
+
+    def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
+                item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
+                sparse: bool = False) -> Tensor:
+        r"""Scores of :obj:`target_ids` (global item ids) for the center of one task.
+
+        Dense: :obj:`graph` is ``adj [N, N]``, :obj:`item_graph` ``item_adj [N, I]``
+        over the task's :obj:`item_ids` ``[I]``, :obj:`mask` the node mask. Sparse:
+        :obj:`graph` is an ``edge_index``, :obj:`item_graph` the ``(user, item)``
+        local pairs of :meth:`TaskBatch.to_data_list`.
+        """
+        e_items = self.items(item_ids)
+        n = x.size(-2)
+        if sparse:
+            user, item = item_graph
+            taste = scatter(e_items[item], user, 0, dim_size=n, reduce="mean")
+            degree = torch.bincount(graph[0], minlength=n).to(x.dtype)
+            edge_index = graph if self.social else graph[:, :0]
+        else:
+            count = item_graph.sum(-1, keepdim=True)
+            taste = item_graph @ e_items / count.clamp(min=1)
+            degree = graph.sum(-1)
+            adj = graph if self.social else torch.zeros_like(graph)
+        if not self.social:  # no social information at all: no degree, no hop distance
+            degree = torch.zeros_like(degree)
+            hop = torch.where(hop == 0, hop, torch.full_like(hop, -1))
+        zeros = torch.zeros_like(hop, dtype=x.dtype)
+        inputs = torch.cat([node_inputs(x, degree, hop, zeros, self.num_hops), taste], -1)
+        if sparse:
+            h = self.encoder.forward_sparse(inputs, edge_index)
+        else:
+            h = self.encoder.forward_dense(inputs, adj, mask)
+        return (self.items(target_ids) * self.head(h[..., 0, :]).unsqueeze(-2)).sum(-1)
+
+    def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor,
+                      prototype: bool = False) -> Tensor:
+        """Scores of arbitrary global item ids for the center of one task."""
+        if prototype:
+            raise ValueError("protonet is implemented for friend tasks only")
+        return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
+                    target_ids, task["node_mask"])
+
+    def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
+                  ) -> Tensor:
+        scores = self.score_targets(call, task, task[f"{side}_ids"], prototype)
+        return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
+
+    def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
+        if prototype:
+            raise ValueError("protonet is implemented for friend tasks only")
+        scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
+                      getattr(data, f"{side}_ids"), sparse=True)
+        label = getattr(data, f"{side}_label")
+        return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
