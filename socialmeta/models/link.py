@@ -39,16 +39,30 @@ class LinkModel(nn.Module):
         conv (str): Encoder type. (default: :obj:`"sage"`)
         hidden_channels (int): Embedding size. (default: :obj:`32`)
         num_layers (int): Encoder layers. (default: :obj:`2`)
+        head (str): ``"bilinear"`` (``(W h_c) · h_t + b``), ``"dot"`` (``s · h_c · h_t``
+            with a learned scale ``s``) or ``"mlp"`` (an MLP over ``[h_c, h_t, h_c ∘ h_t]``).
+            (default: :obj:`"bilinear"`)
     """
 
+    HEADS = ("bilinear", "dot", "mlp")
+
     def __init__(self, in_channels: int, num_hops: int, conv: str = "sage",
-                 hidden_channels: int = 32, num_layers: int = 2, **encoder_kwargs) -> None:
+                 hidden_channels: int = 32, num_layers: int = 2, head: str = "bilinear",
+                 **encoder_kwargs) -> None:
         super().__init__()
-        self.num_hops = num_hops
+        if head not in self.HEADS:
+            raise ValueError(f"unknown link head {head!r}; choose one of {list(self.HEADS)}")
+        self.num_hops, self.head_name = num_hops, head
         self.encoder = Encoder(conv, in_channels + num_hops + 3, hidden_channels,
                                num_layers, **encoder_kwargs)
         self.far = nn.Parameter(torch.zeros(hidden_channels))
-        self.head = nn.Linear(hidden_channels, hidden_channels)
+        if head == "bilinear":
+            self.head = nn.Linear(hidden_channels, hidden_channels)
+        elif head == "dot":
+            self.head = _Scale()
+        else:
+            self.head = nn.Sequential(nn.Linear(3 * hidden_channels, hidden_channels),
+                                      nn.ReLU(), nn.Linear(hidden_channels, 1))
 
     #: names of the parameters that ANIL adapts
     head_prefixes = ("head.",)
@@ -80,7 +94,9 @@ class LinkModel(nn.Module):
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
-        self.head.reset_parameters()
+        for module in self.head.modules():
+            if hasattr(module, "reset_parameters") and module is not self:
+                module.reset_parameters()
         nn.init.zeros_(self.far)
 
     def _targets(self, h: Tensor, target_local: Tensor) -> Tensor:
@@ -89,8 +105,15 @@ class LinkModel(nn.Module):
         present = (target_local >= 0).unsqueeze(-1).to(h.dtype)
         return (onehot @ h) * present + self.far * (1 - present)
 
-    def _bilinear(self, h: Tensor, target_local: Tensor) -> Tensor:
-        return (self.head(h[..., 0, :]).unsqueeze(-2) * self._targets(h, target_local)).sum(-1)
+    def _pair_scores(self, h: Tensor, target_local: Tensor) -> Tensor:
+        h_t = self._targets(h, target_local)
+        h_c = h[..., 0, :].unsqueeze(-2)
+        if self.head_name == "bilinear":
+            return (self.head(h_c) * h_t).sum(-1)
+        if self.head_name == "dot":
+            return self.head((h_c * h_t).sum(-1))
+        h_c = h_c.expand_as(h_t)
+        return self.head(torch.cat([h_c, h_t, h_c * h_t], -1)).squeeze(-1)
 
     def _prototype(self, h: Tensor, support_local: Tensor, support_label: Tensor,
                    support_mask: Tensor, target_local: Tensor) -> Tensor:
@@ -105,25 +128,25 @@ class LinkModel(nn.Module):
             logits = logits + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
         return logits
 
-    def forward(self, *args: Tensor, sparse: bool = False, mode: str = "bilinear",
+    def forward(self, *args: Tensor, sparse: bool = False, mode: str = "pair",
                 support_mask: Tensor | None = None) -> Tensor:
         r"""Scores of the targets of one task.
 
         Dense: ``(x, adj, mask, hop, support_local, support_label, target_local)``;
         sparse (:obj:`sparse=True`): ``(x, edge_index, hop, support_local,
-        support_label, target_local)``. :obj:`mode` is ``"bilinear"`` (head) or
+        support_label, target_local)``. :obj:`mode` is ``"pair"`` (the link head) or
         ``"prototype"`` (ProtoNet; :obj:`support_mask` marks valid support targets).
         """
-        if mode not in ("bilinear", "prototype"):
-            raise ValueError(f"unknown mode {mode!r}; choose one of ['bilinear', 'prototype']")
+        if mode not in ("pair", "prototype"):
+            raise ValueError(f"unknown mode {mode!r}; choose one of ['pair', 'prototype']")
         if sparse:
             x, edge_index, hop, support_local, support_label, target_local = args
             h = self.embed_sparse(x, edge_index, hop, support_local, support_label)
         else:
             x, adj, mask, hop, support_local, support_label, target_local = args
             h = self.embed_dense(x, adj, mask, hop, support_local, support_label)
-        if mode == "bilinear":
-            return self._bilinear(h, target_local)
+        if mode == "pair":
+            return self._pair_scores(h, target_local)
         if support_mask is None:
             support_mask = torch.ones_like(support_local, dtype=torch.bool)
         return self._prototype(h, support_local, support_label, support_mask, target_local)
@@ -146,6 +169,20 @@ class LinkModel(nn.Module):
         degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
         return self.encoder.forward_sparse(inputs, edge_index)
+
+
+class _Scale(nn.Module):
+    """A learned scalar scale (the "head" of the dot-product link head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * x
 
 
 def masked_bce(scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:

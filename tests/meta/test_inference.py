@@ -29,7 +29,7 @@ def test_candidate_scores_equal_sparse_loop(setup, learner):
     params = meta_parameters(model, inner)
     scores = candidate_scores(model, params, b, inner, graph.num_users)
     local = global_to_local(b, graph.num_users)
-    mode = "prototype" if learner == "protonet" else "bilinear"
+    mode = "prototype" if learner == "protonet" else "pair"
     names = [] if learner in ("noadapt", "protonet") else inner.adapted_names(model, params)
     for t, data in enumerate(b.to_data_list()):
         fast = {n: p.detach().clone().requires_grad_() for n, p in params.items()}

@@ -92,6 +92,20 @@ def test_metasgd_learns_a_rate_per_entry(batch):
     assert float(grads["lr::head.weight"].abs().sum()) > 0
 
 
+@pytest.mark.parametrize("head", ["dot", "mlp"])
+@pytest.mark.parametrize("learner", ["maml", "anil"])
+def test_link_heads_batched_equals_reference(batch, head, learner):
+    torch.manual_seed(0)
+    model = LinkModel(16, num_hops=2, hidden_channels=12, head=head).double()
+    b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
+    loss, grads, ref, ref_grads = _batched_and_reference(
+        model, b, InnerLoop(learner, steps=2, lr=0.3))
+    assert torch.allclose(loss, ref, rtol=1e-10)
+    for name, expected in ref_grads.items():
+        assert torch.allclose(grads[name], expected, rtol=1e-8, atol=1e-12), name
+    assert any(n.startswith("head.") for n in grads)  # ANIL has a head to adapt
+
+
 def test_second_order_differs_from_first_order(batch):
     model = _model()
     _, second = meta_gradient(model, batch, InnerLoop("maml", steps=2, lr=0.5))
