@@ -39,17 +39,22 @@ class InnerLoop:
         steps: Inner gradient steps. (default: :obj:`1`)
         lr: Inner learning rate (Meta-SGD: the initial per-entry rate).
             (default: :obj:`0.1`)
+        adapt_prefixes: If given, only parameters whose names start with one of these
+            adapt in the inner loop (e.g. ``("head.", "encoder.convs.1.")``); ANIL's
+            default is ``model.head_prefixes``, the others' all parameters.
     """
 
     learner: str = "maml"
     steps: int = 1
     lr: float = 0.1
+    adapt_prefixes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
             raise ValueError(f"unknown learner {self.learner!r}; choose one of {list(LEARNERS)}")
         if self.steps < 0 or self.lr < 0:
             raise ValueError(f"inner steps and lr must be >= 0, got {self.steps}, {self.lr}")
+        object.__setattr__(self, "adapt_prefixes", tuple(self.adapt_prefixes))
 
     @property
     def first_order(self) -> bool:
@@ -63,9 +68,10 @@ class InnerLoop:
         names = [n for n in params if not n.startswith(LR_PREFIX)]
         if self.learner in ("noadapt", "protonet"):
             return []
-        if self.learner == "anil":
-            return [n for n in names if n.startswith(model.head_prefixes)]
-        return names
+        prefixes = tuple(self.adapt_prefixes)
+        if not prefixes and self.learner == "anil":
+            prefixes = model.head_prefixes
+        return [n for n in names if n.startswith(prefixes)] if prefixes else names
 
 
 def meta_parameters(model: nn.Module, inner: InnerLoop) -> Params:

@@ -121,6 +121,19 @@ def test_anil_adapts_only_the_head(batch):
         "head.weight", "head.bias"]
 
 
+def test_adapt_prefixes_choose_the_adapted_parameters(batch):
+    model = _model()
+    params = dict(model.named_parameters())
+    inner = InnerLoop("maml", adapt_prefixes=["encoder.convs.1.", "head."])
+    assert inner.adapted_names(model, params) == [
+        "encoder.convs.1.lin_l.weight", "encoder.convs.1.lin_l.bias",
+        "encoder.convs.1.lin_r.weight", "head.weight", "head.bias"]
+    loss, grads, ref, ref_grads = _batched_and_reference(model, batch, inner)
+    assert torch.allclose(loss, ref, rtol=1e-4)
+    # the first layer does not adapt, but still gets a meta-gradient through the loss
+    assert float(grads["encoder.convs.0.lin_l.weight"].abs().sum()) > 0
+
+
 def test_maml_meta_gradient_matches_finite_differences(batch):
     model = _model(dtype=torch.float64)
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
