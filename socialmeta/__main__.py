@@ -1,9 +1,9 @@
-"""``python -m socialmeta <tool> [overrides]``; tools: data."""
+"""``python -m socialmeta <tool> [overrides]``; tools: data, train."""
 from __future__ import annotations
 
 import sys
 
-TOOLS = {"data": "socialmeta.cli.data"}
+TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train"}
 
 
 def main() -> None:

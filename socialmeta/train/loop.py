@@ -1,0 +1,167 @@
+"""The meta-training loop: optimiser, validation, early stopping, checkpoints, resume."""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from socialmeta.eval.protocol import evaluate_cold_start
+from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
+from socialmeta.tasks import TaskSampler
+from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger("socialmeta")
+
+
+@dataclass
+class TrainConfig:
+    r"""Meta-training settings.
+
+    Args:
+        steps: Meta-steps (one batch of tasks each). (default: :obj:`300`)
+        batch_size: T, tasks per meta-step. (default: :obj:`32`)
+        lr: Adam learning rate of the meta-parameters. (default: :obj:`3e-3`)
+        eval_every: Validate every this many steps. (default: :obj:`50`)
+        patience: Stop after this many validations without improvement.
+        val_shots: K of the validation tasks. (default: :obj:`3`)
+        val_metric: Metric that selects the best checkpoint. (default: ``"recall@20"``)
+        val_users: At most this many validation users per check (speed).
+        stop_after: Stop (as if interrupted) after this many steps of this run.
+    """
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    eval_every: int = 50
+    patience: int = 3
+    val_shots: int = 3
+    val_metric: str = "recall@20"
+    val_users: int | None = 200
+    stop_after: int | None = None
+
+
+class Trainer:
+    r"""Meta-trains :obj:`model` with :obj:`inner`'s learner on :obj:`sampler`'s tasks.
+
+    Step ``s`` trains on the tasks of "epoch" ``s`` (a fresh seeded permutation of the
+    training centers), so the task stream is a function of the step alone and a
+    resumed run sees exactly the tasks an uninterrupted run would. ``last.pt`` and
+    ``best.pt`` hold the meta-parameters, the optimiser state, the step, the early-
+    stopping state, the RNG state and the config; they load with
+    ``torch.load(weights_only=True)`` and are written atomically.
+
+    Example:
+        >>> trainer = Trainer(model, InnerLoop("maml"), sampler, TrainConfig(), "runs/x")
+        >>> history = trainer.fit(resume=True)
+    """
+
+    def __init__(self, model: nn.Module, inner: InnerLoop, sampler: TaskSampler,
+                 config: TrainConfig, out_dir: str | Path,
+                 device: torch.device | str = "cpu", run_config: dict | None = None) -> None:
+        self.model, self.inner, self.sampler, self.config = model, inner, sampler, config
+        self.out_dir, self.device = Path(out_dir), torch.device(device)
+        self.run_config = run_config or {}
+        self.model.to(self.device)
+        self.params = meta_parameters(model, inner)
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=config.lr)
+        self.step, self.best, self.bad_evals = 0, -math.inf, 0
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {"params": {n: p.detach().cpu() for n, p in self.params.items()},
+                "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "best": self.best, "bad_evals": self.bad_evals,
+                "rng": torch.get_rng_state(), "learner": self.inner.learner,
+                "train_config": asdict(self.config), "config": self.run_config}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(state["params"][name].to(p.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.best, self.bad_evals = state["step"], state["best"], state["bad_evals"]
+        torch.set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------- loop
+    def validate(self) -> float:
+        result = evaluate_cold_start(self.model, self.params, self.sampler, self.inner,
+                                     "val", (self.config.val_shots,),
+                                     max_users=self.config.val_users)
+        return result[self.config.val_shots][self.config.val_metric]["mean"]
+
+    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        r"""Runs (or, with :obj:`resume`, continues from ``last.pt``) meta-training.
+        Returns the rows written to ``log.csv``."""
+        cfg, last = self.config, self.out_dir / "last.pt"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and last.is_file():
+            self.load_state(load_checkpoint(last))
+            log.info("resumed from %s at step %d", last, self.step)
+        rows: list[dict[str, float]] = []
+        start_step, started = self.step, time.perf_counter()
+        bar = _Progress(cfg.steps, self.step)
+        while self.step < cfg.steps and self.bad_evals < cfg.patience:
+            if cfg.stop_after is not None and self.step - start_step >= cfg.stop_after:
+                break
+            batch = self.sampler.train_batch(self.step, 0, cfg.batch_size).to(self.device)
+            loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
+            for name, p in self.params.items():
+                p.grad = grads[name]
+            self.optimizer.step()
+            self.step += 1
+            row = {"step": self.step, "loss": float(loss), "val": float("nan"),
+                   "seconds": round(time.perf_counter() - started, 2)}
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                row["val"] = self.validate()
+                if row["val"] > self.best:
+                    self.best, self.bad_evals = row["val"], 0
+                    save_checkpoint(self.out_dir / "best.pt", self.state())
+                else:
+                    self.bad_evals += 1
+                save_checkpoint(last, self.state())
+            rows.append(row)
+            self._append_log(row)
+            bar.update(self.step, row)
+        save_checkpoint(last, self.state())
+        bar.close()
+        return rows
+
+    def _append_log(self, row: dict[str, float]) -> None:
+        path = self.out_dir / "log.csv"
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class _Progress:
+    """A one-line progress bar on a TTY (silent otherwise)."""
+
+    def __init__(self, total: int, start: int) -> None:
+        self.total, self.enabled = total, sys.stderr.isatty()
+        self.update(start, {})
+
+    def update(self, step: int, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        done = int(width * step / max(self.total, 1))
+        extra = f" loss {row['loss']:.4f}" if "loss" in row else ""
+        if row.get("val") == row.get("val") and "val" in row:  # not NaN
+            extra += f" val {row['val']:.4f}"
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {step}/{self.total}{extra}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")

@@ -1,0 +1,65 @@
+"""Training loop: resume equals an uninterrupted run; checkpoints are safe to load."""
+import pickle
+
+import pytest
+import torch
+
+from socialmeta.data import generate_synthetic
+from socialmeta.meta import InnerLoop
+from socialmeta.models import LinkModel
+from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+from socialmeta.train import TrainConfig, Trainer, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    graph = generate_synthetic(300, avg_degree=8, seed=1)
+    return TaskSampler(graph, split_users(graph, seed=0),
+                       TaskConfig(kind="friend", node_cap=24, fanouts=(8, 4)))
+
+
+def _trainer(sampler, out, **overrides):
+    torch.manual_seed(0)
+    model = LinkModel(16, num_hops=2, hidden_channels=8)
+    config = TrainConfig(steps=8, batch_size=8, eval_every=3, patience=10, val_users=20,
+                         **overrides)
+    return Trainer(model, InnerLoop("maml", steps=1, lr=0.3), sampler, config, out)
+
+
+def test_resume_equals_uninterrupted(sampler, tmp_path):
+    full = _trainer(sampler, tmp_path / "full")
+    full.fit()
+    first = _trainer(sampler, tmp_path / "resumed", stop_after=5)
+    first.fit()
+    assert first.step == 5
+    second = _trainer(sampler, tmp_path / "resumed")
+    second.fit(resume=True)
+    assert second.step == 8
+    for name, p in full.params.items():
+        assert torch.equal(p, second.params[name]), name
+    log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss,val") and len(log) == 9
+
+
+def test_checkpoints_load_weights_only(sampler, tmp_path):
+    trainer = _trainer(sampler, tmp_path)
+    trainer.fit()
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(tmp_path / name, weights_only=True)
+        assert set(state["params"]) == set(trainer.params)
+        assert state["learner"] == "maml"
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 8
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('pwned').write_text('x')",))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"params": _Evil()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
