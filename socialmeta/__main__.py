@@ -1,9 +1,10 @@
-"""``python -m socialmeta <tool> [overrides]``; tools: data, train."""
+"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export."""
 from __future__ import annotations
 
 import sys
 
-TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train"}
+TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train",
+         "export": "socialmeta.cli.export"}
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""``socialmeta-export``: embeddings, id maps and a manifest from a checkpoint.
+
+Example::
+
+    socialmeta-export checkpoint=outputs/2026-11-24/18-47-04/best.pt normalize=true
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from socialmeta.cli.common import ConfigError, dataset_from_config, run_hydra
+from socialmeta.cli.train import build_model, inner_loop, task_config
+from socialmeta.data import SocialGraph
+from socialmeta.export import export_embeddings
+from socialmeta.meta import meta_parameters
+from socialmeta.train import load_checkpoint
+
+
+def restore(checkpoint: str | Path) -> tuple[nn.Module, dict[str, torch.Tensor], SocialGraph,
+                                              DictConfig]:
+    r"""Rebuilds the graph, the model and its meta-parameters from a training
+    checkpoint (loaded with ``weights_only=True``)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist")
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    graph = dataset_from_config(cfg.dataset)
+    model = build_model(cfg.model, graph, task_config(cfg.task, cfg.seed))
+    params = meta_parameters(model, inner_loop(cfg.meta))
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(state["params"][name])
+    return model, params, graph, cfg
+
+
+def export_command(cfg: DictConfig) -> dict[str, Any]:
+    model, params, graph, _ = restore(cfg.checkpoint)
+    out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / "export"
+    manifest = export_embeddings(model, params, graph, out, normalize=cfg.normalize,
+                                 checkpoint=str(cfg.checkpoint))
+    print(f"wrote {manifest['users']} user embeddings (dim {manifest['dimension']}, "
+          f"{manifest['normalization']}) and {manifest['items']} item embeddings to {out}")
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point of ``socialmeta-export``."""
+    run_hydra(export_command, "export", argv)
+
+
+if __name__ == "__main__":
+    main()
