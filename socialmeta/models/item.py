@@ -6,7 +6,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from socialmeta.models.encoders import Encoder
-from socialmeta.models.link import _onehot, masked_bce, node_inputs
+from socialmeta.models.link import masked_bce, node_inputs
 
 
 class ItemModel(nn.Module):
@@ -63,7 +63,8 @@ class ItemModel(nn.Module):
         weight = self.item_embedding.weight
         if self.item_features is not None:
             weight = weight + self.item_proj(self.item_features)
-        return _onehot(ids, weight.size(0), weight.dtype) @ weight
+        rows = torch.nn.functional.embedding(ids.clamp(min=0), weight)
+        return rows * (ids >= 0).unsqueeze(-1).to(weight.dtype)
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,

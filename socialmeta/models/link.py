@@ -101,9 +101,9 @@ class LinkModel(nn.Module):
 
     def _targets(self, h: Tensor, target_local: Tensor) -> Tensor:
         """Embeddings of targets by local index; ``far`` for targets outside."""
-        onehot = _onehot(target_local, h.size(-2), h.dtype)
         present = (target_local >= 0).unsqueeze(-1).to(h.dtype)
-        return (onehot @ h) * present + self.far * (1 - present)
+        rows = h.index_select(-2, target_local.clamp(min=0))
+        return rows * present + self.far * (1 - present)
 
     def _pair_scores(self, h: Tensor, target_local: Tensor) -> Tensor:
         h_t = self._targets(h, target_local)

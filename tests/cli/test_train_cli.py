@@ -63,3 +63,22 @@ def test_unknown_learner_exits_with_message(tmp_path, capsys):
         main([f"hydra.run.dir={tmp_path}", "meta.learner=maml2"])
     assert e.value.code == 2
     assert "unknown learner 'maml2'; choose one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_root,
+                                              ego_facebook_root):
+    monkeypatch.setenv("SOCIALMETA_CACHE", "/nonexistent-never-written")
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    dataset, kind = experiment.rsplit("_", 1)
+    assert cfg.dataset.name == dataset and cfg.task.kind == kind
+    roots = {"lastfm": lastfm_root, "ego_facebook": ego_facebook_root}
+    if dataset in roots:
+        cfg.dataset.root, cfg.dataset.cache = str(roots[dataset]), False
+    else:
+        cfg.dataset.num_users = 300
+    graph = dataset_from_config(cfg.dataset)
+    task = task_config(cfg.task, cfg.seed)
+    build_model(cfg.model, graph, task)
+    inner_loop(cfg.meta)
