@@ -1,10 +1,10 @@
-"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export."""
+"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export, eval."""
 from __future__ import annotations
 
 import sys
 
 TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train",
-         "export": "socialmeta.cli.export"}
+         "export": "socialmeta.cli.export", "eval": "socialmeta.cli.evaluate"}
 
 
 def main() -> None:

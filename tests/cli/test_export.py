@@ -65,3 +65,15 @@ def test_item_model_exports_item_table(tmp_path, capsys):
     assert items.shape == (graph.num_items, 32)
     assert np.allclose(items, params["item_embedding.weight"].detach().numpy())
     assert (tmp_path / "e" / "item_ids.txt").read_text().split() == graph.raw_ids["item"]
+
+
+def test_eval_reproduces_the_training_run_test_metrics(run_dir, tmp_path, capsys):
+    from socialmeta.cli.evaluate import main as eval_main
+
+    eval_main([f"checkpoint={run_dir / 'best.pt'}", "shots=[3]", "max_users=10",
+               f"out={tmp_path / 'eval.json'}"])
+    assert "| maml | 3 | 10 |" in capsys.readouterr().out
+    again = json.loads((tmp_path / "eval.json").read_text())["test"]["maml"]["3"]
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]["maml"]["3"]
+    for metric in ("recall@10", "ndcg@20", "mrr"):
+        assert again[metric]["mean"] == pytest.approx(trained[metric]["mean"], abs=1e-6)
