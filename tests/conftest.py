@@ -60,3 +60,24 @@ def _no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket, "create_connection", no_connection)
+
+
+@pytest.fixture
+def assert_meta_equivalent():
+    """``check(model, batch, inner)``: the batched learner and the per-task reference
+    loop give the same outer loss and meta-gradient (float64, elementwise)."""
+    import torch
+
+    from socialmeta.meta import meta_gradient, meta_parameters, reference_outer_loss
+
+    def check(model, batch, inner, rtol=1e-8, atol=1e-12):
+        params = meta_parameters(model, inner)
+        loss, grads = meta_gradient(model, batch, inner, params)
+        ref, _ = reference_outer_loss(model, batch, inner, params)
+        ref_grads = torch.autograd.grad(ref, list(params.values()), allow_unused=True)
+        assert torch.allclose(loss, ref.detach(), rtol=1e-10)
+        for (name, p), g in zip(params.items(), ref_grads):
+            g = torch.zeros_like(p) if g is None else g
+            assert torch.allclose(grads[name], g, rtol=rtol, atol=atol), name
+
+    return check
