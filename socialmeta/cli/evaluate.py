@@ -15,30 +15,30 @@ from omegaconf import DictConfig
 
 from socialmeta.cli.common import ConfigError, run_hydra
 from socialmeta.cli.export import restore
-from socialmeta.cli.train import format_results, inner_loop, task_config
+from socialmeta.cli.train import (
+    cold_start_results,
+    format_results,
+    inner_loop,
+    results_json,
+    split_from_config,
+    task_config,
+)
 from socialmeta.data import atomic_write
-from socialmeta.eval.protocol import evaluate_cold_start
-from socialmeta.meta import InnerLoop
-from socialmeta.tasks import TaskSampler, split_users
+from socialmeta.tasks import TaskSampler
 
 
 def eval_command(cfg: DictConfig) -> dict[str, Any]:
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"unknown split {cfg.split!r}; choose one of ['test', 'val']")
     model, params, graph, run = restore(cfg.checkpoint)
-    split = split_users(graph, val_fraction=run.split.val_fraction,
-                        test_fraction=run.split.test_fraction, seed=run.split.seed,
-                        test_max_degree=run.split.test_max_degree)
-    sampler = TaskSampler(graph, split, task_config(run.task, run.seed))
-    inner = inner_loop(run.meta)
-    settings = dict(sampler=sampler, split=cfg.split, shots=tuple(cfg.shots),
-                    batch_size=cfg.batch_size, max_users=cfg.max_users)
-    results = {inner.learner: evaluate_cold_start(model, params, inner=inner, **settings)}
-    if cfg.no_adaptation and inner.learner != "noadapt":
-        results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
-            model, params, inner=InnerLoop("noadapt"), **settings)
+    sampler = TaskSampler(graph, split_from_config(graph, run.split),
+                          task_config(run.task, run.seed))
+    results = cold_start_results(
+        model, params, inner_loop(run.meta), cfg.no_adaptation, sampler=sampler,
+        split=cfg.split, shots=tuple(cfg.shots), batch_size=cfg.batch_size,
+        max_users=cfg.max_users)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / f"eval-{cfg.split}.json"
-    metrics = {cfg.split: {m: {str(k): v for k, v in r.items()} for m, r in results.items()},
+    metrics = {cfg.split: results_json(results),
                "checkpoint": str(cfg.checkpoint)}
     with atomic_write(out, "w") as f:
         json.dump(metrics, f, indent=2)

@@ -25,7 +25,7 @@ from socialmeta.device import resolve_device
 from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import LEARNERS, InnerLoop
 from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
-from socialmeta.tasks import KINDS, TaskConfig, TaskSampler, split_users
+from socialmeta.tasks import KINDS, TaskConfig, TaskSampler, UserSplit, split_users
 from socialmeta.train import TrainConfig, Trainer, load_checkpoint
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -64,6 +64,29 @@ def inner_loop(cfg: DictConfig) -> InnerLoop:
     return InnerLoop(cfg.learner, cfg.inner_steps, cfg.inner_lr, tuple(cfg.adapt_prefixes))
 
 
+def split_from_config(graph: SocialGraph, cfg: DictConfig) -> UserSplit:
+    """The user split that the ``split`` section of a run config describes."""
+    return split_users(graph, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                       seed=cfg.seed, test_max_degree=cfg.test_max_degree)
+
+
+def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_init: bool,
+                       **settings: Any) -> dict[str, dict[int, dict]]:
+    r"""The cold-start protocol for the trained learner and, with
+    :obj:`with_meta_init`, for the same meta-parameters without test-time adaptation.
+    :obj:`settings` go to :func:`evaluate_cold_start`."""
+    results = {inner.learner: evaluate_cold_start(model, params, inner=inner, **settings)}
+    if with_meta_init and inner.learner != "noadapt":
+        results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
+            model, params, inner=InnerLoop("noadapt"), **settings)
+    return results
+
+
+def results_json(results: dict[str, dict[int, dict]]) -> dict[str, dict[str, dict]]:
+    """:func:`cold_start_results` with string keys for K, as written to JSON."""
+    return {method: {str(k): v for k, v in per_k.items()} for method, per_k in results.items()}
+
+
 def format_results(results: dict[str, dict[int, dict]]) -> str:
     """A Markdown table: one row per (method, K), mean ± 95% interval per metric."""
     lines = ["| method | K | users | " + " | ".join(TABLE_METRICS) + " |",
@@ -85,9 +108,7 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     graph = dataset_from_config(cfg.dataset)
     task = task_config(cfg.task, cfg.seed)
-    split = split_users(graph, val_fraction=cfg.split.val_fraction,
-                        test_fraction=cfg.split.test_fraction, seed=cfg.split.seed,
-                        test_max_degree=cfg.split.test_max_degree)
+    split = split_from_config(graph, cfg.split)
     try:
         sampler = TaskSampler(graph, split, task)
     except ValueError as e:
@@ -104,12 +125,8 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         trainer.load_state(load_checkpoint(best))
     evaluate = dict(sampler=sampler, split="test", shots=tuple(cfg.eval.shots),
                     batch_size=cfg.eval.batch_size, max_users=cfg.eval.max_users)
-    results = {inner.learner: evaluate_cold_start(model, trainer.params, inner=inner,
-                                                  **evaluate)}
-    if inner.learner != "noadapt":
-        results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
-            model, trainer.params, inner=InnerLoop("noadapt"), **evaluate)
-    metrics = {"test": {m: {str(k): v for k, v in r.items()} for m, r in results.items()},
+    results = cold_start_results(model, trainer.params, inner, True, **evaluate)
+    metrics = {"test": results_json(results),
                "best_val": trainer.best, "val_metric": train_cfg.val_metric,
                "steps": steps_run, "best_step": trainer.step, "dataset": graph.name, "task": task.kind,
                "learner": inner.learner, "encoder": cfg.model.conv}

@@ -14,6 +14,7 @@ from torch_geometric.utils import degree
 
 import socialmeta
 from socialmeta.data import SocialGraph, atomic_write
+from socialmeta.models.item import item_table
 from socialmeta.models.link import node_inputs
 
 
@@ -52,9 +53,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     inputs = node_inputs(x, deg, torch.full((n,), -1, dtype=torch.long),
                          torch.zeros(n), model.num_hops)
     if hasattr(model, "item_embedding"):  # ItemModel: users also carry their item taste
-        weight = state["item_embedding.weight"]
-        if getattr(model, "item_features", None) is not None:
-            weight = weight + model.item_features @ state["item_proj.weight"].T
+        weight = item_table(state["item_embedding.weight"], model.item_features,
+                            state.get("item_proj.weight"))
         u, i = graph.interaction_index
         taste = torch.zeros(n, weight.size(1)).index_add_(0, u, weight[i])
         taste = taste / torch.bincount(u, minlength=n).clamp(min=1).unsqueeze(1)

@@ -1,6 +1,8 @@
 """Adapt to new users and score every candidate (the cold-start evaluation path)."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 from torch.func import vmap
@@ -8,6 +10,16 @@ from torch.func import vmap
 from socialmeta.meta.learners import InnerLoop, Params, _call, adapt, task_tensors
 from socialmeta.models.item import ItemModel
 from socialmeta.tasks import TaskBatch
+
+
+def inner_for_new_users(inner: InnerLoop) -> InnerLoop:
+    r"""How a learner adapts to a new user: as trained, except that ``finetune`` and
+    ``reptile`` (trained without a differentiable inner loop) fine-tune with plain
+    first-order steps. ``noadapt`` and ``protonet`` adapt no parameter, so
+    :func:`adapt` returns their parameters unchanged."""
+    if inner.learner in ("finetune", "reptile"):
+        return dataclasses.replace(inner, learner="fomaml")
+    return inner
 
 
 def global_to_local(batch: TaskBatch, num_targets: int) -> Tensor:
@@ -34,9 +46,7 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     """
     tasks = task_tensors(model, batch)
     params = {n: p.detach() for n, p in params.items()}
-    adapts = inner.learner not in ("noadapt", "protonet")
-    eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
-        "finetune", "reptile") else inner
+    eval_inner = inner_for_new_users(inner)
     if isinstance(model, ItemModel):
         targets = torch.arange(num_targets, device=batch.center.device).expand(
             batch.num_tasks, -1)
@@ -45,7 +55,7 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     prototype = inner.learner == "protonet"
 
     def per_task(task: dict[str, Tensor], target: Tensor) -> Tensor:
-        fast = adapt(model, params, task, eval_inner) if adapts else params
+        fast = adapt(model, params, task, eval_inner)
         return model.score_targets(_call(model, fast), task, target, prototype)
 
     with torch.no_grad():
@@ -58,11 +68,10 @@ def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: I
     labelled members (row 0 is the center). ``noadapt`` skips adaptation."""
     tasks = task_tensors(model, batch)
     params = {n: p.detach() for n, p in params.items()}
-    eval_inner = InnerLoop("fomaml", inner.steps, inner.lr) if inner.learner in (
-        "finetune", "reptile") else inner
+    eval_inner = inner_for_new_users(inner)
 
     def per_task(task: dict[str, Tensor]) -> Tensor:
-        fast = adapt(model, params, task, eval_inner) if inner.learner != "noadapt" else params
+        fast = adapt(model, params, task, eval_inner)
         return _call(model, fast)(task["x"], task["adj"], task["hop"], task["label_mask"],
                                   task["node_mask"])
 

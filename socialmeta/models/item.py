@@ -9,6 +9,15 @@ from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
 
 
+def item_table(embedding: Tensor, item_features: Tensor | None = None,
+               projection: Tensor | None = None) -> Tensor:
+    """Item representations ``[num_items, H]``: the embedding table, plus the projected
+    item features when the model has them."""
+    if item_features is None:
+        return embedding
+    return embedding + item_features @ projection.T
+
+
 class ItemModel(nn.Module):
     r"""Scores items for the center user of an item task.
 
@@ -60,9 +69,8 @@ class ItemModel(nn.Module):
 
     def items(self, ids: Tensor) -> Tensor:
         """Embeddings of global item ids (``-1`` gives zeros)."""
-        weight = self.item_embedding.weight
-        if self.item_features is not None:
-            weight = weight + self.item_proj(self.item_features)
+        weight = item_table(self.item_embedding.weight, self.item_features,
+                            self.item_proj.weight if self.item_features is not None else None)
         rows = torch.nn.functional.embedding(ids.clamp(min=0), weight)
         return rows * (ids >= 0).unsqueeze(-1).to(weight.dtype)
 

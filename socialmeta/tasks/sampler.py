@@ -199,17 +199,23 @@ class TaskSampler:
             return None
         return self.graph["user"].interests.float()
 
+    def _training_friends(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        """Friendships of :obj:`users` with training users, as ``(position, friend)``."""
+        pos, friend = self.friends.gather(users)
+        ok = self.is_train[friend]
+        return pos[ok], friend[ok]
+
     def _links_of(self, users: Tensor) -> Tensor:
         """Number of predictable links of each user (friends with training users,
         items, or labelled neighbours), the quantity that eligibility needs."""
         kind = self.config.kind
         if kind == "item":
             return self.items.degree(users)
-        pos, nbr = self.friends.gather(users)
-        ok = self.is_train[nbr]
+        pos, nbr = self._training_friends(users)
         if kind == "interest":
-            ok &= self._observed_labelled(nbr)
-        return torch.bincount(pos[ok], minlength=users.numel())
+            ok = self._observed_labelled(nbr)
+            pos = pos[ok]
+        return torch.bincount(pos, minlength=users.numel())
 
     def _observed_labelled(self, users: Tensor) -> Tensor:
         if self.config.label_source == "circles":
@@ -287,9 +293,7 @@ class TaskSampler:
         return k, sides
 
     def _friend(self, centers, keys, shots, index, train) -> TaskBatch:
-        pos, friend = self.friends.gather(centers)
-        ok = self.is_train[friend]
-        pos, friend = pos[ok], friend[ok]
+        pos, friend = self._training_friends(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
                                       self.split.train, self.friend_keys)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
@@ -302,10 +306,9 @@ class TaskSampler:
         pos, item = self.items.gather(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, item,
                                       torch.arange(self.num_items), self.item_keys)
-        f_pos, friend = self.friends.gather(centers)
-        ok = self.is_train[friend]
-        ego = self._egonets(centers, keys, f_pos[ok], friend[ok])
-        batch = self._assemble(centers, keys, index, k, ego, f_pos[ok], friend[ok])
+        f_pos, friend = self._training_friends(centers)
+        ego = self._egonets(centers, keys, f_pos, friend)
+        batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
         item_t, item_id, item_keys = self._task_items(ego, keys, *sides["support"][:2])
         batch.item_ids = dense(item_t, rank_in_group(item_t, torch.arange(item_t.numel())),
                                item_id, centers.numel(), self.config.item_cap, -1)
@@ -407,10 +410,9 @@ class TaskSampler:
 
     # -------------------------------------------------------- interest tasks
     def _interest(self, centers, keys, shots, index, train) -> TaskBatch:
-        f_pos, friend = self.friends.gather(centers)
-        ok = self.is_train[friend]
-        ego = self._egonets(centers, keys, f_pos[ok], friend[ok])
-        batch = self._assemble(centers, keys, index, shots, ego, f_pos[ok], friend[ok])
+        f_pos, friend = self._training_friends(centers)
+        ego = self._egonets(centers, keys, f_pos, friend)
+        batch = self._assemble(centers, keys, index, shots, ego, f_pos, friend)
         y, labelled, valid = self._member_labels(ego, centers)
         members = (ego.local != 0) & labelled
         if self.config.variant == "center":

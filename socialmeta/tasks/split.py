@@ -70,7 +70,7 @@ def split_users(
     Example:
         >>> split = split_users(graph, val_fraction=0.1, test_fraction=0.2, seed=0)
     """
-    if not 0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1:
+    if not (0 <= val_fraction and 0 <= test_fraction and val_fraction + test_fraction < 1):
         raise ValueError("val_fraction and test_fraction must be >= 0 and sum to < 1, got "
                          f"{val_fraction} and {test_fraction}")
     deg = degree(graph.friend_index[0], graph.num_users)

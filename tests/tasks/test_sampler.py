@@ -129,3 +129,9 @@ def test_batch_moves_in_one_call(graph):
     moved = batch.to("cpu")
     _equal(batch, moved)
     assert moved.adj.shape == (4, 64, 64) and moved.support_ids.shape == (4, 20)
+
+
+@pytest.mark.parametrize("val,test", [(-0.1, 0.1), (0.1, -0.1), (0.5, 0.5), (0.7, 0.4)])
+def test_split_rejects_bad_fractions(graph, val, test):
+    with pytest.raises(ValueError, match=r"must be >= 0 and sum to < 1"):
+        split_users(graph, val_fraction=val, test_fraction=test)
