@@ -7,6 +7,9 @@ from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
 
+#: largest (targets x nodes) one-hot that target gathers build instead of indexing
+_ONEHOT_LIMIT = 1 << 16
+
 
 def _onehot(index: Tensor, size: int, dtype: torch.dtype) -> Tensor:
     """One-hot rows, all-zero for negative (padding) indices; vmap-safe."""
@@ -102,7 +105,11 @@ class LinkModel(nn.Module):
     def _targets(self, h: Tensor, target_local: Tensor) -> Tensor:
         """Embeddings of targets by local index; ``far`` for targets outside."""
         present = (target_local >= 0).unsqueeze(-1).to(h.dtype)
-        rows = h.index_select(-2, target_local.clamp(min=0))
+        if target_local.size(-1) * h.size(-2) <= _ONEHOT_LIMIT:
+            # few targets (training tasks): a one-hot matmul is faster under vmap + grad
+            rows = _onehot(target_local, h.size(-2), h.dtype) @ h
+        else:  # every user of the graph (evaluation): gather, memory O(targets)
+            rows = h.index_select(-2, target_local.clamp(min=0))
         return rows * present + self.far * (1 - present)
 
     def _pair_scores(self, h: Tensor, target_local: Tensor) -> Tensor:

@@ -52,3 +52,13 @@ def test_outside_users_share_one_score(setup):
                               graph.num_users)
     outside = global_to_local(batch, graph.num_users)[0] < 0
     assert scores[0, outside].unique().numel() == 1
+
+
+def test_target_gather_paths_agree():
+    model = LinkModel(16, num_hops=2, hidden_channels=12)
+    h = torch.randn(40, 12)
+    many = torch.randint(-1, 40, (3000,))  # 3000 x 40 > one-hot limit: gathered by index
+    gathered = model._targets(h, many)
+    chunks = torch.cat([model._targets(h, c) for c in many.split(1000)])  # one-hot path
+    assert torch.equal(gathered, chunks)
+    assert torch.equal(gathered[many < 0], model.far.detach().expand(int((many < 0).sum()), -1))
