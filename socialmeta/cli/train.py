@@ -19,10 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from socialmeta.baselines import BASELINES, tune
 from socialmeta.cli.common import ConfigError, choose, dataset_from_config, run_hydra
 from socialmeta.data import SocialGraph, atomic_write
 from socialmeta.device import resolve_device
-from socialmeta.eval.protocol import evaluate_cold_start
+from socialmeta.eval.protocol import evaluate_cold_start, evaluate_scorer
 from socialmeta.meta import LEARNERS, InnerLoop
 from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
 from socialmeta.tasks import KINDS, TaskConfig, TaskSampler, UserSplit, split_users
@@ -49,7 +50,9 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Mod
     num_hops, features = len(task.fanouts), graph["user"].x.size(1)
     if task.kind == "friend":
         choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
-        return LinkModel(features, num_hops, head=cfg.link_head, **common)
+        choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
+        return LinkModel(features, num_hops, head=cfg.link_head, loss=cfg.link_loss,
+                         num_users=graph.num_users, **common)
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
         return ItemModel(features, graph.num_items, num_hops, item_features=item_x,
@@ -79,6 +82,33 @@ def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_ini
     if with_meta_init and inner.learner != "noadapt":
         results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
             model, params, inner=InnerLoop("noadapt"), **settings)
+    return results
+
+
+def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_metric: str, *,
+                     sampler: TaskSampler, **settings: Any) -> dict[str, dict[int, dict]]:
+    r"""The cold-start table rows of the baselines :obj:`names` (``"all"``: every
+    baseline of the task kind that the dataset supports), each tuned on validation
+    users at K = :obj:`tune_shots` on :obj:`val_metric`; test results come from
+    :func:`evaluate_scorer` with :obj:`settings`."""
+    kind = sampler.config.kind
+    available = BASELINES[kind]
+    if names is None:
+        return {}
+    if names == "all":
+        names = list(available)
+    names = list(names)
+    results = {}
+    for name in names:
+        choose(available, name, f"{kind} baseline")
+        try:
+            best, _ = tune(available[name](), sampler, tune_shots, val_metric,
+                           max_users=settings.get("max_users"))
+        except ValueError as e:  # e.g. a feature baseline on a featureless dataset
+            if len(names) > 1 and names == list(available):
+                continue
+            raise ConfigError(str(e)) from None
+        results[f"baseline: {best.label()}"] = evaluate_scorer(best.scores, sampler, **settings)
     return results
 
 
@@ -126,6 +156,8 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     evaluate = dict(sampler=sampler, split="test", shots=tuple(cfg.eval.shots),
                     batch_size=cfg.eval.batch_size, max_users=cfg.eval.max_users)
     results = cold_start_results(model, trainer.params, inner, True, **evaluate)
+    results |= baseline_results(cfg.eval.baselines, train_cfg.val_shots, train_cfg.val_metric,
+                                **evaluate)
     metrics = {"test": results_json(results),
                "best_val": trainer.best, "val_metric": train_cfg.val_metric,
                "steps": steps_run, "best_step": trainer.step, "dataset": graph.name, "task": task.kind,

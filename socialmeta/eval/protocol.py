@@ -1,7 +1,7 @@
 """The cold-start protocol: K-shot tasks of held-out users, full ranking, intervals."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -13,28 +13,44 @@ from socialmeta.tasks import TaskBatch, TaskSampler
 REPORTED = ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "hr@10", "hr@20", "mrr", "auc")
 
 
-def _task_metrics(model: nn.Module, params, sampler: TaskSampler, batch: TaskBatch,
-                  inner: InnerLoop) -> dict[str, Tensor]:
+Scorer = Callable[[TaskBatch], Tensor]
+
+
+def model_scorer(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoop) -> Scorer:
+    r"""Scores of a (meta-)trained model after test-time adaptation, as the
+    evaluator wants them: ``[T, candidates]`` for link tasks, ``[T, L]`` for the
+    center's labels in interest tasks."""
     kind = sampler.config.kind
     device = next(iter(params.values())).device
-    batch = batch.to(device)
-    if kind == "interest":
-        logits = interest_logits(model, params, batch, inner)[:, 0].cpu()
-        truth = batch.query_labels[:, 0].cpu() > 0
-        return ranking_metrics(logits, truth, torch.ones_like(truth))
-    size = sampler.num_users if kind == "friend" else sampler.num_items
-    scores = candidate_scores(model, params, batch, inner, size).cpu()
-    batch = batch.to("cpu")
-    positives = torch.zeros(batch.num_tasks, size, dtype=torch.bool)
+
+    def score(batch: TaskBatch) -> Tensor:
+        batch = batch.to(device)
+        if kind == "interest":
+            return interest_logits(model, params, batch, inner)[:, 0].cpu()
+        size = sampler.num_users if kind == "friend" else sampler.num_items
+        return candidate_scores(model, params, batch, inner, size).cpu()
+
+    return score
+
+
+def task_metrics(scores: Tensor, sampler: TaskSampler, batch: TaskBatch) -> dict[str, Tensor]:
+    """Per-task ranking metrics of :obj:`scores` against the batch's query."""
+    if sampler.config.kind == "interest":
+        if sampler.config.variant != "center":
+            raise ValueError("the cold-start protocol ranks a center's labels: use "
+                             "task.variant=center")
+        truth = batch.query_labels[:, 0] > 0
+        return ranking_metrics(scores, truth, batch.label_valid)
+    positives = torch.zeros(scores.shape, dtype=torch.bool)
     positives[batch.query_mask.nonzero()[:, 0], batch.query_ids[batch.query_mask]] = True
     return ranking_metrics(scores, positives, sampler.candidate_mask(batch))
 
 
-def evaluate_cold_start(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoop,
-                        split: str = "test", shots: Sequence[int] = (1, 3, 5, 10),
-                        batch_size: int = 64, max_users: int | None = None
-                        ) -> dict[int, dict[str, dict[str, float]]]:
-    r"""Mean, 95% interval and user count of every metric, per shot count K.
+def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
+                    shots: Sequence[int] = (1, 3, 5, 10), batch_size: int = 64,
+                    max_users: int | None = None) -> dict[int, dict[str, dict[str, float]]]:
+    r"""The cold-start protocol for any scorer (a learner through
+    :func:`model_scorer`, or a baseline's ``scores``).
 
     Every val/test user with more than K links is a new user with K support links;
     its query is ranked against all candidates (training users not in its support, or
@@ -51,7 +67,8 @@ def evaluate_cold_start(model: nn.Module, params, sampler: TaskSampler, inner: I
         per_task: dict[str, list[Tensor]] = {}
         for start in range(0, users.numel(), batch_size):
             batch = sampler.eval_batch(users[start:start + batch_size], k)
-            for key, value in _task_metrics(model, params, sampler, batch, inner).items():
+            scores = scorer(batch).float().cpu()
+            for key, value in task_metrics(scores, sampler, batch).items():
                 per_task.setdefault(key, []).append(value)
         out[k] = {}
         for key in REPORTED:
@@ -59,3 +76,13 @@ def evaluate_cold_start(model: nn.Module, params, sampler: TaskSampler, inner: I
             mean, half, n = mean_ci(values)
             out[k][key] = {"mean": mean, "ci95": half, "users": n}
     return out
+
+
+def evaluate_cold_start(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoop,
+                        split: str = "test", shots: Sequence[int] = (1, 3, 5, 10),
+                        batch_size: int = 64, max_users: int | None = None
+                        ) -> dict[int, dict[str, dict[str, float]]]:
+    r"""The cold-start protocol (:func:`evaluate_scorer`) for a model and its
+    meta-parameters, adapting to every new user as :obj:`inner` says."""
+    return evaluate_scorer(model_scorer(model, params, sampler, inner), sampler, split,
+                           shots, batch_size, max_users)

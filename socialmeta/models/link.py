@@ -45,17 +45,29 @@ class LinkModel(nn.Module):
         head (str): ``"bilinear"`` (``(W h_c) · h_t + b``), ``"dot"`` (``s · h_c · h_t``
             with a learned scale ``s``) or ``"mlp"`` (an MLP over ``[h_c, h_t, h_c ∘ h_t]``).
             (default: :obj:`"bilinear"`)
+        loss (str): ``"bce"`` on the task's sampled positive/negative targets, or
+            ``"softmax"``: a list loss over every user of the ego-net plus one slot for
+            all users outside it (the ``far`` score), the training-time image of
+            full-list ranking (DESIGN §10). (default: :obj:`"bce"`)
+        num_users (int, optional): Users in the graph. With the softmax loss the
+            outside slot scores ``far + log(num_users - N)``, i.e. ``far`` is the score
+            of *each* user outside the ego-net, as in evaluation. (default: ``None``:
+            the slot scores ``far``)
     """
 
     HEADS = ("bilinear", "dot", "mlp")
+    LOSSES = ("bce", "softmax")
 
     def __init__(self, in_channels: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2, head: str = "bilinear",
-                 **encoder_kwargs) -> None:
+                 loss: str = "bce", num_users: int | None = None, **encoder_kwargs) -> None:
         super().__init__()
         if head not in self.HEADS:
             raise ValueError(f"unknown link head {head!r}; choose one of {list(self.HEADS)}")
-        self.num_hops, self.head_name = num_hops, head
+        if loss not in self.LOSSES:
+            raise ValueError(f"unknown link loss {loss!r}; choose one of {list(self.LOSSES)}")
+        self.num_hops, self.head_name, self.loss = num_hops, head, loss
+        self.num_users = num_users
         self.encoder = Encoder(conv, in_channels + num_hops + 3, hidden_channels,
                                num_layers, **encoder_kwargs)
         self.far = nn.Parameter(torch.zeros(hidden_channels))
@@ -77,6 +89,16 @@ class LinkModel(nn.Module):
                   ) -> Tensor:
         r"""Loss of one dense task's :obj:`side` (``"support"``/``"query"``) targets;
         :obj:`call` is the model's forward (e.g. through ``functional_call``)."""
+        if self.loss == "softmax":
+            n = task["node_mask"].size(-1)
+            local = torch.cat([torch.arange(n, device=task["hop"].device),
+                               torch.full((1,), -1, device=task["hop"].device)])
+            scores = self._outside_offset(self.score_targets(call, task, local, prototype),
+                                          task["node_mask"].sum(-1))
+            return list_loss(scores, task["node_mask"], task["support_local"],
+                             task["support_label"] * task["support_mask"],
+                             task[f"{side}_local"], task[f"{side}_label"] * task[f"{side}_mask"],
+                             side)
         scores = self.score_targets(call, task, task[f"{side}_local"], prototype)
         return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
 
@@ -90,10 +112,27 @@ class LinkModel(nn.Module):
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""
         kwargs = {"sparse": True, **({"mode": "prototype"} if prototype else {})}
+        label = getattr(data, f"{side}_label")
+        if self.loss == "softmax":
+            n = data.x.size(0)
+            local = torch.cat([torch.arange(n), torch.full((1,), -1)])
+            scores = self._outside_offset(call(data.x, data.edge_index, data.hop,
+                                               data.support_local, data.support_label, local,
+                                               **kwargs), torch.tensor(n))
+            return list_loss(scores, torch.ones(n, dtype=torch.bool), data.support_local,
+                             data.support_label, getattr(data, f"{side}_local"), label, side)
         scores = call(data.x, data.edge_index, data.hop, data.support_local,
                       data.support_label, getattr(data, f"{side}_local"), **kwargs)
-        label = getattr(data, f"{side}_label")
         return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
+
+    def _outside_offset(self, scores: Tensor, num_nodes: Tensor) -> Tensor:
+        """Adds ``log(num_users - num_nodes)`` to the last (outside) slot."""
+        if self.num_users is None:
+            return scores
+        outside = (self.num_users - num_nodes).clamp(min=1).to(scores.dtype).log()
+        offset = torch.zeros_like(scores)
+        offset[..., -1] = 1.0
+        return scores + offset * outside
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
@@ -190,6 +229,35 @@ class _Scale(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * x
+
+
+def list_loss(scores: Tensor, node_mask: Tensor, support_local: Tensor, support_positive: Tensor,
+              target_local: Tensor, target_positive: Tensor, side: str) -> Tensor:
+    r"""Softmax list loss of one task: ``-mean_p log softmax(scores)[p]`` over the
+    positive targets ``p``, where the softmax runs over every ego-net user except the
+    center (and, for the query side, except the positive support friends, which are
+    not candidates at test time) plus one last slot that stands for all users outside
+    the ego-net (a positive outside the ego-net counts as that slot).
+
+    Args:
+        scores: ``[N + 1]`` scores of local nodes ``0..N-1`` and of the outside slot.
+        node_mask: ``[N]`` valid nodes.
+        support_positive, target_positive: 0/1 weights of the positive targets
+            (label times validity).
+    """
+    n = node_mask.size(-1)
+    positions = torch.arange(n + 1, device=scores.device)
+    candidate = torch.cat([node_mask, node_mask.new_ones(1)]) & (positions != 0)
+    if side == "query":
+        support_slots = torch.where(support_local >= 0, support_local, n)
+        is_support = (_onehot(support_slots, n + 1, scores.dtype)
+                      * support_positive.unsqueeze(-1)).sum(-2) > 0
+        candidate = candidate & ~(is_support & (positions < n))
+    log_z = torch.logsumexp(scores.masked_fill(~candidate, float("-inf")), -1)
+    slots = torch.where(target_local >= 0, target_local, n)
+    picked = (_onehot(slots, n + 1, scores.dtype) @ scores.unsqueeze(-1)).squeeze(-1)
+    w = target_positive.to(scores.dtype)
+    return ((log_z - picked) * w).sum() / w.sum().clamp(min=1)
 
 
 def masked_bce(scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:

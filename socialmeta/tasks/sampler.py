@@ -182,6 +182,11 @@ class TaskSampler:
         mask[support.nonzero()[:, 0], batch.support_ids[support]] = False
         return mask
 
+    def context_friends(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Friendships of :obj:`users` with training users, as ``(position in
+        users, friend id)``: what item and interest tasks see of a user's friends."""
+        return self._training_friends(users)
+
     # -------------------------------------------------------------- internals
     def _check_relations(self) -> None:
         cfg, g = self.config, self.graph

@@ -101,6 +101,14 @@ def test_link_heads_batched_equals_reference(batch, head, learner, assert_meta_e
         model.named_parameters())))
 
 
+@pytest.mark.parametrize("learner", ["maml", "fomaml", "metasgd", "protonet", "finetune"])
+def test_softmax_list_loss_batched_equals_reference(batch, learner, assert_meta_equivalent):
+    torch.manual_seed(0)
+    model = LinkModel(16, num_hops=2, hidden_channels=12, loss="softmax", num_users=400).double()
+    b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
+    assert_meta_equivalent(model, b, InnerLoop(learner, steps=2, lr=0.3))
+
+
 def test_second_order_differs_from_first_order(batch):
     model = _model()
     _, second = meta_gradient(model, batch, InnerLoop("maml", steps=2, lr=0.5))

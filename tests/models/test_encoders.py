@@ -58,3 +58,26 @@ def test_bad_arguments():
         Encoder("gnn", 4)
     with pytest.raises(ValueError, match=r"num_layers must be 1 to 3"):
         Encoder("sage", 4, num_layers=4)
+
+
+def test_list_loss_by_hand():
+    import math
+
+    from socialmeta.models.link import list_loss
+
+    # nodes 0 (center), 1 (support friend), 2, 3 (padding), then the outside slot
+    scores = torch.tensor([5.0, 2.0, 1.0, 9.0, 0.5])
+    node_mask = torch.tensor([True, True, True, False])
+    support_local, support_pos = torch.tensor([1, -1]), torch.tensor([1.0, 0.0])
+    # query positives: node 2 and one user outside the ego-net; a padded slot (weight 0)
+    target_local, target_pos = torch.tensor([2, -1, 3]), torch.tensor([1.0, 1.0, 0.0])
+    log_z = math.log(math.exp(1.0) + math.exp(0.5))   # candidates: node 2 and outside
+    expected = ((log_z - 1.0) + (log_z - 0.5)) / 2
+    got = list_loss(scores, node_mask, support_local, support_pos, target_local, target_pos,
+                    "query")
+    assert math.isclose(float(got), expected, rel_tol=1e-6)
+    # support side: the support friend is a candidate (and the positive)
+    log_z = math.log(math.exp(2.0) + math.exp(1.0) + math.exp(0.5))
+    got = list_loss(scores, node_mask, support_local, support_pos, support_local, support_pos,
+                    "support")
+    assert math.isclose(float(got), log_z - 2.0, rel_tol=1e-6)

@@ -1,0 +1,34 @@
+r"""Non-meta baselines behind the same cold-start evaluator as the learners.
+
+Example:
+    >>> from socialmeta.baselines import make_baseline
+    >>> ppr = make_baseline("friend", "ppr", alpha=0.15).fit(sampler)
+    >>> evaluate_scorer(ppr.scores, sampler, split="test")
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from socialmeta.baselines.base import Baseline
+from socialmeta.baselines.friend import FRIEND_BASELINES, personalized_pagerank
+from socialmeta.baselines.interest import INTEREST_BASELINES
+from socialmeta.baselines.item import ITEM_BASELINES, ease_weights
+from socialmeta.baselines.tune import tune
+
+#: task kind -> baseline name -> class
+BASELINES: dict[str, dict[str, type[Baseline]]] = {
+    "friend": FRIEND_BASELINES, "item": ITEM_BASELINES, "interest": INTEREST_BASELINES}
+
+
+def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
+    """The baseline :obj:`name` for :obj:`kind` tasks (unfitted)."""
+    if kind not in BASELINES:
+        raise ValueError(f"unknown task kind {kind!r}; choose one of {sorted(BASELINES)}")
+    if name not in BASELINES[kind]:
+        raise ValueError(f"unknown {kind} baseline {name!r}; choose one of "
+                         f"{sorted(BASELINES[kind])}")
+    return BASELINES[kind][name](**hyper)
+
+
+__all__ = ["BASELINES", "Baseline", "ease_weights", "make_baseline", "personalized_pagerank",
+           "tune"]

@@ -1,0 +1,129 @@
+"""What every baseline is: fitted on training users, scored on the evaluator's tasks."""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from socialmeta.data import FRIEND, INTERACTS
+from socialmeta.tasks import TaskBatch, TaskSampler
+
+
+class Baseline:
+    r"""A non-meta-learned scorer that the cold-start evaluator runs on exactly the
+    tasks the learners get (same support, same query, same candidates).
+
+    Subclasses set :attr:`name`, :attr:`kinds` (the task kinds they score), optionally
+    :attr:`grid` (hyper-parameters searched on validation users, see
+    :func:`socialmeta.baselines.tune`), and implement :meth:`fit` (training users
+    only: it reads ``sampler.observed``) and :meth:`scores`.
+    """
+
+    name: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]]
+    grid: ClassVar[Mapping[str, Sequence[Any]]] = {}
+
+    def __init__(self, **hyper: Any) -> None:
+        unknown = set(hyper) - set(self.grid)
+        if unknown:
+            raise ValueError(f"baseline {self.name!r} has no hyper-parameter "
+                             f"{sorted(unknown)}; it has {sorted(self.grid)}")
+        self.hyper = {k: v[0] for k, v in self.grid.items()} | hyper
+        self.sampler: TaskSampler | None = None
+
+    def fit(self, sampler: TaskSampler) -> Baseline:
+        """Precomputes what :meth:`scores` needs from the training users' data."""
+        if sampler.config.kind not in self.kinds:
+            raise ValueError(f"baseline {self.name!r} scores {list(self.kinds)} tasks, "
+                             f"not {sampler.config.kind!r}")
+        self.sampler = sampler
+        self._fit(sampler)
+        return self
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        """Subclass hook of :meth:`fit`."""
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        r"""``[T, num_users]`` (friend), ``[T, num_items]`` (item) or ``[T, L]``
+        (interest: label scores of each task's center); higher is better."""
+        raise NotImplementedError
+
+    def with_hyper(self, **hyper: Any) -> Baseline:
+        """A copy with other hyper-parameters, fitted on the same sampler."""
+        other = type(self)(**(self.hyper | hyper))
+        return other.fit(self.sampler) if self.sampler is not None else other
+
+    def label(self) -> str:
+        """Row name in result tables, e.g. ``ppr(alpha=0.2)``."""
+        if not self.hyper:
+            return self.name
+        inner = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+        return f"{self.name}({inner})"
+
+    def grid_points(self) -> Iterator[dict[str, Any]]:
+        keys = list(self.grid)
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            yield dict(zip(keys, values))
+
+
+# ------------------------------------------------------------------ helpers
+def support_matrix(batch: TaskBatch, size: int, dtype=torch.float32) -> Tensor:
+    """``[T, size]`` 0/1 indicator of each task's positive support targets."""
+    s = torch.zeros(batch.num_tasks, size, dtype=dtype)
+    ok = batch.support_mask & (batch.support_label > 0)
+    s[ok.nonzero()[:, 0], batch.support_ids[ok]] = 1.0
+    return s
+
+
+def sparse_matrix(index: Tensor, shape: tuple[int, int], values: Tensor | None = None
+                  ) -> Tensor:
+    """A coalesced sparse COO matrix from ``[2, E]`` coordinates (duplicates summed)."""
+    if values is None:
+        values = torch.ones(index.size(1))
+    return torch.sparse_coo_tensor(index, values.float(), shape,
+                                   check_invariants=False).coalesce()
+
+
+class Sparse:
+    r"""A sparse matrix ``M [n, m]`` that multiplies dense row blocks from the right:
+    ``Sparse(M).rmul(rows)`` is ``rows @ M`` for ``rows [T, n]`` (stored as ``Mᵀ`` in
+    COO, one sparse-dense product per call)."""
+
+    def __init__(self, index: Tensor, shape: tuple[int, int], values: Tensor | None = None
+                 ) -> None:
+        self.shape = shape
+        self.t = sparse_matrix(index.flip(0), (shape[1], shape[0]), values)
+
+    def rmul(self, rows: Tensor) -> Tensor:
+        return (self.t @ rows.t().contiguous()).t()
+
+
+def friend_matrix(sampler: TaskSampler) -> Sparse:
+    """The observed (training users') friendship adjacency ``[U, U]``."""
+    n = sampler.num_users
+    return Sparse(sampler.observed[FRIEND].edge_index, (n, n))
+
+
+def interaction_index(sampler: TaskSampler) -> Tensor:
+    """Training users' interactions ``[2, E]`` (user, item), duplicates removed."""
+    u, i = sampler.observed[INTERACTS].edge_index
+    key = torch.unique(u * sampler.num_items + i)
+    return torch.stack([key // sampler.num_items, key % sampler.num_items])
+
+
+def context_friends(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
+    r"""``[T, U]`` indicator of each center's friends among training users: the
+    ``friends`` context of item and interest tasks (for friend tasks this would be the
+    query relation and must not be used)."""
+    if sampler.config.kind == "friend":
+        raise ValueError("friend tasks have no friends context: the friends are the query")
+    pos, friend = sampler.context_friends(batch.center)
+    f = torch.zeros(batch.num_tasks, sampler.num_users)
+    f[pos, friend] = 1.0
+    return f
+
+
+Factory = Callable[..., Baseline]

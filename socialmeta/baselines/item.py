@@ -1,0 +1,140 @@
+r"""Item-recommendation baselines: a new user is known by K support items and, as
+context, its friends among training users (the item task's ego-net holds them too)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from socialmeta.baselines.base import (
+    Baseline,
+    Sparse,
+    context_friends,
+    interaction_index,
+    support_matrix,
+)
+from socialmeta.tasks import TaskBatch, TaskSampler
+
+
+class _ItemBaseline(Baseline):
+    kinds = ("item",)
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        self.index = interaction_index(sampler)
+        self.shape = (sampler.num_users, sampler.num_items)
+        self.counts = torch.bincount(self.index[1], minlength=sampler.num_items).float()
+
+    def _support(self, batch: TaskBatch) -> Tensor:
+        return support_matrix(batch, self.sampler.num_items)
+
+
+class ItemPopularity(_ItemBaseline):
+    """Number of training users with the item."""
+
+    name = "popularity"
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        return self.counts.expand(batch.num_tasks, -1).clone()
+
+
+class SocialPopularity(_ItemBaseline):
+    r"""Number of the user's friends with the item (context ``friends``), global
+    popularity breaking ties (weight ``1e-6``)."""
+
+    name = "social_popularity"
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        self.user_items = Sparse(self.index, self.shape)
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        friends = context_friends(self.sampler, batch)
+        return self.user_items.rmul(friends) + 1e-6 * self.counts / self.counts.max()
+
+
+class ItemKNN(_ItemBaseline):
+    r"""Item-based collaborative filtering: ``Σ_{j ∈ S} cos(i, j)`` over the support
+    items ``S``, cosine between the items' training-user columns (full item-item
+    similarity, computed as two sparse products, never materialised)."""
+
+    name = "itemknn"
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        norm = self.counts.clamp(min=1.0).rsqrt()
+        values = norm[self.index[1]]
+        self.normed = Sparse(self.index, self.shape, values)          # R D^-1/2 [U, I]
+        self.normed_t = Sparse(self.index.flip(0), self.shape[::-1], values)
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        users = self.normed_t.rmul(self._support(batch))
+        return self.normed.rmul(users)
+
+
+class UserKNN(_ItemBaseline):
+    r"""User-based collaborative filtering from the support items: cosine between the
+    new user's support items and every training user's items, the ``k`` most similar
+    users vote with their similarity (``k`` tuned on validation users)."""
+
+    name = "userknn"
+    grid = {"k": (50, 20, 100, 200)}
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        self.user_items = Sparse(self.index, self.shape)
+        self.item_users = Sparse(self.index.flip(0), self.shape[::-1])
+        degree = torch.bincount(self.index[0], minlength=self.shape[0]).float()
+        self.user_norm = degree.clamp(min=1.0).rsqrt()
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        s = self._support(batch)
+        sim = self.item_users.rmul(s) * self.user_norm / s.sum(1, keepdim=True).clamp(min=1).sqrt()
+        k = min(int(self.hyper["k"]), sim.size(1))
+        top = sim.topk(k, dim=1)
+        sparse_sim = torch.zeros_like(sim).scatter_(1, top.indices, top.values)
+        return self.user_items.rmul(sparse_sim) + 1e-6 * self.counts / self.counts.max()
+
+
+class EASE(_ItemBaseline):
+    r"""EASE\ :sup:`R` (Steck, 2019): ``B = I - P diag(1/diag P)`` with
+    ``P = (XᵀX + λI)⁻¹``, zero diagonal; scores ``s B`` for the support row ``s``.
+
+    The dense ``I x I`` inverse is restricted to items with at least ``min_users``
+    training users (others score by popularity below every kept item), so that it
+    fits in memory on large catalogues; ``λ`` is tuned on validation users.
+    """
+
+    name = "ease"
+    grid = {"l2": (200.0, 50.0, 500.0, 1000.0), "min_users": (2,)}
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        keep = (self.counts >= int(self.hyper["min_users"])).nonzero().view(-1)
+        self.kept = keep
+        col = torch.full((self.shape[1],), -1, dtype=torch.long)
+        col[keep] = torch.arange(keep.numel())
+        ok = col[self.index[1]] >= 0
+        x = torch.zeros(self.shape[0], keep.numel(), dtype=torch.float64)
+        x[self.index[0, ok], col[self.index[1, ok]]] = 1.0
+        self.weights = ease_weights(x, float(self.hyper["l2"])).float()
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        s = self._support(batch)
+        # items below the cut rank after every kept item, by popularity
+        out = (self.counts / self.counts.max() - 2.0).expand(batch.num_tasks, -1).clone()
+        kept_scores = s[:, self.kept] @ self.weights
+        out[:, self.kept] = kept_scores + 1e-6 * self.counts[self.kept] / self.counts.max()
+        return out
+
+
+def ease_weights(x: Tensor, l2: float) -> Tensor:
+    r"""EASE's closed form ``B`` ``[I, I]`` for a user-item matrix :obj:`x` ``[U, I]``."""
+    gram = x.t() @ x
+    gram.diagonal().add_(l2)
+    p = torch.linalg.inv(gram)
+    b = -p / p.diagonal().unsqueeze(0)
+    b.diagonal().zero_()
+    return b
+
+
+ITEM_BASELINES = {cls.name: cls for cls in (ItemPopularity, SocialPopularity, ItemKNN,
+                                            UserKNN, EASE)}
