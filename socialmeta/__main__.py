@@ -1,10 +1,11 @@
-"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export, eval."""
+"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export, eval, recommend."""
 from __future__ import annotations
 
 import sys
 
 TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train",
-         "export": "socialmeta.cli.export", "eval": "socialmeta.cli.evaluate"}
+         "export": "socialmeta.cli.export", "eval": "socialmeta.cli.evaluate",
+         "recommend": "socialmeta.cli.recommend"}
 
 
 def main() -> None:

@@ -26,8 +26,18 @@ def test_readme_python_examples_run(lastfm_root, monkeypatch, tmp_path):
     assert len(blocks) >= 3
     monkeypatch.chdir(REPO)  # the examples name ../shared/datasets relative to the repo
     monkeypatch.setenv("SOCIALMETA_CACHE", str(tmp_path))
+    # the Recommender example loads a run's checkpoint: a tiny run stands in for it
+    from socialmeta.cli.train import main as train_main
+
+    run = tmp_path / "run"
+    train_main([f"hydra.run.dir={run}", "dataset.num_users=300", "train.steps=2",
+                "train.eval_every=2", "train.batch_size=4", "train.val_users=10",
+                "eval.shots=[3]", "eval.max_users=5", "eval.baselines=null"])
+    code = "\n".join(blocks).replace("outputs/2026-11-24/19-39-22/best.pt", str(run / "best.pt"))
     namespace: dict = {}
-    exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
+    exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["graph"].num_users == 1892
     assert namespace["batch"].adj.shape == (64, 64, 64)
     assert torch.isfinite(namespace["loss"])
+    assert len(namespace["rec"].recommend(user="u42", k=10)) == 10
+    assert namespace["ppr"].name == "ppr" and len(namespace["trials"]) == 4

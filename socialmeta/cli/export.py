@@ -43,10 +43,15 @@ def restore(checkpoint: str | Path) -> tuple[nn.Module, dict[str, torch.Tensor],
 def export_command(cfg: DictConfig) -> dict[str, Any]:
     model, params, graph, _ = restore(cfg.checkpoint)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / "export"
-    manifest = export_embeddings(model, params, graph, out, normalize=cfg.normalize,
-                                 checkpoint=str(cfg.checkpoint))
+    try:
+        manifest = export_embeddings(model, params, graph, out, normalize=cfg.normalize,
+                                     checkpoint=str(cfg.checkpoint),
+                                     formats=list(cfg.formats), chunk_size=cfg.chunk_size)
+    except (ValueError, ImportError) as e:
+        raise ConfigError(str(e)) from None
     print(f"wrote {manifest['users']} user embeddings (dim {manifest['dimension']}, "
-          f"{manifest['normalization']}) and {manifest['items']} item embeddings to {out}")
+          f"{manifest['normalization']}) and {manifest['items']} item embeddings to {out}: "
+          + ", ".join(manifest["files"]))
     return manifest
 
 

@@ -27,7 +27,7 @@ from socialmeta.eval.protocol import evaluate_cold_start, evaluate_scorer
 from socialmeta.meta import LEARNERS, InnerLoop
 from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
 from socialmeta.tasks import KINDS, TaskConfig, TaskSampler, UserSplit, split_users
-from socialmeta.train import TrainConfig, Trainer, load_checkpoint
+from socialmeta.train import LOGGERS, TrainConfig, Trainer, load_checkpoint
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 
@@ -136,6 +136,8 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if cfg.dataset.get("root"):  # checkpoints name the data absolutely (eval/export anywhere)
+        cfg.dataset.root = str(Path(cfg.dataset.root).expanduser().resolve())
     graph = dataset_from_config(cfg.dataset)
     task = task_config(cfg.task, cfg.seed)
     split = split_from_config(graph, cfg.split)
@@ -147,7 +149,15 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    trainer = Trainer(model, inner, sampler, train_cfg, out_dir, device, resolved)
+    loggers = []
+    for name in cfg.logger.names:
+        logger_cls = choose(LOGGERS, name, "logger")
+        try:
+            loggers.append(logger_cls(out_dir, train_cfg.val_metric) if name == "tensorboard"
+                           else logger_cls(out_dir))
+        except ImportError as e:
+            raise ConfigError(str(e)) from None
+    trainer = Trainer(model, inner, sampler, train_cfg, out_dir, device, resolved, loggers)
     trainer.fit(resume=cfg.resume == "auto")
     steps_run = trainer.step
     best = out_dir / "best.pt"

@@ -188,6 +188,25 @@ class SocialGraph(HeteroData):
             out["membership_index"] = self[MEMBER_OF].edge_index
         return out
 
+    def with_placeholder_users(self, ids: Sequence[str]) -> SocialGraph:
+        r"""A copy with extra users :obj:`ids` appended (indices ``num_users`` on):
+        no friendships, items or labels, all-zero features. They stand for brand-new
+        users whose links are supplied at query time (e.g. by
+        :class:`socialmeta.Recommender`); existing indices keep their meaning."""
+        clash = set(ids) & set(self.raw_ids[USER])
+        if clash:
+            raise ValueError(f"placeholder user ids {sorted(clash)} already exist")
+        d = self.to_dict()
+        extra = len(ids)
+        d["raw_ids"] = {**d["raw_ids"], USER: list(d["raw_ids"][USER]) + list(ids)}
+        d["x"] = torch.cat([d["x"], d["x"].new_zeros(extra, d["x"].size(1))])
+        if "interests" in d:
+            d["interests"] = torch.cat([d["interests"],
+                                        d["interests"].new_zeros(extra, d["interests"].size(1))])
+            d["interest_mask"] = torch.cat([d["interest_mask"],
+                                            d["interest_mask"].new_zeros(extra)])
+        return type(self).from_dict(d)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SocialGraph:
         """Inverse of :meth:`to_dict` (validates again)."""

@@ -1,8 +1,10 @@
 """Export of meta-learned embeddings for downstream systems (ANN indexes, feature stores)."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,15 @@ def graph_digest(graph: SocialGraph) -> str:
 
 
 @torch.no_grad()
-def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGraph
-                    ) -> Tensor:
+def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGraph,
+                    chunk_size: int | None = None) -> Tensor:
     r"""Meta-init user embeddings ``[num_users, H]`` from the encoder's sparse forward
     over the whole friendship graph.
 
     There is no task center in a full-graph pass, so the task-only inputs are neutral:
     no hop one-hot, no support flag; the degree input is the degree in :obj:`graph`.
+    With :obj:`chunk_size`, inference runs layer by layer over chunks of that many
+    users (:meth:`Encoder.forward_chunked`, same result, bounded memory).
     """
     state = {n: p for n, p in params.items() if not n.startswith("lr::")}
     encoder_state = {n[len("encoder."):]: p for n, p in state.items()
@@ -59,46 +63,93 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
         taste = torch.zeros(n, weight.size(1)).index_add_(0, u, weight[i])
         taste = taste / torch.bincount(u, minlength=n).clamp(min=1).unsqueeze(1)
         inputs = torch.cat([inputs, taste], 1)
-    out = torch.func.functional_call(encoder, encoder_state, (inputs, graph.friend_index))
+    if chunk_size is None:
+        out = torch.func.functional_call(encoder, encoder_state, (inputs, graph.friend_index))
+    else:
+        encoder = copy.deepcopy(encoder)
+        encoder.load_state_dict(encoder_state)
+        out = encoder.forward_chunked(inputs, graph.friend_index, chunk_size)
     return out.float()
+
+
+FORMATS = ("npy", "parquet", "safetensors", "faiss")
 
 
 def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGraph,
                       out_dir: str | Path, *, normalize: bool = False,
-                      checkpoint: str | None = None) -> dict[str, Any]:
-    r"""Writes ``user_embeddings.npy`` (float32), ``user_ids.txt`` (the dataset's own
-    ids, row order), ``item_embeddings.npy``/``item_ids.txt`` for item models, and
-    ``manifest.json``. Every file is written atomically. Returns the manifest.
+                      checkpoint: str | None = None, formats: Sequence[str] = ("npy",),
+                      chunk_size: int | None = None) -> dict[str, Any]:
+    r"""Writes meta-init embeddings of every user (and item, for item models) for
+    downstream systems. Every file is written atomically. Returns the manifest.
+
+    Files, per :obj:`formats`:
+
+    * ``npy`` (always): ``user_embeddings.npy`` (float32 ``[num_users, d]``),
+      ``user_ids.txt`` (the dataset's own ids, one per row), and
+      ``item_embeddings.npy``/``item_ids.txt`` for item models;
+    * ``parquet``: ``user_embeddings.parquet`` (columns ``id``, ``embedding``) and
+      ``item_embeddings.parquet`` (needs ``pyarrow``: ``pip install socialmeta[export]``);
+    * ``safetensors``: ``embeddings.safetensors`` with tensors ``user_embeddings`` (and
+      ``item_embeddings``) (needs ``safetensors``);
+    * ``faiss``: ``user_index.faiss`` (and ``item_index.faiss``), an exact
+      inner-product ``IndexIDMap(IndexFlatIP)`` whose ids are row numbers, i.e. lines of
+      the id files; with ``normalize=True`` its scores are cosines (needs ``faiss-cpu``).
+
+    ``manifest.json`` records dimension, normalisation, model and data hashes,
+    versions, the files and their kind (``meta-init``).
 
     Example:
-        >>> export_embeddings(model, params, graph, "export/", normalize=True)
+        >>> export_embeddings(model, params, graph, "export/", normalize=True,
+        ...                   formats=["npy", "faiss"])
     """
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {list(FORMATS)}")
+    writers = {name: _require(name) for name in formats if name != "npy"}
     out_dir = Path(out_dir)
-    users = user_embeddings(model, params, graph)
-    if normalize:
-        users = torch.nn.functional.normalize(users, dim=1)
-    files = {"user_embeddings.npy": users.numpy(), "user_ids.txt": graph.raw_ids["user"]}
+    tables = {"user": user_embeddings(model, params, graph, chunk_size)}
     if "item_embedding.weight" in params:
-        items = params["item_embedding.weight"].detach().float()
-        if normalize:
-            items = torch.nn.functional.normalize(items, dim=1)
-        files["item_embeddings.npy"] = items.numpy()
-        files["item_ids.txt"] = graph.raw_ids["item"]
-    for name, content in files.items():
-        if name.endswith(".npy"):
-            with atomic_write(out_dir / name, "wb") as f:
-                np.save(f, content.astype(np.float32))
-        else:
-            with atomic_write(out_dir / name, "w") as f:
-                f.write("\n".join(content) + "\n")
+        tables["item"] = params["item_embedding.weight"].detach().float()
+    if normalize:
+        tables = {k: torch.nn.functional.normalize(v, dim=1) for k, v in tables.items()}
+    arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
+    written = []
+    for kind, array in arrays.items():
+        with atomic_write(out_dir / f"{kind}_embeddings.npy", "wb") as f:
+            np.save(f, array)
+        with atomic_write(out_dir / f"{kind}_ids.txt", "w") as f:
+            f.write("\n".join(graph.raw_ids[kind]) + "\n")
+        written += [f"{kind}_embeddings.npy", f"{kind}_ids.txt"]
+        if "parquet" in writers:
+            pa, pq = writers["parquet"]
+            table = pa.table({"id": pa.array(graph.raw_ids[kind], pa.string()),
+                              "embedding": pa.FixedSizeListArray.from_arrays(
+                                  pa.array(array.reshape(-1)), array.shape[1])})
+            with atomic_write(out_dir / f"{kind}_embeddings.parquet", "wb") as f:
+                pq.write_table(table, f)
+            written.append(f"{kind}_embeddings.parquet")
+        if "faiss" in writers:
+            faiss = writers["faiss"]
+            index = faiss.IndexIDMap(faiss.IndexFlatIP(array.shape[1]))
+            index.add_with_ids(array, np.arange(array.shape[0], dtype=np.int64))
+            with atomic_write(out_dir / f"{kind}_index.faiss", "wb") as f:
+                f.write(faiss.serialize_index(index).tobytes())
+            written.append(f"{kind}_index.faiss")
+    if "safetensors" in writers:
+        with atomic_write(out_dir / "embeddings.safetensors", "wb") as f:
+            f.write(writers["safetensors"]({f"{k}_embeddings": v.contiguous()
+                                            for k, v in tables.items()},
+                                           metadata={"normalization": "l2" if normalize
+                                                     else "none"}))
+        written.append("embeddings.safetensors")
     manifest = {
         "kind": "meta-init",
-        "dimension": int(users.size(1)),
+        "dimension": int(arrays["user"].shape[1]),
         "normalization": "l2" if normalize else "none",
-        "users": int(users.size(0)),
-        "items": int(files["item_embeddings.npy"].shape[0]) if "item_embeddings.npy" in files
-        else 0,
-        "files": sorted(files),
+        "faiss_metric": "inner_product" if "faiss" in writers else None,
+        "users": int(arrays["user"].shape[0]),
+        "items": int(arrays["item"].shape[0]) if "item" in arrays else 0,
+        "files": sorted(written),
         "model": type(model).__name__, "encoder": model.encoder.conv_name,
         "model_sha256": tensor_digest({n: p for n, p in params.items()}),
         "data_sha256": graph_digest(graph), "dataset": graph.name,
@@ -109,3 +160,26 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     with atomic_write(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def _require(fmt: str):
+    """The module(s) that writing :obj:`fmt` needs, or an ImportError saying what to
+    install."""
+    try:
+        if fmt == "parquet":
+            import pyarrow
+            import pyarrow.parquet
+
+            return pyarrow, pyarrow.parquet
+        if fmt == "safetensors":
+            from safetensors.torch import save
+
+            return save
+        import faiss
+
+        return faiss
+    except ImportError as e:
+        package = {"parquet": "pyarrow", "safetensors": "safetensors",
+                   "faiss": "faiss-cpu"}[fmt]
+        raise ImportError(f"export format {fmt!r} needs {package}: pip install {package} "
+                          f"(or socialmeta[{'faiss' if fmt == 'faiss' else 'export'}])") from e

@@ -119,6 +119,7 @@ class TaskSampler:
             self.item_keys = (u * self.num_items + i).sort().values
         self._labels = self._label_matrix()
         self._epoch_cache: tuple[int, Tensor] | None = None
+        self._links: dict[str, tuple[Tensor, Tensor]] | None = None
 
     # ----------------------------------------------------------------- public
     def train_centers(self) -> Tensor:
@@ -159,6 +160,45 @@ class TaskSampler:
                              "evaluation tasks are for val/test users")
         keys = hash_keys(self.config.seed, EVAL_EPOCH, users)
         return self._build(users, keys, torch.full_like(users, shots), users, train=False)
+
+    def support_batch(self, centers: Tensor, friends: Sequence[Tensor] | None = None,
+                      items: Sequence[Tensor] | None = None) -> TaskBatch:
+        r"""One task per center whose support is *all* its given links, with nothing
+        held out and no query: what recommending to a user adapts on.
+
+        Args:
+            centers: ``[T]`` user ids (any role; a user not in the observed graph, e.g.
+                a placeholder row for a brand-new user, has no links of its own).
+            friends: Per center, global ids of its friends (training users): the
+                support of friend tasks, the context of item and interest tasks.
+                ``None``: each center's own friendships with training users.
+            items: Per center, global item ids: the support of item tasks.
+                ``None``: each center's own items.
+        """
+        centers = torch.as_tensor(centers, dtype=torch.long).view(-1)
+
+        def flat(per_center: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+            ids = [torch.as_tensor(v, dtype=torch.long).view(-1) for v in per_center]
+            if len(ids) != centers.numel():
+                raise ValueError(f"{len(ids)} link lists for {centers.numel()} centers")
+            pos = torch.repeat_interleave(torch.arange(len(ids)),
+                                          torch.tensor([v.numel() for v in ids]))
+            return pos, torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long)
+
+        links = {"friends": flat(friends) if friends is not None
+                 else self._training_friends(centers)}
+        if self.config.kind == "item":
+            links["items"] = flat(items) if items is not None else self.items.gather(centers)
+        sizes = torch.bincount(links["items" if self.config.kind == "item" else "friends"][0],
+                               minlength=centers.numel())
+        shots = sizes.clamp(min=1) if self.config.kind != "interest" else torch.full_like(
+            centers, self.config.node_cap)
+        keys = hash_keys(self.config.seed, EVAL_EPOCH, centers)
+        self._links = links
+        try:
+            return self._build(centers, keys, shots, centers, train=False)
+        finally:
+            self._links = None
 
     def candidate_mask(self, batch: TaskBatch) -> Tensor:
         r"""Full-ranking candidates of each task, ``bool [T, num_users]`` for friend
@@ -247,7 +287,7 @@ class TaskSampler:
                train: bool) -> TaskBatch:
         builder = {"friend": self._friend, "item": self._item,
                    "interest": self._interest}[self.config.kind]
-        return builder(centers, keys, shots, index, train)
+        return builder(centers, keys, shots, index, train, self._links)
 
     # ------------------------------------------------------------ link tasks
     def _split_links(self, t: Tensor, target: Tensor, keys: Tensor, shots: Tensor,
@@ -256,7 +296,8 @@ class TaskSampler:
         links ``(t, target)``, ranked by a hash of (task, target)."""
         rank = rank_in_group(t, priority(keys[t], target))
         count = torch.bincount(t, minlength=num_tasks)
-        k = torch.minimum(shots, count - 1).clamp(min=0)
+        hold_out = 0 if self._links is not None else 1   # support_batch holds nothing out
+        k = torch.minimum(shots, count - hold_out).clamp(min=0)
         support = rank < k[t]
         query = ~support
         if train:
@@ -297,8 +338,8 @@ class TaskSampler:
         sides["query"] = (pool_t[qry], pool_target[qry], q_neg_t, q_neg)
         return k, sides
 
-    def _friend(self, centers, keys, shots, index, train) -> TaskBatch:
-        pos, friend = self._training_friends(centers)
+    def _friend(self, centers, keys, shots, index, train, links) -> TaskBatch:
+        pos, friend = links["friends"] if links else self._training_friends(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
                                       self.split.train, self.friend_keys)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
@@ -307,11 +348,11 @@ class TaskSampler:
         return self._with_targets(batch, sides, self.num_users,
                                   _LocalKeys(ego.keys(), ego.local), train)
 
-    def _item(self, centers, keys, shots, index, train) -> TaskBatch:
-        pos, item = self.items.gather(centers)
+    def _item(self, centers, keys, shots, index, train, links) -> TaskBatch:
+        pos, item = links["items"] if links else self.items.gather(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, item,
                                       torch.arange(self.num_items), self.item_keys)
-        f_pos, friend = self._training_friends(centers)
+        f_pos, friend = links["friends"] if links else self._training_friends(centers)
         ego = self._egonets(centers, keys, f_pos, friend)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
         item_t, item_id, item_keys = self._task_items(ego, keys, *sides["support"][:2])
@@ -368,7 +409,7 @@ class TaskSampler:
             order = torch.argsort(t, stable=True)
             t, ids, label = t[order], ids[order], label[order]
             slot = rank_in_group(t, torch.arange(t.numel()))
-            if name == "support":
+            if name == "support" and self._links is None:
                 cap = self.config.support_cap
             elif train:
                 cap = self.config.query_cap
@@ -414,8 +455,8 @@ class TaskSampler:
                                                                                dtype=torch.bool))
 
     # -------------------------------------------------------- interest tasks
-    def _interest(self, centers, keys, shots, index, train) -> TaskBatch:
-        f_pos, friend = self._training_friends(centers)
+    def _interest(self, centers, keys, shots, index, train, links) -> TaskBatch:
+        f_pos, friend = links["friends"] if links else self._training_friends(centers)
         ego = self._egonets(centers, keys, f_pos, friend)
         batch = self._assemble(centers, keys, index, shots, ego, f_pos, friend)
         y, labelled, valid = self._member_labels(ego, centers)

@@ -1,11 +1,11 @@
 """The meta-training loop: optimiser, validation, early stopping, checkpoints, resume."""
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
 from socialmeta.tasks import TaskSampler
 from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
+from socialmeta.train.loggers import CSVLogger
 
 log = logging.getLogger("socialmeta")
 
@@ -65,10 +66,12 @@ class Trainer:
 
     def __init__(self, model: nn.Module, inner: InnerLoop, sampler: TaskSampler,
                  config: TrainConfig, out_dir: str | Path,
-                 device: torch.device | str = "cpu", run_config: dict | None = None) -> None:
+                 device: torch.device | str = "cpu", run_config: dict | None = None,
+                 loggers: Sequence[Any] | None = None) -> None:
         self.model, self.inner, self.sampler, self.config = model, inner, sampler, config
         self.out_dir, self.device = Path(out_dir), torch.device(device)
         self.run_config = run_config or {}
+        self.loggers = list(loggers) if loggers is not None else [CSVLogger(self.out_dir)]
         self.model.to(self.device)
         self.params = meta_parameters(model, inner)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=config.lr)
@@ -105,6 +108,8 @@ class Trainer:
         if resume and last.is_file():
             self.load_state(load_checkpoint(last))
             log.info("resumed from %s at step %d", last, self.step)
+        for logger in self.loggers:
+            logger.resume(self.step)
         rows: list[dict[str, float]] = []
         start_step, started = self.step, time.perf_counter()
         bar = _Progress(cfg.steps, self.step)
@@ -128,20 +133,14 @@ class Trainer:
                     self.bad_evals += 1
                 save_checkpoint(last, self.state())
             rows.append(row)
-            self._append_log(row)
+            for logger in self.loggers:
+                logger.log(row)
             bar.update(self.step, row)
         save_checkpoint(last, self.state())
         bar.close()
+        for logger in self.loggers:
+            logger.close()
         return rows
-
-    def _append_log(self, row: dict[str, float]) -> None:
-        path = self.out_dir / "log.csv"
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
 
 
 class _Progress:

@@ -46,6 +46,45 @@ def test_export_round_trip(run_dir, tmp_path, capsys):
     assert len(manifest["model_sha256"]) == 64 and manifest["versions"]["torch"]
 
 
+def test_export_formats_agree_and_faiss_matches_brute_force(run_dir, tmp_path):
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("safetensors")
+    faiss = pytest.importorskip("faiss")
+    import pyarrow.parquet as pq
+    from safetensors.torch import load_file
+
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}", "normalize=true",
+                 "formats=[npy,parquet,safetensors,faiss]", "chunk_size=37"])
+    emb = np.load(tmp_path / "user_embeddings.npy")
+    ids = (tmp_path / "user_ids.txt").read_text().split()
+    table = pq.read_table(tmp_path / "user_embeddings.parquet")
+    assert table.column("id").to_pylist() == ids
+    assert np.array_equal(np.array(table.column("embedding").to_pylist(), np.float32), emb)
+    assert np.array_equal(load_file(tmp_path / "embeddings.safetensors")["user_embeddings"]
+                          .numpy(), emb)
+    # chunked inference (37 users per chunk) equals the one-pass export
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path / 'one'}",
+                 "normalize=true", "chunk_size=null"])
+    assert np.allclose(np.load(tmp_path / "one" / "user_embeddings.npy"), emb, atol=1e-6)
+    # the FAISS index returns the brute-force top-k (row numbers = lines of user_ids.txt)
+    index = faiss.read_index(str(tmp_path / "user_index.faiss"))
+    queries = emb[[3, 50, 299]]
+    _, found = index.search(queries, 10)
+    brute = np.argsort(-(queries @ emb.T), axis=1, kind="stable")[:, :10]
+    for row_found, row_brute, q in zip(found, brute, queries):
+        # equal as sets of scores (ties may be ordered differently)
+        assert np.allclose(np.sort(emb[row_found] @ q), np.sort(emb[row_brute] @ q), atol=1e-5)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["faiss_metric"] == "inner_product"
+    assert "user_index.faiss" in manifest["files"] and "embeddings.safetensors" in manifest["files"]
+
+
+def test_unknown_export_format(run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}", "formats=[csv]"])
+    assert "unknown export formats ['csv']" in capsys.readouterr().err
+
+
 def test_export_normalized_and_missing_checkpoint(run_dir, tmp_path, capsys):
     export_main([f"checkpoint={run_dir / 'last.pt'}", f"out={tmp_path}", "normalize=true"])
     emb = np.load(tmp_path / "user_embeddings.npy")

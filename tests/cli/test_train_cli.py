@@ -35,6 +35,17 @@ def test_meta_configs_compose(meta):
     assert inner_loop(cfg.meta).learner == meta
 
 
+@pytest.mark.parametrize("logger", _options("logger"))
+def test_logger_configs_compose_and_run(logger, tmp_path):
+    pytest.importorskip("tensorboard")
+    main([f"hydra.run.dir={tmp_path}", f"logger={logger}", "dataset.num_users=200",
+          "train.steps=2", "train.eval_every=2", "train.batch_size=4", "train.val_users=10",
+          "eval.shots=[3]", "eval.max_users=5", "eval.baselines=null", "task.node_cap=16",
+          "task.fanouts=[4,4]"])
+    assert (tmp_path / "log.csv").is_file()
+    assert (tmp_path / "tensorboard").is_dir() == (logger == "tensorboard")
+
+
 def test_bad_choice_lists_valid_ones():
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=["model.conv=transformer"])
@@ -49,8 +60,10 @@ def test_end_to_end_tiny_run(tmp_path, capsys):
           "task.fanouts=[8,4]"])
     out = capsys.readouterr().out
     assert "| maml | 3 |" in out and "without test-time adaptation" in out
+    assert "| baseline: ppr(alpha=" in out and "| baseline: adamic_adar | 3 |" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["test"]["maml"]) == {"1", "3"}
+    assert metrics["test"]["baseline: popularity"]["3"]["recall@20"]["users"] == 20
     assert metrics["test"]["maml"]["3"]["recall@20"]["users"] == 20
     assert metrics["steps"] == 6
     for name in ("config.yaml", "log.csv", "last.pt", "best.pt"):

@@ -81,3 +81,19 @@ def test_list_loss_by_hand():
     got = list_loss(scores, node_mask, support_local, support_pos, support_local, support_pos,
                     "support")
     assert math.isclose(float(got), log_z - 2.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("conv", ["sage", "gcn", "gin", "gat", "mlp"])
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+def test_chunked_inference_equals_full_forward(conv, chunk_size):
+    torch.manual_seed(0)
+    n = 60
+    edge_index = torch.randint(n, (2, 300))
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    x = torch.randn(n, 5)
+    enc = Encoder(conv, 5, 8, num_layers=3, heads=2 if conv == "gat" else 1).eval()
+    with torch.no_grad():
+        full = enc.forward_sparse(x, edge_index)
+    chunked = enc.forward_chunked(x, edge_index, chunk_size)
+    assert torch.allclose(chunked, full, atol=1e-5)

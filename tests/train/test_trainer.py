@@ -39,6 +39,24 @@ def test_resume_equals_uninterrupted(sampler, tmp_path):
         assert torch.equal(p, second.params[name]), name
     log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,loss,val") and len(log) == 9
+    # step 5 ran after the last checkpoint (step 3): its row is replaced, not duplicated
+    loss = lambda path: [r.split(",")[:3] for r in path.read_text().splitlines()]  # noqa: E731
+    assert loss(tmp_path / "resumed" / "log.csv") == loss(tmp_path / "full" / "log.csv")
+
+
+def test_tensorboard_logger_writes_scalars(sampler, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from socialmeta.train import CSVLogger, TensorBoardLogger
+
+    trainer = _trainer(sampler, tmp_path)
+    trainer.loggers = [CSVLogger(tmp_path), TensorBoardLogger(tmp_path, "recall@20")]
+    trainer.fit()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 9))
+    assert [e.step for e in events.Scalars("val/recall@20")] == [3, 6, 8]
 
 
 def test_checkpoints_load_weights_only(sampler, tmp_path):

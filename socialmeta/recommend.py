@@ -1,0 +1,145 @@
+"""Recommendations for one user at a time from a trained checkpoint.
+
+Example:
+    >>> from socialmeta import Recommender
+    >>> rec = Recommender.from_checkpoint("outputs/2026-11-24/19-39-22/best.pt")
+    >>> rec.recommend(friends=["u12", "u40", "u7"], k=5)      # a brand-new user
+    [Recommendation(id='u13', score=3.91), ...]
+    >>> rec.recommend(user="u3", k=5)                         # an existing user
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from socialmeta.data import SocialGraph
+from socialmeta.meta import InnerLoop, candidate_scores, interest_logits
+from socialmeta.tasks import TaskSampler, UserSplit
+
+#: raw id of the placeholder row that stands for a brand-new user
+NEW_USER = "<new user>"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended user, item or interest (the dataset's own id) and its score."""
+
+    id: str
+    score: float
+
+
+class Recommender:
+    r"""Adapts a meta-trained model to one user's links and ranks every candidate.
+
+    The user is either an existing user of the graph (``user=ID``: its own friends
+    and items are the support) or a brand-new user described by a few links
+    (``friends=[...]``, ``items=[...]``). Candidates are what the evaluator ranks:
+    training users (friend runs), all items (item runs) or all interests (interest
+    runs), minus the user and its support links.
+
+    Args:
+        model, params: The task model and its meta-parameters.
+        graph: The run's graph; split: its user split; sampler settings come from
+            :obj:`task`.
+        inner: How the learner adapts (as trained).
+        device: Where to run. (default: ``"cpu"``)
+    """
+
+    def __init__(self, model: nn.Module, params: dict[str, Tensor], graph: SocialGraph,
+                 split: UserSplit, task, inner: InnerLoop, device: str | torch.device = "cpu"
+                 ) -> None:
+        self.graph, self.inner, self.kind = graph, inner, task.kind
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.params = {n: p.detach().to(self.device) for n, p in params.items()}
+        self.new_user = graph.num_users
+        augmented = graph.with_placeholder_users([NEW_USER])
+        test = torch.cat([split.test, torch.tensor([self.new_user])])
+        self.split = UserSplit(split.train, split.val, test, graph.num_users + 1)
+        self.sampler = TaskSampler(augmented, self.split, task)
+        self._user_index = {u: i for i, u in enumerate(graph.raw_ids["user"])}
+        self._item_index = ({u: i for i, u in enumerate(graph.raw_ids["item"])}
+                            if graph.has_items else {})
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str | torch.device = "cpu"
+                        ) -> Recommender:
+        """Loads a training checkpoint (``weights_only``), its graph and its split."""
+        from socialmeta.cli.export import restore
+        from socialmeta.cli.train import inner_loop, split_from_config, task_config
+
+        model, params, graph, cfg = restore(checkpoint)
+        return cls(model, params, graph, split_from_config(graph, cfg.split),
+                   task_config(cfg.task, cfg.seed), inner_loop(cfg.meta), device)
+
+    # ------------------------------------------------------------------ API
+    def recommend(self, user: str | None = None, friends: Sequence[str] = (),
+                  items: Sequence[str] = (), k: int = 10) -> list[Recommendation]:
+        r"""The top-:obj:`k` candidates for one user, best first.
+
+        Args:
+            user: An existing user's id (its own links are the support), or ``None``
+                for a new user described by :obj:`friends` / :obj:`items`.
+            friends: Ids of the new user's friends (friend runs: the support; item
+                and interest runs: the social context).
+            items: Ids of the new user's items (item runs: the support).
+            k: How many to return.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        batch = self._task(user, friends, items)
+        with torch.no_grad():
+            scores, names = self._scores(batch)
+        top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
+        return [Recommendation(names[int(i)], float(s))
+                for s, i in zip(top.values.tolist(), top.indices.tolist())]
+
+    # ------------------------------------------------------------- internals
+    def _task(self, user, friends, items):
+        if user is not None:
+            if friends or items:
+                raise ValueError("give either user=ID or friends=[...]/items=[...], not both")
+            if user not in self._user_index:
+                raise ValueError(f"unknown user id {user!r} in dataset {self.graph.name!r}")
+            center = self._user_index[user]
+            return self.sampler.support_batch(torch.tensor([center]))
+        if self.kind == "friend" and items:
+            raise ValueError("this is a friend-recommendation run: it adapts on friends=[...] "
+                             "only (items are not part of its tasks)")
+        if self.kind == "item" and not items:
+            raise ValueError("this is an item-recommendation run: describe the new user "
+                             "with items=[...] (and optionally friends=[...])")
+        if self.kind != "item" and not friends:
+            raise ValueError(f"this is a {self.kind} run: describe the new user with "
+                             "friends=[...]")
+        friend_ids = torch.tensor([self._lookup(self._user_index, f, "user") for f in friends],
+                                  dtype=torch.long)
+        item_ids = torch.tensor([self._lookup(self._item_index, i, "item") for i in items],
+                                dtype=torch.long)
+        return self.sampler.support_batch(torch.tensor([self.new_user]), [friend_ids],
+                                          [item_ids] if self.kind == "item" else None)
+
+    def _lookup(self, index: dict[str, int], raw: str, what: str) -> int:
+        if not index:
+            raise ValueError(f"dataset {self.graph.name!r} has no {what}s")
+        if str(raw) not in index:
+            raise ValueError(f"unknown {what} id {raw!r} in dataset {self.graph.name!r}")
+        return index[str(raw)]
+
+    def _scores(self, batch) -> tuple[Tensor, list[str]]:
+        batch = batch.to(self.device)
+        if self.kind == "interest":
+            logits = interest_logits(self.model, self.params, batch, self.inner)[0, 0]
+            return logits.cpu(), list(self.graph.interest_names)
+        size = self.graph.num_users + 1 if self.kind == "friend" else self.graph.num_items
+        scores = candidate_scores(self.model, self.params, batch, self.inner, size)
+        candidates = self.sampler.candidate_mask(batch.to("cpu"))
+        scores = scores.cpu().masked_fill(~candidates, float("-inf"))[0]
+        names = self.graph.raw_ids["user" if self.kind == "friend" else "item"]
+        if self.kind == "friend":
+            scores = scores[:-1]                       # the placeholder is no candidate
+        return scores, list(names)

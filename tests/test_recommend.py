@@ -1,0 +1,113 @@
+"""socialmeta.Recommender and socialmeta-recommend: adapt to one user, rank candidates."""
+import json
+
+import pytest
+import torch
+
+from socialmeta import Recommender
+from socialmeta.cli.recommend import main as recommend_main
+from socialmeta.cli.train import main as train_main
+
+TINY = ["dataset.num_users=300", "dataset.feature_dim=0", "train.steps=4",
+        "train.eval_every=2", "train.batch_size=8", "train.val_users=20", "eval.shots=[3]",
+        "eval.max_users=10", "eval.baselines=null"]
+# uncapped ego-nets: the task then depends only on the links, not on hashed ids
+UNCAPPED = ["task.node_cap=300", "task.fanouts=[-1,-1]"]
+
+
+@pytest.fixture(scope="module")
+def friend_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("friend")
+    train_main([f"hydra.run.dir={out}", *TINY, *UNCAPPED])
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def rec(friend_run):
+    return Recommender.from_checkpoint(friend_run)
+
+
+def _training_friends(rec, user):
+    u = rec.graph.raw_ids["user"].index(user)
+    src, dst = rec.graph.friend_index
+    friends = dst[(src == u) & rec.split.is_train()[dst]]
+    return [rec.graph.raw_ids["user"][int(f)] for f in friends]
+
+
+def _a_test_user(rec, min_friends=3):
+    for u in rec.split.test.tolist():
+        user = rec.graph.raw_ids["user"][u]
+        if len(_training_friends(rec, user)) >= min_friends:
+            return user
+    raise AssertionError("no test user with enough friends")
+
+
+def test_new_user_equals_an_existing_user_with_the_same_links(rec):
+    # a featureless graph and uncapped ego-nets: only the links can matter
+    user = _a_test_user(rec)
+    friends = _training_friends(rec, user)
+    by_id = rec.recommend(user=user, k=15)
+    by_links = rec.recommend(friends=friends, k=15)
+    assert [r.id for r in by_id] == [r.id for r in by_links]
+    assert torch.allclose(torch.tensor([r.score for r in by_id]),
+                          torch.tensor([r.score for r in by_links]), atol=1e-5)
+
+
+def test_recommendations_are_sorted_candidates_only(rec):
+    user = _a_test_user(rec)
+    friends = set(_training_friends(rec, user))
+    recs = rec.recommend(user=user, k=50)
+    assert len(recs) == 50
+    ids = [r.id for r in recs]
+    assert len(set(ids)) == 50 and user not in ids and not friends & set(ids)
+    train = {rec.graph.raw_ids["user"][u] for u in rec.split.train.tolist()}
+    assert set(ids) <= train
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_adaptation_changes_the_ranking(rec):
+    # different support friends, different recommendations
+    a = rec.recommend(friends=["u1", "u2", "u3"], k=10)
+    b = rec.recommend(friends=["u100", "u200", "u250"], k=10)
+    assert [r.id for r in a] != [r.id for r in b]
+
+
+def test_bad_requests_name_the_problem(rec):
+    with pytest.raises(ValueError, match="unknown user id 'nope'"):
+        rec.recommend(friends=["u1", "nope"])
+    with pytest.raises(ValueError, match="not both"):
+        rec.recommend(user="u1", friends=["u2"])
+    with pytest.raises(ValueError, match="friends=\\[...\\] only"):
+        rec.recommend(friends=["u1"], items=["i1"])
+    with pytest.raises(ValueError, match="describe the new user"):
+        rec.recommend()
+    with pytest.raises(ValueError, match="k must be"):
+        rec.recommend(user="u1", k=0)
+
+
+def test_cli_table_and_json(friend_run, capsys):
+    recommend_main([f"checkpoint={friend_run}", "user=u5", "k=3"])
+    out = capsys.readouterr().out
+    assert out.startswith("top 3 friends for user u5 (") and out.count("\n| ") == 4
+    recommend_main([f"checkpoint={friend_run}", "friends=[u1,u2]", "k=4", "output=json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    with pytest.raises(SystemExit):
+        recommend_main([f"checkpoint={friend_run}", "friends=[zzz]"])
+    assert "unknown user id 'zzz'" in capsys.readouterr().err
+
+
+def test_item_and_interest_runs(tmp_path):
+    train_main([f"hydra.run.dir={tmp_path / 'item'}", "task=item", *TINY])
+    rec = Recommender.from_checkpoint(tmp_path / "item" / "best.pt")
+    items = rec.graph.raw_ids["item"][:3]
+    recs = rec.recommend(items=items, friends=["u1"], k=10)
+    assert len(recs) == 10 and not set(items) & {r.id for r in recs}
+    assert {r.id for r in recs} <= set(rec.graph.raw_ids["item"])
+    with pytest.raises(ValueError, match="items=\\[...\\]"):
+        rec.recommend(friends=["u1"])
+    train_main([f"hydra.run.dir={tmp_path / 'interest'}", "task=interest", *TINY])
+    rec = Recommender.from_checkpoint(tmp_path / "interest" / "best.pt")
+    recs = rec.recommend(friends=["u1", "u2", "u3"], k=5)
+    assert {r.id for r in recs} <= set(rec.graph.interest_names) and len(recs) == 5
