@@ -95,3 +95,29 @@ def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_ro
     task = task_config(cfg.task, cfg.seed)
     build_model(cfg.model, graph, task)
     inner_loop(cfg.meta)
+
+
+@pytest.mark.parametrize("preset", _options("eval"))
+def test_eval_configs_compose(preset):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=[f"eval={preset}"])
+    assert list(cfg.eval.shots) and cfg.eval.batch_size > 0
+
+
+@pytest.mark.parametrize("preset", _options("export"))
+def test_export_presets_compose(preset):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("export", overrides=["checkpoint=x.pt", f"export={preset}"])
+    from socialmeta.export.embeddings import FORMATS
+
+    assert "npy" in cfg.formats and set(cfg.formats) <= set(FORMATS)
+    assert cfg.normalize == (preset == "ann")
+
+
+def test_unknown_baseline_lists_valid_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([f"hydra.run.dir={tmp_path}", "dataset.num_users=200", "train.steps=1",
+              "train.eval_every=1", "train.batch_size=4", "train.val_users=5",
+              "eval.shots=[3]", "eval.max_users=5", "eval.baselines=[pagerank]",
+              "task.node_cap=16", "task.fanouts=[4,4]"])
+    assert "unknown friend baseline 'pagerank'; choose one of" in capsys.readouterr().err
