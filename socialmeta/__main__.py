@@ -1,11 +1,11 @@
-"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export, eval, recommend."""
+"""``python -m socialmeta <tool> [overrides]``; tools: data, train, export, eval, recommend, ablate."""
 from __future__ import annotations
 
 import sys
 
 TOOLS = {"data": "socialmeta.cli.data", "train": "socialmeta.cli.train",
          "export": "socialmeta.cli.export", "eval": "socialmeta.cli.evaluate",
-         "recommend": "socialmeta.cli.recommend"}
+         "recommend": "socialmeta.cli.recommend", "ablate": "socialmeta.cli.ablate"}
 
 
 def main() -> None:

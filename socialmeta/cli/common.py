@@ -38,6 +38,7 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     options = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(options, dict)
     name = options.pop("name")
+    use_features = options.pop("features", True)
     spec = choose(DATASETS, name, "dataset")
     kwargs: dict[str, Any] = {}
     if spec.takes_root:
@@ -48,7 +49,34 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
         spec.check_options(name, options)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return load_dataset(name, **kwargs, **options)
+    graph = load_dataset(name, **kwargs, **options)
+    if not use_features:  # the ablation "without user features"
+        graph["user"].x = graph["user"].x[:, :0]
+        graph.feature_names = []
+    return graph
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _record_failure(error: BaseException) -> None:
+    """Writes ``failed.json`` (error type, message, traceback) into the run's folder."""
+    import json
+    import traceback
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from socialmeta.data import atomic_write
+
+    out = Path(HydraConfig.get().runtime.output_dir)
+    message = f"{type(error).__name__}: {error}"
+    print(f"error in {out}: {message}", file=sys.stderr)
+    with atomic_write(out / "failed.json", "w") as f:
+        json.dump({"error": message, "traceback": traceback.format_exc()}, f, indent=2)
 
 
 def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
@@ -67,9 +95,14 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
     def guarded(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
-        except (GraphValidationError, ConfigError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+        except Exception as e:
+            if _in_sweep():  # one failed run of a sweep: record it, go on with the rest
+                _record_failure(e)
+                return None
+            if isinstance(e, (GraphValidationError, ConfigError)):
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(2)
+            raise
 
     app = hydra.main(config_path=config_dir(), config_name=config_name,
                      version_base="1.3")(guarded)

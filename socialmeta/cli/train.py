@@ -134,6 +134,10 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     if cfg.resume not in (None, "auto"):
         raise ConfigError(f"unknown resume {cfg.resume!r}; choose one of [null, 'auto']")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.skip_done and (out_dir / "metrics.json").is_file():
+        print(f"already complete, skipped: {out_dir}")
+        return json.loads((out_dir / "metrics.json").read_text())
+    (out_dir / "failed.json").unlink(missing_ok=True)  # a re-run replaces an old failure
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     if cfg.dataset.get("root"):  # checkpoints name the data absolutely (eval/export anywhere)

@@ -1,0 +1,85 @@
+"""socialmeta-ablate: a 2 x 2 sweep on a tiny graph, its report, skips and failures."""
+import csv
+import json
+
+import pytest
+
+from socialmeta.ablation import collect_runs, write_report
+from socialmeta.cli.ablate import ablations
+from socialmeta.cli.ablate import main as ablate_main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_by_two_sweep_report_and_rerun(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    sweep = tmp_path / "tiny"
+    ablate_main(["ablation=tiny", f"hydra.sweep.dir={sweep}"])
+    runs = collect_runs(sweep)
+    assert sorted((r.config, r.seed, r.status) for r in runs) == [
+        ("meta=maml", "0", "done"), ("meta=maml", "1", "done"),
+        ("meta=noadapt", "0", "done"), ("meta=noadapt", "1", "done")]
+    rows = list(csv.DictReader(open(sweep / "ablation.csv")))
+    assert [(r["config"], r["K"], r["seeds"]) for r in rows] == [
+        ("meta=maml", "1", "2"), ("meta=maml", "3", "2"),
+        ("meta=noadapt", "1", "2"), ("meta=noadapt", "3", "2")]
+    # the csv's mean is the mean of the two seeds' test means
+    per_seed = [json.loads((sweep / f"meta=maml,seed={s}" / "metrics.json").read_text())
+                ["test"]["maml"]["3"]["recall@20"]["mean"] for s in (0, 1)]
+    assert float(rows[1]["recall@20"]) == pytest.approx(sum(per_seed) / 2)
+    for name in ("metric_vs_shots.png", "factor_meta.png"):
+        assert (sweep / name).read_bytes()[:8] == PNG
+    report = (sweep / "ablation.md").read_text()
+    assert "## K = 3" in report and "| meta=noadapt | 2 |" in report and "**" in report
+    # re-running the sweep skips the finished runs
+    stamp = (sweep / "meta=maml,seed=0" / "metrics.json").stat().st_mtime_ns
+    ablate_main(["ablation=tiny", f"hydra.sweep.dir={sweep}"])
+    assert "already complete, skipped" in capsys.readouterr().out
+    assert (sweep / "meta=maml,seed=0" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_failed_runs_are_reported_not_dropped(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    sweep = tmp_path / "bad"
+    ablate_main(["ablation=tiny", f"hydra.sweep.dir={sweep}", "meta=noadapt", "seed=0",
+                 "meta.learner=noadapt,maml2"])
+    runs = {r.factors["meta.learner"]: r for r in collect_runs(sweep)}
+    assert runs["noadapt"].status == "done"
+    assert runs["maml2"].status == "failed"
+    assert "unknown learner 'maml2'" in runs["maml2"].error
+    label = runs["maml2"].config
+    report = (sweep / "ablation.md").read_text()
+    assert f"| {label} | 0 | failed | ConfigError: unknown learner 'maml2'" in report
+    rows = list(csv.DictReader(open(sweep / "ablation.csv")))
+    assert {r["config"]: r["status"] for r in rows}[label] == "0/1 done, 1 failed"
+    assert "2 runs (1 failed or unfinished)" in capsys.readouterr().out
+
+
+def test_unknown_ablation_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        ablate_main(["ablation=nope"])
+    err = capsys.readouterr().err
+    assert "unknown ablation 'nope'" in err and "'tiny'" in err
+    assert {"learner", "encoder", "lastfm_learner_shots"} <= set(ablations())
+
+
+def test_report_of_an_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no runs"):
+        write_report(tmp_path)
+
+
+@pytest.mark.parametrize("name", ablations())
+def test_every_ablation_composes_with_a_sweep(name):
+    from hydra import compose, initialize_config_dir
+
+    from socialmeta.cli.common import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"+ablation={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert cfg.skip_done and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweep.dir == f"ablations/{name}" and len(params) == 2
+    if name == "social":
+        assert cfg.task.kind == "item"
+    if name == "lastfm_learner_shots":
+        assert cfg.dataset.name == "lastfm" and "reptile" in params.meta

@@ -1,0 +1,52 @@
+"""tools/bench_quality.py --quick: the benchmark's smoke run and its report."""
+import csv
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("bench_quality",
+                                                  REPO / "tools" / "bench_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_csv_and_report(tmp_path):
+    tool = _tool()
+    out, md = tmp_path / "q", tmp_path / "results.md"
+    tool.main(["--quick", "--out", str(out), "--md", str(md)])
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    methods = {r["method"] for r in rows}
+    assert {"maml", "noadapt", "baseline-ppr", "baseline-adamic_adar"} <= methods
+    assert all(r["K"] == "3" and r["cell"] == "synthetic:friend" for r in rows)
+    assert all(0 <= float(r["recall@20"]) <= 1 for r in rows)
+    report = md.read_text()
+    assert "## synthetic:friend" in report and "| ppr | 30 |" in report
+    assert "| noadapt (non-meta GNN) | 30 |" in report
+    assert "`lastfm:friend`: not run yet." in report
+    # a second run skips every finished run and reproduces the same table
+    mtime = (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime
+    tool.main(["--quick", "--out", str(out), "--md", str(md)])
+    assert (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime == mtime
+    assert md.read_text() == report
+
+
+def test_summary_interval_and_verdict():
+    tool = _tool()
+    rows = [{"cell": "lastfm:friend", "seed": s, "method": m, "K": 3, "users": 100,
+             "error": "", "recall@10": v, "ndcg@10": v, "recall@20": v, "ndcg@20": v}
+            for s, (a, b) in enumerate([(0.30, 0.20), (0.32, 0.22), (0.34, 0.24)])
+            for m, v in (("maml", a), ("baseline-ppr", b))]
+    summary = tool.summarise(rows)
+    mean, half, n = summary[("lastfm:friend", "maml", 3)]["recall@20"]
+    # mean 0.32, sd 0.02, t(2) = 4.303: half-width 4.303 * 0.02 / sqrt(3)
+    assert abs(mean - 0.32) < 1e-12 and n == 3
+    assert abs(half - 4.303 * 0.02 / 3 ** 0.5) < 1e-9
+    (line,) = tool.verdicts(summary, ["lastfm:friend"])
+    assert "+45.5% relative" in line and "**met**" in line
+    rows.append({"cell": "lastfm:friend", "seed": 0, "method": "metasgd", "K": None,
+                 "error": "RuntimeError: boom"})
+    assert "| lastfm:friend | 0 | metasgd | RuntimeError: boom |" in tool.markdown(rows, "cmd", "m")

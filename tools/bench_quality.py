@@ -1,0 +1,300 @@
+"""The cold-start quality benchmark: learners and baselines side by side on real data.
+
+    python tools/bench_quality.py                       # every cell, 3 seeds (hours on CPU)
+    python tools/bench_quality.py --cells lastfm:friend ego_facebook:friend --seeds 0 1 2
+    python tools/bench_quality.py --quick               # CI-sized smoke run (seconds)
+
+A *cell* is a dataset x task kind (its preset is ``configs/experiment/<dataset>_<kind>``).
+For every cell and seed (the seed fixes the user split, the model initialisation and
+the task stream) it
+
+* meta-trains each learner with ``socialmeta-train`` (early stopping and checkpoint
+  selection on **validation** users only) and evaluates the test users at every K;
+* tunes each baseline's hyper-parameters on the validation users (K = 3, Recall@20)
+  and evaluates it on the same test tasks.
+
+Every run writes ``<out>/<cell>/seed<S>/<method>/metrics.json`` and is skipped when
+that file exists, so an interrupted benchmark resumes where it stopped. Finally it
+writes ``<out>/results.csv`` and the Markdown report (``--md``, default
+``docs/results.md``): per cell and K, the mean over seeds of each method's test mean,
+the 95% interval over seeds (Student t), and the number of test users per seed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet", "finetune", "noadapt")
+#: learners that do not meta-learn: they count as (non-meta GNN) baselines
+NON_META = ("finetune", "noadapt")
+CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend",
+         "synthetic:friend", "synthetic:item", "synthetic:interest")
+TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
+SHARED = REPO.parent / "shared" / "datasets"
+ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
+METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+# Student t quantiles (two-sided 95%) by degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262}
+
+
+def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]:
+    dataset, kind = cell.split(":")
+    out = [f"experiment={dataset}_{kind}", f"seed={seed}", f"split.seed={seed}",
+           f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
+    if dataset in ROOTS:
+        out.append(f"dataset.root={ROOTS[dataset]}")
+    if quick:
+        out += ["dataset.num_users=300", "train.steps=6", "train.eval_every=3",
+                "train.batch_size=8", "train.val_users=30", "eval.max_users=30"]
+    return out
+
+
+def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
+                shots: list[int]) -> dict:
+    from socialmeta.cli.train import main as train_main
+
+    train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}",
+                "eval.baselines=null", f"hydra.run.dir={out}"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"test": metrics["test"][learner], "best_val": metrics["best_val"],
+            "steps": metrics["steps"]}
+
+
+def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]) -> None:
+    """Tunes and evaluates every baseline of the cell's task kind (one folder each)."""
+    from hydra import compose, initialize_config_dir
+
+    from socialmeta.baselines import BASELINES, tune
+    from socialmeta.cli.common import config_dir, dataset_from_config
+    from socialmeta.cli.train import split_from_config, task_config
+    from socialmeta.eval.protocol import evaluate_scorer
+    from socialmeta.tasks import TaskSampler
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=_overrides(cell, seed, quick, shots))
+    graph = dataset_from_config(cfg.dataset)
+    sampler = TaskSampler(graph, split_from_config(graph, cfg.split),
+                          task_config(cfg.task, cfg.seed))
+    for name, cls in BASELINES[sampler.config.kind].items():
+        target = out / f"baseline-{name}" / "metrics.json"
+        if target.is_file():
+            continue
+        try:
+            best, trials = tune(cls(), sampler, cfg.train.val_shots, cfg.train.val_metric,
+                                max_users=cfg.eval.max_users)
+        except ValueError as e:  # e.g. a feature baseline on a featureless dataset
+            print(f"  {cell} seed {seed}: {name} skipped ({e})", flush=True)
+            continue
+        test = evaluate_scorer(best.scores, sampler, "test", tuple(cfg.eval.shots),
+                               max_users=cfg.eval.max_users)
+        _write(target, {"test": {str(k): v for k, v in test.items()}, "label": best.label(),
+                        "val_trials": [[p, v] for p, v in trials]})
+
+
+def _write(path: Path, obj: dict) -> None:
+    from socialmeta.data import atomic_write
+
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2)
+
+
+# ------------------------------------------------------------------ report
+def collect(out: Path) -> list[dict]:
+    """One row per (cell, method, K, seed) from every metrics.json under :obj:`out`."""
+    rows = []
+    for path in sorted(out.glob("*/seed*/*/metrics.json")):
+        method_dir, seed_dir, cell_dir = path.parent, path.parent.parent, path.parent.parent.parent
+        data = json.loads(path.read_text())
+        if "error" in data:
+            rows.append({"cell": cell_dir.name.replace("-", ":"),
+                         "seed": int(seed_dir.name[4:]), "method": method_dir.name,
+                         "K": None, "error": data["error"]})
+            continue
+        test = data["test"]
+        for k, metrics in test.items():
+            row = {"cell": cell_dir.name.replace("-", ":"), "seed": int(seed_dir.name[4:]),
+                   "method": method_dir.name, "K": int(k),
+                   "users": metrics["recall@20"]["users"], "error": ""}
+            row.update({m: metrics[m]["mean"] for m in METRICS})
+            rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """``{(cell, method, K): {metric: (mean, ci95, seeds), "users": [...]}}``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["K"] is not None:
+            groups.setdefault((r["cell"], r["method"], r["K"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        entry = {"users": [r["users"] for r in sorted(rs, key=lambda r: r["seed"])]}
+        for m in METRICS:
+            values = [r[m] for r in rs if r[m] == r[m]]
+            n = len(values)
+            mean = sum(values) / n if n else float("nan")
+            if n > 1:
+                sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+                half = T95.get(n - 1, 1.96) * sd / math.sqrt(n)
+            else:
+                half = float("nan")
+            entry[m] = (mean, half, n)
+        out[key] = entry
+    return out
+
+
+def _is_meta(method: str) -> bool:
+    return not method.startswith("baseline-") and method not in NON_META
+
+
+def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> list[str]:
+    lines = []
+    for cell in cells:
+        entries = {m: e for (c, m, kk), e in summary.items() if c == cell and kk == k}
+        meta = {m: e[metric][0] for m, e in entries.items() if _is_meta(m)}
+        base = {m: e[metric][0] for m, e in entries.items() if not _is_meta(m)}
+        if not meta or not base:
+            lines.append(f"* `{cell}`: not run yet.")
+            continue
+        bm, bb = max(meta, key=meta.get), max(base, key=base.get)
+        gain = (meta[bm] - base[bb]) / base[bb] * 100 if base[bb] > 0 else float("inf")
+        ok = "**met**" if gain >= 10 else "**missed**"
+        lines.append(f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {meta[bm]:.4f} vs "
+                     f"best baseline `{_name(bb)}` {base[bb]:.4f}: {gain:+.1f}% relative "
+                     f"(target +10%: {ok}).")
+    return lines
+
+
+def _name(method: str) -> str:
+    if method.startswith("baseline-"):
+        return method[len("baseline-"):]
+    return f"{method} (non-meta GNN)" if method in NON_META else method
+
+
+def markdown(rows: list[dict], command: str, machine: str) -> str:
+    summary = summarise(rows)
+    cells = sorted({c for c, _, _ in summary}, key=lambda c: (CELLS.index(c)
+                                                              if c in CELLS else 99, c))
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["# Cold-start quality: meta-learners vs. baselines", "",
+             "Generated by `tools/bench_quality.py`; do not edit by hand.", "",
+             f"Command: `{command}`", "", f"Machine: {machine}. Seeds: {seeds}.", "",
+             "Each number is the mean over seeds of the test-user mean, ± the 95% interval "
+             "over seeds (Student t; `nan` with one seed). `users` is the number of test "
+             "users per seed (users with more than K links). Learner hyper-parameters come "
+             "from the experiment configs; checkpoints are selected on validation users. "
+             "Baseline hyper-parameters are tuned on validation users (K=3, Recall@20). "
+             "`finetune` and `noadapt` are the non-meta GNN (the same encoder trained on "
+             "the same tasks without a meta-objective, with and without fine-tuning on "
+             "the support); they count as baselines in the verdicts.", "",
+             "## Verdicts (target: best meta-learner ≥ 10% relative over the best baseline)",
+             "", *verdicts(summary, [c for c in TARGETS if c in cells] or TARGETS), ""]
+    failures = [r for r in rows if r["error"]]
+    if failures:
+        lines += ["## Failed runs", "", "| cell | seed | method | error |", "|---|---:|---|---|"]
+        lines += [f"| {r['cell']} | {r['seed']} | {r['method']} | {r['error']} |"
+                  for r in failures]
+        lines.append("")
+    for cell in cells:
+        ks = sorted({k for c, _, k in summary if c == cell})
+        lines += [f"## {cell}", ""]
+        for k in ks:
+            methods = sorted({m for c, m, kk in summary if c == cell and kk == k},
+                             key=lambda m: (not _is_meta(m), m in NON_META, m))
+            best = {m: max(summary[(cell, x, k)][m][0] for x in methods) for m in METRICS}
+            lines += [f"K = {k}", "", "| method | users | " + " | ".join(METRICS) + " |",
+                      "|---|---|" + "---|" * len(METRICS)]
+            for method in methods:
+                e = summary[(cell, method, k)]
+                cells_ = []
+                for m in METRICS:
+                    mean, half, _ = e[m]
+                    text = f"{mean:.4f} ± {half:.4f}"
+                    cells_.append(f"**{text}**" if mean == best[m] else text)
+                users = "/".join(map(str, e["users"]))
+                lines.append(f"| {_name(method)} | {users} | " + " | ".join(cells_) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(out: Path, md: Path | None, command: str, machine: str) -> list[dict]:
+    rows = collect(out)
+    from socialmeta.data import atomic_write
+
+    fields = ["cell", "seed", "method", "K", "users", *METRICS, "error"]
+    with atomic_write(out / "results.csv", "w") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    if md is not None:
+        with atomic_write(md, "w") as f:
+            f.write(markdown(rows, command, machine) + "\n")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", nargs="+", default=list(CELLS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
+    parser.add_argument("--shots", nargs="+", type=int, default=[1, 3, 5, 10])
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "quality")
+    parser.add_argument("--md", type=Path, default=REPO / "docs" / "results.md")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: synthetic friend, 300 users, 6 steps, "
+                             "maml + noadapt, seed 0, K=3")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cells, args.seeds, args.learners, args.shots = (
+            ["synthetic:friend"], [0], ["maml", "noadapt"], [3])
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report-only"]
+    command = "python tools/bench_quality.py " + " ".join(given)
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads, "
+               f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}"
+               f", torch {torch.__version__}")
+    for cell in [] if args.report_only else args.cells:
+        if cell.split(":")[0] in ROOTS and not ROOTS[cell.split(":")[0]].is_dir():
+            print(f"{cell}: dataset not found under {ROOTS[cell.split(':')[0]]}, skipped")
+            continue
+        for seed in args.seeds:
+            base = args.out / cell.replace(":", "-") / f"seed{seed}"
+            if not args.no_baselines:
+                started = time.perf_counter()
+                run_baselines(cell, seed, base, args.quick, args.shots)
+                print(f"{cell} seed {seed}: baselines ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+            for learner in args.learners:
+                target = base / learner / "metrics.json"
+                if target.is_file():
+                    continue
+                started = time.perf_counter()
+                try:
+                    result = run_learner(cell, seed, learner, base / learner / "run",
+                                         args.quick, args.shots)
+                except (Exception, SystemExit) as e:  # recorded, never silently dropped
+                    _write(target, {"error": f"{type(e).__name__}: {e}"})
+                    traceback.print_exc()
+                    continue
+                _write(target, result)
+                print(f"{cell} seed {seed}: {learner} ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
+    rows = write_reports(args.out, args.md, command, machine)
+    print(f"{len(rows)} rows -> {args.out / 'results.csv'}"
+          + (f", {args.md}" if args.md else ""))
+
+
+if __name__ == "__main__":
+    main()
