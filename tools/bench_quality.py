@@ -38,6 +38,7 @@ LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet", "finetune", "noadap
 #: learners that do not meta-learn: they count as (non-meta GNN) baselines
 NON_META = ("finetune", "noadapt")
 CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend",
+         "ego_facebook:interest",
          "synthetic:friend", "synthetic:item", "synthetic:interest")
 TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 SHARED = REPO.parent / "shared" / "datasets"

@@ -1,6 +1,10 @@
-r"""Interest-prediction baselines for ``interest`` tasks with ``variant=center``: the
-center's labels are ranked from its K labelled ego-net members (and, for the
-feature MLP, its own features)."""
+r"""Interest-prediction baselines for ``interest`` tasks.
+
+``variant=center``: the center's labels are ranked from its K labelled ego-net members
+(and, for the feature MLP, its own features); scores are ``[T, L]``.
+``variant=members`` (e.g. ego-Facebook circles): the members of each label are ranked
+from K labelled members per label; scores are ``[T, N, L]``.
+"""
 from __future__ import annotations
 
 import torch
@@ -14,17 +18,23 @@ class _InterestBaseline(Baseline):
     kinds = ("interest",)
 
     def _fit(self, sampler: TaskSampler) -> None:
-        if sampler.config.variant != "center" or sampler.config.label_source != "interests":
-            raise ValueError(f"baseline {self.name!r} predicts a center's interests "
-                             "(task.variant=center, task.label_source=interests)")
-        observed = sampler.observed["user"]
-        labelled = observed.interest_mask
-        self.train_labels = observed.interests[labelled].float()
-        self.prior = self.train_labels.mean(0)
+        self.members = sampler.config.variant == "members"
+        self.prior = None
+        if sampler.config.label_source == "interests":
+            observed = sampler.observed["user"]
+            self.train_labels = observed.interests[observed.interest_mask].float()
+            self.prior = self.train_labels.mean(0)
 
     def _tie_break(self, scores: Tensor) -> Tensor:
         """Adds the label prior at a weight too small to reorder distinct scores."""
+        if self.prior is None or self.members:
+            return scores
         return scores + 1e-6 * self.prior / self.prior.max().clamp(min=1e-12)
+
+    @staticmethod
+    def _seeds(batch: TaskBatch) -> Tensor:
+        """``[T, N, L]`` the support members' labels (zero elsewhere)."""
+        return batch.labels * batch.label_mask.unsqueeze(-1)
 
 
 class LabelPrior(_InterestBaseline):
@@ -33,16 +43,24 @@ class LabelPrior(_InterestBaseline):
     name = "prior"
 
     def scores(self, batch: TaskBatch) -> Tensor:
+        if self.members:  # share of the task's labelled members that carry each label
+            share = self._seeds(batch).sum(1) / batch.label_mask.sum(1, keepdim=True).clamp(1)
+            return share.unsqueeze(1).expand(-1, batch.hop.size(1), -1).clone()
         return self.prior.expand(batch.num_tasks, -1).clone()
 
 
 class NeighborMajority(_InterestBaseline):
-    r"""Mean label vector of the K labelled members, each weighted by
-    ``1 / hop`` (friends count more than friends of friends)."""
+    r"""Center tasks: mean label vector of the K labelled members, each weighted by
+    ``1 / hop`` (friends count more than friends of friends). Members tasks: each
+    member's mean over its labelled neighbours."""
 
     name = "neighbors"
 
     def scores(self, batch: TaskBatch) -> Tensor:
+        if self.members:  # each member: the mean labels of its labelled neighbours
+            votes = batch.adj @ self._seeds(batch)
+            count = batch.adj @ batch.label_mask.unsqueeze(-1).to(batch.adj.dtype)
+            return votes / count.clamp(min=1)
         w = batch.label_mask.float() / batch.hop.clamp(min=1).float()
         votes = (w.unsqueeze(-1) * batch.labels).sum(1) / w.sum(1, keepdim=True).clamp(min=1e-12)
         return self._tie_break(votes)
@@ -51,7 +69,8 @@ class NeighborMajority(_InterestBaseline):
 class LabelPropagation(_InterestBaseline):
     r"""Label propagation on the task's ego-net (Zhou et al., 2004): the K labelled
     members are seeds, ``F ← α D⁻¹ A F + (1 - α) Y`` for :obj:`iterations` steps,
-    the center's row ranks its labels (``α`` tuned on validation users)."""
+    the center's row ranks its labels, or every member's row its labels in members
+    tasks (``α`` tuned on validation users)."""
 
     name = "label_propagation"
     grid = {"alpha": (0.8, 0.5, 0.9, 0.99)}
@@ -59,12 +78,12 @@ class LabelPropagation(_InterestBaseline):
 
     def scores(self, batch: TaskBatch) -> Tensor:
         alpha = float(self.hyper["alpha"])
-        seeds = batch.labels * batch.label_mask.unsqueeze(-1)
+        seeds = self._seeds(batch)
         walk = batch.adj / batch.adj.sum(-1, keepdim=True).clamp(min=1)
         f = seeds.clone()
         for _ in range(self.iterations):
             f = alpha * walk @ f + (1 - alpha) * seeds
-        return self._tie_break(f[:, 0])
+        return f if self.members else self._tie_break(f[:, 0])
 
 
 class FeatureMLP(_InterestBaseline):
@@ -76,6 +95,9 @@ class FeatureMLP(_InterestBaseline):
 
     def _fit(self, sampler: TaskSampler) -> None:
         super()._fit(sampler)
+        if self.prior is None or self.members:
+            raise ValueError("baseline 'feature_mlp' predicts a center's interests "
+                             "(task.variant=center, task.label_source=interests)")
         x = sampler.graph["user"].x.float()
         if x.size(1) == 0:
             raise ValueError(f"baseline 'feature_mlp' needs user features; dataset "

@@ -69,8 +69,21 @@ def inner_loop(cfg: DictConfig) -> InnerLoop:
 
 def split_from_config(graph: SocialGraph, cfg: DictConfig) -> UserSplit:
     """The user split that the ``split`` section of a run config describes."""
-    return split_users(graph, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                       seed=cfg.seed, test_max_degree=cfg.test_max_degree)
+    pool = cfg.get("eval_pool")
+    if pool not in (None, "egos"):
+        raise ConfigError(f"unknown split.eval_pool {pool!r}; choose one of [null, 'egos']")
+    eval_pool = None
+    if pool == "egos":
+        if not graph.has_circles:
+            raise ConfigError(f"split.eval_pool=egos needs circles; dataset {graph.name!r} "
+                              f"has {graph.relations}")
+        eval_pool = torch.unique(graph["circle"].ego)
+    try:
+        return split_users(graph, val_fraction=cfg.val_fraction,
+                           test_fraction=cfg.test_fraction, seed=cfg.seed,
+                           test_max_degree=cfg.test_max_degree, eval_pool=eval_pool)
+    except ValueError as e:
+        raise ConfigError(f"split: {e}") from None
 
 
 def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_init: bool,

@@ -26,7 +26,8 @@ def model_scorer(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoo
     def score(batch: TaskBatch) -> Tensor:
         batch = batch.to(device)
         if kind == "interest":
-            return interest_logits(model, params, batch, inner)[:, 0].cpu()
+            logits = interest_logits(model, params, batch, inner)
+            return (logits[:, 0] if sampler.config.variant == "center" else logits).cpu()
         size = sampler.num_users if kind == "friend" else sampler.num_items
         return candidate_scores(model, params, batch, inner, size).cpu()
 
@@ -36,14 +37,31 @@ def model_scorer(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoo
 def task_metrics(scores: Tensor, sampler: TaskSampler, batch: TaskBatch) -> dict[str, Tensor]:
     """Per-task ranking metrics of :obj:`scores` against the batch's query."""
     if sampler.config.kind == "interest":
-        if sampler.config.variant != "center":
-            raise ValueError("the cold-start protocol ranks a center's labels: use "
-                             "task.variant=center")
-        truth = batch.query_labels[:, 0] > 0
-        return ranking_metrics(scores, truth, batch.label_valid)
+        if sampler.config.variant == "center":
+            truth = batch.query_labels[:, 0] > 0
+            return ranking_metrics(scores, truth, batch.label_valid)
+        return member_metrics(scores, batch)
     positives = torch.zeros(scores.shape, dtype=torch.bool)
     positives[batch.query_mask.nonzero()[:, 0], batch.query_ids[batch.query_mask]] = True
     return ranking_metrics(scores, positives, sampler.candidate_mask(batch))
+
+
+def member_metrics(scores: Tensor, batch: TaskBatch) -> dict[str, Tensor]:
+    r"""Metrics of ``members`` interest tasks (e.g. circles): for every task and every
+    label that exists in it and has query members, the task's query members (the
+    ego-net users whose labels are hidden) are ranked by their score for that label;
+    the positives are the members that carry it. One value per (task, label).
+
+    Args:
+        scores: ``[T, N, L]`` scores of every node for every label.
+    """
+    t, n, num_labels = scores.shape
+    rows = scores.permute(0, 2, 1).reshape(t * num_labels, n)
+    candidates = batch.query_node_mask.unsqueeze(1).expand(t, num_labels, n)
+    positives = (batch.query_labels > 0).permute(0, 2, 1) & candidates
+    keep = (batch.label_valid & positives.any(-1)).reshape(-1)
+    return ranking_metrics(rows[keep], positives.reshape(-1, n)[keep],
+                           candidates.reshape(-1, n)[keep])
 
 
 def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
@@ -54,7 +72,8 @@ def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
 
     Every val/test user with more than K links is a new user with K support links;
     its query is ranked against all candidates (training users not in its support, or
-    all items not in its support, or all labels).
+    all items not in its support, or all labels). For ``members`` interest tasks the
+    unit is (task, label): see :func:`member_metrics`.
 
     Returns:
         ``{K: {metric: {"mean": ..., "ci95": ..., "users": ...}}}``

@@ -507,7 +507,9 @@ class TaskSampler:
         # circles of each task's center, numbered 0.. within the ego
         c_task, c_id = (circle_ego.view(1, -1) == centers.view(-1, 1)).nonzero().t()
         c_slot = rank_in_group(c_task, c_id)
-        num_labels = int(c_slot.max()) + 1 if c_slot.numel() else 0
+        # every task has as many label slots as the ego with the most circles (the
+        # model's head size); label_valid marks the slots a task really has
+        num_labels = int(torch.bincount(circle_ego).max()) if circle_ego.numel() else 0
         valid = dense(c_task, c_slot, torch.ones_like(c_task, dtype=torch.bool),
                       centers.numel(), num_labels, False)
         slot_of = torch.full((centers.numel(), circle_ego.numel()), -1, dtype=torch.long)

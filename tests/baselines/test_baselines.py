@@ -186,3 +186,38 @@ def test_every_baseline_runs_the_protocol_and_tunes_on_val(kind):
         assert all(best.hyper[k] == v for k, v in chosen.items())
         out = evaluate_scorer(best.scores, sampler, "test", (3,), max_users=40)[3]
         assert 0.0 <= out["recall@20"]["mean"] <= 1.0 and out["recall@20"]["users"] > 0
+
+
+def test_members_baselines_by_hand():
+    # members task: nodes 1..3 are members, node 1 labelled {0}, node 2 labelled {1};
+    # node 3 (query) is adjacent to both 1 and 2
+    graph = generate_synthetic(200, avg_degree=6, seed=0)
+    sampler = TaskSampler(graph, split_users(graph, seed=0),
+                          TaskConfig(kind="interest", variant="members"))
+    batch = _interest_batch(2)
+    batch.label_mask = torch.tensor([[False, True, True, False]])
+    batch.adj[0, 1, 3] = batch.adj[0, 3, 1] = 1
+    nb = make_baseline("interest", "neighbors").fit(sampler).scores(batch)[0]
+    assert nb.shape == (4, 2)
+    assert torch.allclose(nb[3], torch.tensor([0.5, 0.5]))   # one neighbour of each label
+    assert torch.allclose(nb[0], torch.tensor([0.5, 0.5]))   # the center: nodes 1 and 2
+    prior = make_baseline("interest", "prior").fit(sampler).scores(batch)[0]
+    assert torch.allclose(prior, torch.tensor([[0.5, 0.5]] * 4))
+    lp = make_baseline("interest", "label_propagation").fit(sampler).scores(batch)
+    assert lp.shape == (1, 4, 2)
+
+
+def test_member_metrics_rank_members_per_label():
+    from socialmeta.eval.protocol import member_metrics
+
+    # one task, 4 nodes, 2 labels; query members are nodes 2 and 3
+    scores = torch.tensor([[[9.0, 9.0], [9.0, 9.0], [0.1, 0.9], [0.8, 0.2]]])
+    batch = SimpleNamespace(
+        query_node_mask=torch.tensor([[False, False, True, True]]),
+        query_labels=torch.tensor([[[0, 0], [0, 0], [0, 1], [1, 0]]], dtype=torch.float),
+        label_valid=torch.tensor([[True, True]]))
+    m = member_metrics(scores, batch)
+    # label 0: node 3 is positive and ranked first among {2, 3}; label 1: node 2 first
+    assert m["mrr"].tolist() == [1.0, 1.0] and m["auc"].tolist() == [1.0, 1.0]
+    batch.label_valid = torch.tensor([[True, False]])
+    assert member_metrics(scores, batch)["mrr"].numel() == 1
