@@ -13,11 +13,14 @@ from socialmeta.baselines.base import Baseline
 from socialmeta.baselines.friend import FRIEND_BASELINES, personalized_pagerank
 from socialmeta.baselines.interest import INTEREST_BASELINES
 from socialmeta.baselines.item import ITEM_BASELINES, ease_weights
+from socialmeta.baselines.lightgcn import LightGCN
 from socialmeta.baselines.tune import tune
 
 #: task kind -> baseline name -> class
 BASELINES: dict[str, dict[str, type[Baseline]]] = {
-    "friend": FRIEND_BASELINES, "item": ITEM_BASELINES, "interest": INTEREST_BASELINES}
+    "friend": {**FRIEND_BASELINES, "lightgcn": LightGCN},
+    "item": {**ITEM_BASELINES, "lightgcn": LightGCN},
+    "interest": INTEREST_BASELINES}
 
 
 def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
@@ -30,5 +33,5 @@ def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
     return BASELINES[kind][name](**hyper)
 
 
-__all__ = ["BASELINES", "Baseline", "ease_weights", "make_baseline", "personalized_pagerank",
+__all__ = ["BASELINES", "Baseline", "LightGCN", "ease_weights", "make_baseline", "personalized_pagerank",
            "tune"]

@@ -221,3 +221,39 @@ def test_member_metrics_rank_members_per_label():
     assert m["mrr"].tolist() == [1.0, 1.0] and m["auc"].tolist() == [1.0, 1.0]
     batch.label_valid = torch.tensor([[True, False]])
     assert member_metrics(scores, batch)["mrr"].numel() == 1
+
+
+def test_lightgcn_propagation_and_fold_in(friend_sampler):
+    from socialmeta.baselines.lightgcn import normalized_adjacency, propagate
+
+    index = torch.tensor(EDGES[:7]).t()
+    index = torch.cat([index, index.flip(0)], 1)
+    emb = torch.randn(7, 3)
+    a = torch.zeros(7, 7)
+    a[index[0], index[1]] = 1
+    d = a.sum(1).clamp(min=1).rsqrt()
+    norm = d[:, None] * a * d[None, :]
+    expected = (emb + norm @ emb + norm @ norm @ emb) / 3
+    assert torch.allclose(propagate(normalized_adjacency(index, 7), emb, 2), expected,
+                          atol=1e-6)
+    gcn = make_baseline("friend", "lightgcn", epochs=2, dim=8).fit(friend_sampler)
+    batch = _links(6, [1, 2])
+    folded = gcn.fold_in(batch)[0]
+    assert torch.allclose(folded, gcn.candidates[[1, 2]].mean(0), atol=1e-6)
+    assert torch.allclose(gcn.scores(batch)[0], gcn.candidates @ folded, atol=1e-5)
+
+
+def test_lightgcn_learns_communities():
+    # two cliques joined by one edge: a new user whose support is in clique A must rank
+    # the rest of clique A above clique B
+    a, b = range(0, 6), range(6, 12)
+    edges = [(u, v) for grp in (a, b) for u in grp for v in grp if u < v] + [(5, 6)]
+    edges += [(12, 0), (12, 1), (12, 2)]           # user 12 (test) knows 0, 1, 2
+    graph = SocialGraph.from_parts(user_ids=[str(i) for i in range(13)],
+                                   friend_index=torch.tensor(edges).t())
+    split = UserSplit(torch.arange(12), torch.zeros(0, dtype=torch.long), torch.tensor([12]),
+                      13)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="friend"))
+    gcn = make_baseline("friend", "lightgcn", epochs=150, dim=8, batch=64).fit(sampler)
+    scores = gcn.scores(_links(12, [0, 1]))[0]
+    assert scores[[2, 3, 4]].min() > scores[[7, 8, 9, 10, 11]].max()
