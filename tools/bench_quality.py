@@ -207,6 +207,17 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
         lines += [f"| {r['cell']} | {r['seed']} | {r['method']} | {r['error']} |"
                   for r in failures]
         lines.append("")
+    lines += ["## Coverage", "", "| cell | seeds | runs (learners + baselines) |",
+              "|---|---|---:|"]
+    for cell in cells:
+        done = {(r["seed"], r["method"]) for r in rows if r["cell"] == cell and not r["error"]}
+        cell_seeds = sorted({seed for seed, _ in done})
+        lines.append(f"| {cell} | {cell_seeds} | {len(done)} |")
+    missing = [c for c in CELLS if c not in cells]
+    if missing:
+        lines.append("")
+        lines.append("Not run: " + ", ".join(f"`{c}`" for c in missing) + ".")
+    lines.append("")
     for cell in cells:
         ks = sorted({k for c, _, k in summary if c == cell})
         lines += [f"## {cell}", ""]
