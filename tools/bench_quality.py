@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import platform
@@ -61,12 +62,45 @@ def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]
     return out
 
 
+class _StderrTail(io.TextIOBase):
+    """Copies stderr through while keeping its last lines (the error Hydra prints)."""
+
+    def __enter__(self):
+        self._lines: list[str] = []
+        self._stream, sys.stderr = sys.stderr, self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr = self._stream
+
+    def write(self, text: str) -> int:
+        self._lines = (self._lines + text.splitlines())[-50:]
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def error(self) -> str:
+        """The error: the last lines before Hydra's search-path listing and hint."""
+        lines = []
+        for line in self._lines:
+            if line.startswith(("Config search path:", "Set the environment variable")):
+                break
+            if line.strip():
+                lines.append(line.strip())
+        return " ".join(lines[-10:])
+
+
 def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
                 shots: list[int]) -> dict:
     from socialmeta.cli.train import main as train_main
 
-    train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}",
-                "eval.baselines=null", f"hydra.run.dir={out}"])
+    with _StderrTail() as tail:
+        try:
+            train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}",
+                        "eval.baselines=null", f"hydra.run.dir={out}"])
+        except SystemExit as e:  # Hydra printed the error: keep its last line
+            raise RuntimeError(tail.error() or f"exit status {e.code}") from None
     metrics = json.loads((out / "metrics.json").read_text())
     return {"test": metrics["test"][learner], "best_val": metrics["best_val"],
             "steps": metrics["steps"]}

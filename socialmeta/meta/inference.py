@@ -65,15 +65,15 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
 def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop
                     ) -> Tensor:
     r"""Label logits ``[T, N, L]`` of every ego-net node after adapting on the task's
-    labelled members (row 0 is the center). ``noadapt`` skips adaptation."""
+    labelled members (row 0 is the center). ``noadapt`` skips adaptation; ``protonet``
+    gives the prototype logits."""
     tasks = task_tensors(model, batch)
     params = {n: p.detach() for n, p in params.items()}
     eval_inner = inner_for_new_users(inner)
 
     def per_task(task: dict[str, Tensor]) -> Tensor:
         fast = adapt(model, params, task, eval_inner)
-        return _call(model, fast)(task["x"], task["adj"], task["hop"], task["label_mask"],
-                                  task["node_mask"])
+        return model.task_logits(_call(model, fast), task, inner.learner == "protonet")
 
     with torch.no_grad():
         return vmap(per_task, randomness="different")(tasks)

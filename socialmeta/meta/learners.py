@@ -10,7 +10,10 @@ Learners (``InnerLoop.learner``):
 * ``reptile``: inner SGD on the support, outer step towards the adapted weights
   (its "meta-gradient" is ``params - mean(adapted)``);
 * ``protonet``: no inner step; targets are scored by their distance to the
-  prototypes (mean embeddings) of the support friends and support non-friends;
+  prototypes (mean embeddings) of the positive and negative support: friends and
+  non-friends (friend tasks), liked and other items (item tasks, in the item space
+  modulated by the center's embedding), members with and without each label
+  (interest tasks);
 * ``finetune``: pretrain without adaptation on support and query, fine-tune on the
   support at evaluation time; ``noadapt``: no adaptation anywhere.
 """

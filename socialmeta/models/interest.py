@@ -8,6 +8,27 @@ from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
 
 
+def label_prototype_logits(h: Tensor, labels: Tensor, labelled: Tensor) -> Tensor:
+    r"""ProtoNet logits for multi-label node classification.
+
+    For every label :math:`l` the prototypes :math:`c^+_l` and :math:`c^-_l` are the mean
+    embeddings of the labelled nodes with and without :math:`l`; a node's logit is
+    :math:`-\lVert z - c^+_l \rVert^2 + \lVert z - c^-_l \rVert^2`. An empty class
+    has the zero vector as prototype.
+
+    Args:
+        h (Tensor): Node embeddings ``[..., N, H]``.
+        labels (Tensor): ``[..., N, L]`` in {0, 1}; only the labelled rows are read.
+        labelled (Tensor): ``[..., N]`` boolean, the support members.
+    """
+    logits = torch.zeros(*h.shape[:-1], labels.size(-1), dtype=h.dtype, device=h.device)
+    for value, sign in ((1.0, -1.0), (0.0, 1.0)):
+        w = ((labels == value) & labelled.unsqueeze(-1).bool()).to(h.dtype)  # [..., N, L]
+        proto = (w.transpose(-1, -2) @ h) / w.sum(-2).unsqueeze(-1).clamp(min=1)  # [..., L, H]
+        logits = logits + sign * (h.unsqueeze(-2) - proto.unsqueeze(-3)).pow(2).sum(-1)
+    return logits
+
+
 class InterestModel(nn.Module):
     r"""Predicts the labels (interests, circles) of ego-net members.
 
@@ -43,16 +64,29 @@ class InterestModel(nn.Module):
         self.head.reset_parameters()
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, labelled: Tensor,
-                mask: Tensor | None = None, sparse: bool = False) -> Tensor:
+                mask: Tensor | None = None, sparse: bool = False,
+                labels: Tensor | None = None) -> Tensor:
         r"""Label logits ``[N, L]`` of every node of one task. Dense: :obj:`graph` is
         ``adj [N, N]`` and :obj:`mask` the node mask; sparse: :obj:`graph` is an
-        ``edge_index``."""
+        ``edge_index``. With :obj:`labels` (``[N, L]``, read on the :obj:`labelled`
+        rows only) the logits are ProtoNet's instead of the head's (see
+        :func:`label_prototype_logits`)."""
         if sparse:
             degree = torch.bincount(graph[0], minlength=x.size(0)).to(x.dtype)
             inputs = node_inputs(x, degree, hop, labelled.to(x.dtype), self.num_hops)
-            return self.head(self.encoder.forward_sparse(inputs, graph))
-        inputs = node_inputs(x, graph.sum(-1), hop, labelled.to(x.dtype), self.num_hops)
-        return self.head(self.encoder.forward_dense(inputs, graph, mask))
+            h = self.encoder.forward_sparse(inputs, graph)
+        else:
+            inputs = node_inputs(x, graph.sum(-1), hop, labelled.to(x.dtype), self.num_hops)
+            h = self.encoder.forward_dense(inputs, graph, mask)
+        if labels is None:
+            return self.head(h)
+        return label_prototype_logits(h, labels, labelled)
+
+    def task_logits(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
+        """Logits ``[N, L]`` of one (dense) task; ProtoNet's when :obj:`prototype`."""
+        kwargs = {"labels": task["labels"]} if prototype else {}
+        return call(task["x"], task["adj"], task["hop"], task["label_mask"],
+                    task["node_mask"], **kwargs)
 
     @staticmethod
     def _target(task, side: str) -> tuple[Tensor, Tensor]:
@@ -64,17 +98,13 @@ class InterestModel(nn.Module):
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:
         """Mean BCE over the support members' (or the query's) valid labels."""
-        if prototype:
-            raise ValueError("protonet is implemented for friend tasks only")
-        logits = call(task["x"], task["adj"], task["hop"], task["label_mask"],
-                      task["node_mask"])
+        logits = self.task_logits(call, task, prototype)
         target, mask = self._target(task, side)
         return masked_bce(logits, target, mask)
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
-        if prototype:
-            raise ValueError("protonet is implemented for friend tasks only")
-        logits = call(data.x, data.edge_index, data.hop, data.label_mask, sparse=True)
+        kwargs = {"labels": data.labels} if prototype else {}
+        logits = call(data.x, data.edge_index, data.hop, data.label_mask, sparse=True, **kwargs)
         task = {"labels": data.labels, "label_mask": data.label_mask,
                 "query_labels": data.query_labels, "query_node_mask": data.query_node_mask,
                 "label_valid": data.label_valid}

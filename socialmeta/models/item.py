@@ -76,13 +76,19 @@ class ItemModel(nn.Module):
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
-                sparse: bool = False) -> Tensor:
+                sparse: bool = False, support: tuple[Tensor, Tensor, Tensor] | None = None
+                ) -> Tensor:
         r"""Scores of :obj:`target_ids` (global item ids) for the center of one task.
 
         Dense: :obj:`graph` is ``adj [N, N]``, :obj:`item_graph` ``item_adj [N, I]``
         over the task's :obj:`item_ids` ``[I]``, :obj:`mask` the node mask. Sparse:
         :obj:`graph` is an ``edge_index``, :obj:`item_graph` the ``(user, item)``
         local pairs of :meth:`TaskBatch.to_data_list`.
+
+        With :obj:`support` ``(ids, label, mask)`` the scores are ProtoNet's: items are
+        embedded as ``e_item * (W h_center)`` (the item table modulated by the center's
+        ego-net embedding), and a target scores ``-|z - c_liked|^2 + |z - c_other|^2``
+        against the mean embeddings of the support's liked and other items.
         """
         e_items = self.items(item_ids)
         n = x.size(-2)
@@ -105,15 +111,25 @@ class ItemModel(nn.Module):
             h = self.encoder.forward_sparse(inputs, edge_index)
         else:
             h = self.encoder.forward_dense(inputs, adj, mask)
-        return (self.items(target_ids) * self.head(h[..., 0, :]).unsqueeze(-2)).sum(-1)
+        user = self.head(h[..., 0, :]).unsqueeze(-2)
+        if support is None:
+            return (self.items(target_ids) * user).sum(-1)
+        ids, label, valid = support
+        z, z_support = self.items(target_ids) * user, self.items(ids) * user
+        scores = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        for value, sign in ((1.0, -1.0), (0.0, 1.0)):
+            w = (valid & (label == value)).to(z.dtype)
+            proto = (w.unsqueeze(-1) * z_support).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1)
+            scores = scores + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
+        return scores
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor,
                       prototype: bool = False) -> Tensor:
         """Scores of arbitrary global item ids for the center of one task."""
-        if prototype:
-            raise ValueError("protonet is implemented for friend tasks only")
+        support = ((task["support_ids"], task["support_label"], task["support_mask"])
+                   if prototype else None)
         return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
-                    target_ids, task["node_mask"])
+                    target_ids, task["node_mask"], support=support)
 
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:
@@ -121,9 +137,9 @@ class ItemModel(nn.Module):
         return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
-        if prototype:
-            raise ValueError("protonet is implemented for friend tasks only")
+        support = ((data.support_ids, data.support_label,
+                    torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)
         scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
-                      getattr(data, f"{side}_ids"), sparse=True)
+                      getattr(data, f"{side}_ids"), sparse=True, support=support)
         label = getattr(data, f"{side}_label")
         return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))

@@ -32,7 +32,7 @@ def sampler(graph):
         kind="interest", variant="center", shots=(5, 10), node_cap=32, fanouts=(10, 5)))
 
 
-@pytest.mark.parametrize("learner", [n for n in LEARNERS if n not in ("protonet", "reptile")])
+@pytest.mark.parametrize("learner", [n for n in LEARNERS if n != "reptile"])
 def test_batched_equals_reference_interest(sampler, learner, assert_meta_equivalent):
     batch = sampler.train_batch(0, 0, 5).apply(
         lambda t: t.double() if t.is_floating_point() else t)
@@ -41,10 +41,21 @@ def test_batched_equals_reference_interest(sampler, learner, assert_meta_equival
     assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.5))
 
 
-def test_protonet_is_refused_for_interests(sampler):
-    model = InterestModel(0, 20, num_hops=2)
-    with pytest.raises(ValueError, match="protonet is implemented for friend tasks only"):
-        meta_gradient(model, sampler.train_batch(0, 0, 2), InnerLoop("protonet"))
+def test_label_prototypes_by_hand():
+    from socialmeta.models.interest import label_prototype_logits
+
+    h = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
+    labels = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    labelled = torch.tensor([False, True, True, False])  # node 3's labels are hidden
+    got = label_prototype_logits(h, labels, labelled)
+    # label 0: liked = node 1 (1, 0), other = node 2 (0, 1); label 1: liked = none (0, 0),
+    # other = mean of nodes 1, 2 = (0.5, 0.5)
+    c = {(0, 1): torch.tensor([1.0, 0.0]), (0, 0): torch.tensor([0.0, 1.0]),
+         (1, 1): torch.zeros(2), (1, 0): torch.tensor([0.5, 0.5])}
+    for n in range(4):
+        for label in range(2):
+            expected = (-(h[n] - c[label, 1]).pow(2).sum() + (h[n] - c[label, 0]).pow(2).sum())
+            assert torch.isclose(got[n, label], expected), (n, label)
 
 
 def _train_and_test(sampler, learner: str, steps: int = 150):

@@ -19,7 +19,7 @@ def setup():
 
 
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "finetune",
-                                     "noadapt"])
+                                     "noadapt", "protonet"])
 @pytest.mark.parametrize("social", [True, False])
 def test_item_batched_equals_reference(setup, learner, social, assert_meta_equivalent):
     graph, batch = setup
@@ -57,3 +57,24 @@ def test_item_candidate_scores_match_direct_scores(setup):
     direct = model(batch.x[t], batch.adj[t], batch.hop[t], batch.item_ids[t],
                    batch.item_adj[t], torch.arange(graph.num_items), batch.node_mask[t])
     assert torch.allclose(scores[t], direct.detach())
+
+
+def test_item_prototypes_by_hand(setup):
+    """ProtoNet item scores: -|z - c_liked|^2 + |z - c_other|^2 with z = e_item * user."""
+    graph, batch = setup
+    b = batch.apply(lambda t: t.float() if t.is_floating_point() else t)
+    torch.manual_seed(0)
+    model = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8)
+    args = (b.x[0], b.adj[0], b.hop[0], b.item_ids[0], b.item_adj[0], b.query_ids[0],
+            b.node_mask[0])
+    ids, label, valid = b.support_ids[0], b.support_label[0], b.support_mask[0]
+    assert bool((valid & (label > 0)).any()) and bool((valid & (label == 0)).any())
+    got = model(*args, support=(ids, label, valid))
+    # the center's user vector: the pair scores are e_item . user for every item
+    user = torch.linalg.lstsq(model.items(b.query_ids[0]), model(*args).unsqueeze(-1)
+                              ).solution.squeeze(-1)
+    z = model.items(b.query_ids[0]) * user
+    liked = (model.items(ids[valid & (label > 0)]) * user).mean(0)
+    other = (model.items(ids[valid & (label == 0)]) * user).mean(0)
+    expected = -(z - liked).pow(2).sum(-1) + (z - other).pow(2).sum(-1)
+    assert torch.allclose(got, expected, atol=1e-4)
