@@ -78,8 +78,12 @@ def test_every_ablation_composes_with_a_sweep(name):
         cfg = compose("train", overrides=[f"+ablation={name}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert cfg.skip_done and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    assert cfg.hydra.sweep.dir == f"ablations/{name}" and len(params) == 2
+    assert cfg.hydra.sweep.dir == f"ablations/{name}" and len(params) >= 2
+    assert "seed" in params or name == "tiny"
     if name == "social":
         assert cfg.task.kind == "item"
+    if name == "context":  # learner x context on lastfm friend tasks
+        assert cfg.dataset.name == "lastfm" and cfg.task.kind == "friend"
+        assert params["task.context"] == "[],[items]" and "protonet" in params.meta
     if name == "lastfm_learner_shots":
         assert cfg.dataset.name == "lastfm" and "reptile" in params.meta

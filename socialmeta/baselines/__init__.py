@@ -14,12 +14,13 @@ from socialmeta.baselines.friend import FRIEND_BASELINES, personalized_pagerank
 from socialmeta.baselines.interest import INTEREST_BASELINES
 from socialmeta.baselines.item import ITEM_BASELINES, ease_weights
 from socialmeta.baselines.lightgcn import LightGCN
+from socialmeta.baselines.ranker import LearnedRanker
 from socialmeta.baselines.tune import tune
 
 #: task kind -> baseline name -> class
 BASELINES: dict[str, dict[str, type[Baseline]]] = {
-    "friend": {**FRIEND_BASELINES, "lightgcn": LightGCN},
-    "item": {**ITEM_BASELINES, "lightgcn": LightGCN},
+    "friend": {**FRIEND_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker},
+    "item": {**ITEM_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker},
     "interest": INTEREST_BASELINES}
 
 
@@ -33,5 +34,5 @@ def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
     return BASELINES[kind][name](**hyper)
 
 
-__all__ = ["BASELINES", "Baseline", "LightGCN", "ease_weights", "make_baseline", "personalized_pagerank",
+__all__ = ["BASELINES", "Baseline", "LearnedRanker", "LightGCN", "ease_weights", "make_baseline", "personalized_pagerank",
            "tune"]

@@ -18,13 +18,16 @@ class Baseline:
 
     Subclasses set :attr:`name`, :attr:`kinds` (the task kinds they score), optionally
     :attr:`grid` (hyper-parameters searched on validation users, see
-    :func:`socialmeta.baselines.tune`), and implement :meth:`fit` (training users
-    only: it reads ``sampler.observed``) and :meth:`scores`.
+    :func:`socialmeta.baselines.tune`) and :attr:`requires` (relations of the center
+    it reads, which the task must observe as ``task.context``), and implement
+    :meth:`fit` (training users only: it reads ``sampler.observed``) and
+    :meth:`scores`.
     """
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
     grid: ClassVar[Mapping[str, Sequence[Any]]] = {}
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **hyper: Any) -> None:
         unknown = set(hyper) - set(self.grid)
@@ -39,6 +42,10 @@ class Baseline:
         if sampler.config.kind not in self.kinds:
             raise ValueError(f"baseline {self.name!r} scores {list(self.kinds)} tasks, "
                              f"not {sampler.config.kind!r}")
+        missing = [r for r in self.requires if not sampler.config.observes(r)]
+        if missing:
+            raise ValueError(f"baseline {self.name!r} reads the center's {missing}: they "
+                             f"must be in task.context (now {list(sampler.config.context)})")
         self.sampler = sampler
         self._fit(sampler)
         return self
@@ -124,6 +131,58 @@ def context_friends(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     f = torch.zeros(batch.num_tasks, sampler.num_users)
     f[pos, friend] = 1.0
     return f
+
+
+def center_items(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
+    r"""``[T, num_items]`` indicator of each center's own items: the ``items`` context
+    (for item tasks these are the query relation and must not be used)."""
+    if not sampler.config.observes("items"):
+        raise ValueError("the center's items are not context of these tasks")
+    pos, item = sampler.context_items(batch.center)
+    out = torch.zeros(batch.num_tasks, sampler.num_items)
+    out[pos, item] = 1.0
+    return out
+
+
+def center_features(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
+    """``[T, F]`` the centers' own feature rows: the ``features`` context."""
+    if not sampler.config.observes("features"):
+        raise ValueError("the center's features are not context of these tasks")
+    return sampler.graph["user"].x[batch.center].float()
+
+
+def cosine_rows(query: Tensor, table: Tensor | Sparse, table_norm: Tensor) -> Tensor:
+    r"""Cosine of every row of :obj:`query` ``[T, D]`` with every row of a table
+    ``[M, D]`` given as dense or as :class:`Sparse` ``[D, M]`` (its transpose), with
+    the table rows' norms ``[M]``; zero where a vector is zero."""
+    dots = table.rmul(query) if isinstance(table, Sparse) else query @ table.t()
+    norms = query.norm(dim=1, keepdim=True) * table_norm.view(1, -1)
+    return torch.where(norms > 0, dots / norms.clamp(min=1e-12), 0.0)
+
+
+def candidate_normalized(scores: Tensor, candidates: Tensor) -> Tensor:
+    r"""Scores divided by each row's largest absolute score among its candidates (so
+    two scorers blend on the same scale); rows without signal stay zero."""
+    top = scores.abs().masked_fill(~candidates, 0.0).amax(1, keepdim=True)
+    return torch.where(top > 0, scores / top.clamp(min=1e-12), 0.0)
+
+
+class Blend(Baseline):
+    r"""``(1 - weight) · a + weight · b`` of two baselines' scores, each normalised by
+    its largest candidate score (:func:`candidate_normalized`); :attr:`parts` names the
+    two classes, whose hyper-parameters are part of this grid."""
+
+    parts: ClassVar[tuple[type[Baseline], type[Baseline]]]
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        self.components = [cls(**{k: v for k, v in self.hyper.items() if k in cls.grid}
+                               ).fit(sampler) for cls in self.parts]
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        candidates = self.sampler.candidate_mask(batch)
+        a, b = (candidate_normalized(c.scores(batch), candidates) for c in self.components)
+        w = float(self.hyper["weight"])
+        return (1 - w) * a + w * b
 
 
 Factory = Callable[..., Baseline]

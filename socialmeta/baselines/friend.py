@@ -10,7 +10,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from socialmeta.baselines.base import Baseline, friend_matrix, support_matrix
+from socialmeta.baselines.base import (
+    Baseline,
+    Blend,
+    Sparse,
+    center_features,
+    center_items,
+    cosine_rows,
+    friend_matrix,
+    interaction_index,
+    support_matrix,
+)
 from socialmeta.tasks import TaskBatch, TaskSampler
 
 
@@ -107,6 +117,70 @@ class PersonalizedPageRank(_FriendBaseline):
         return personalized_pagerank(self.adj, restart, float(self.hyper["alpha"]))
 
 
+class TasteSimilarity(_FriendBaseline):
+    r"""Cosine between the new user's items (context ``items``) and each training
+    user's items; with ``idf`` the items are weighted by ``log(U / (1 + n_i))``
+    (``n_i`` training users with item ``i``), which down-weights blockbusters."""
+
+    name = "taste"
+    requires = ("items",)
+    grid = {"idf": (True, False)}
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        index = interaction_index(sampler)
+        counts = torch.bincount(index[1], minlength=sampler.num_items).float()
+        self.item_weight = (torch.log(sampler.num_users / (1.0 + counts)).clamp(min=0.0)
+                            if self.hyper["idf"] else torch.ones(sampler.num_items))
+        values = self.item_weight[index[1]]
+        self.items_t = Sparse(index.flip(0), (sampler.num_items, sampler.num_users), values)
+        norm = torch.zeros(sampler.num_users).index_add_(0, index[0], values.pow(2))
+        self.norm = norm.sqrt()
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        return cosine_rows(center_items(self.sampler, batch) * self.item_weight,
+                           self.items_t, self.norm)
+
+
+class FeatureSimilarity(_FriendBaseline):
+    r"""Cosine between the new user's profile features (context ``features``) and
+    each training user's."""
+
+    name = "feature_similarity"
+    requires = ("features",)
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        self.x = sampler.graph["user"].x.float()
+        if self.x.size(1) == 0:
+            raise ValueError(f"dataset {sampler.graph.name!r} has no user features")
+        self.norm = self.x.norm(dim=1)
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        return cosine_rows(center_features(self.sampler, batch), self.x, self.norm)
+
+
+class PPRTaste(Blend):
+    r"""``(1 - weight) · PPR + weight · taste`` (both scaled by their largest
+    candidate score); ``alpha``, ``idf`` and ``weight`` tuned on validation users."""
+
+    name = "ppr_taste"
+    kinds = ("friend",)
+    parts = (PersonalizedPageRank, TasteSimilarity)
+    grid = {"alpha": (0.15, 0.3), "idf": (True,), "weight": (0.5, 0.1, 0.25, 0.75, 0.9)}
+
+
+class PPRFeatures(Blend):
+    r"""``(1 - weight) · PPR + weight · feature similarity`` (both scaled by their
+    largest candidate score); ``alpha`` and ``weight`` tuned on validation users."""
+
+    name = "ppr_features"
+    kinds = ("friend",)
+    parts = (PersonalizedPageRank, FeatureSimilarity)
+    grid = {"alpha": (0.15, 0.3), "weight": (0.5, 0.1, 0.25, 0.75, 0.9)}
+
+
 FRIEND_BASELINES = {cls.name: cls for cls in (Popularity, CommonNeighbors, AdamicAdar,
                                               ResourceAllocation, Jaccard,
-                                              PersonalizedPageRank)}
+                                              PersonalizedPageRank, TasteSimilarity,
+                                              FeatureSimilarity, PPRTaste, PPRFeatures)}

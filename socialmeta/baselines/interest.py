@@ -91,6 +91,7 @@ class FeatureMLP(_InterestBaseline):
     labels with binary cross-entropy; uses no graph at all. Needs user features."""
 
     name = "feature_mlp"
+    requires = ("features",)
     grid = {"hidden": (64,), "epochs": (200,)}
 
     def _fit(self, sampler: TaskSampler) -> None:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from socialmeta.baselines.base import (
     Baseline,
+    Blend,
     Sparse,
     context_friends,
     interaction_index,
@@ -41,6 +42,7 @@ class SocialPopularity(_ItemBaseline):
     popularity breaking ties (weight ``1e-6``)."""
 
     name = "social_popularity"
+    requires = ("friends",)
 
     def _fit(self, sampler: TaskSampler) -> None:
         super()._fit(sampler)
@@ -136,5 +138,16 @@ def ease_weights(x: Tensor, l2: float) -> Tensor:
     return b
 
 
+class SocialItemKNN(Blend):
+    r"""Blend of social popularity (context ``friends``) and ItemKNN from the support
+    items: ``(1 - weight) · social + weight · itemknn``, both scaled by their largest
+    candidate score; ``weight`` tuned on validation users."""
+
+    name = "social_itemknn"
+    kinds = ("item",)
+    parts = (SocialPopularity, ItemKNN)
+    grid = {"weight": (0.5, 0.1, 0.25, 0.75, 0.9)}
+
+
 ITEM_BASELINES = {cls.name: cls for cls in (ItemPopularity, SocialPopularity, ItemKNN,
-                                            UserKNN, EASE)}
+                                            UserKNN, EASE, SocialItemKNN)}

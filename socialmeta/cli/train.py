@@ -26,7 +26,14 @@ from socialmeta.device import resolve_device
 from socialmeta.eval.protocol import evaluate_cold_start, evaluate_scorer
 from socialmeta.meta import LEARNERS, InnerLoop
 from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
-from socialmeta.tasks import KINDS, TaskConfig, TaskSampler, UserSplit, split_users
+from socialmeta.tasks import (
+    KINDS,
+    TaskConfig,
+    TaskSampler,
+    UserSplit,
+    split_users,
+    task_feature_channels,
+)
 from socialmeta.train import LOGGERS, TrainConfig, Trainer, load_checkpoint
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -47,19 +54,20 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Mod
     common = {"conv": cfg.conv, "hidden_channels": cfg.hidden_channels,
               "num_layers": cfg.num_layers, "dropout": cfg.dropout, "norm": cfg.norm,
               "heads": cfg.heads}
-    num_hops, features = len(task.fanouts), graph["user"].x.size(1)
+    num_hops, features = len(task.fanouts), task_feature_channels(graph)
+    context_items = graph.num_items if task.observes("items") and graph.has_items else 0
     if task.kind == "friend":
         choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
         choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
         return LinkModel(features, num_hops, head=cfg.link_head, loss=cfg.link_loss,
-                         num_users=graph.num_users, **common)
+                         num_users=graph.num_users, num_items=context_items, **common)
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
         return ItemModel(features, graph.num_items, num_hops, item_features=item_x,
                          social=cfg.social, **common)
     num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
                   else int(torch.bincount(graph["circle"].ego).max()))
-    return InterestModel(features, num_labels, num_hops, **common)
+    return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)
 
 
 def inner_loop(cfg: DictConfig) -> InnerLoop:

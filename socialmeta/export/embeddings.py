@@ -16,8 +16,8 @@ from torch_geometric.utils import degree
 
 import socialmeta
 from socialmeta.data import SocialGraph, atomic_write
-from socialmeta.models.item import item_table
 from socialmeta.models.link import node_inputs
+from socialmeta.models.taste import item_table
 
 
 def tensor_digest(tensors: dict[str, Tensor]) -> str:
@@ -43,7 +43,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     over the whole friendship graph.
 
     There is no task center in a full-graph pass, so the task-only inputs are neutral:
-    no hop one-hot, no support flag; the degree input is the degree in :obj:`graph`.
+    no hop one-hot, no support flag, no hidden feature row; the degree input is the
+    degree in :obj:`graph`.
     With :obj:`chunk_size`, inference runs layer by layer over chunks of that many
     users (:meth:`Encoder.forward_chunked`, same result, bounded memory).
     """
@@ -53,6 +54,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     encoder = model.encoder
     x = graph["user"].x.float()
     n = graph.num_users
+    if x.size(1):  # the tasks' "feature row hidden" flag: every row is visible here
+        x = torch.cat([x, torch.zeros(n, 1)], 1)
     deg = degree(graph.friend_index[0], n)
     inputs = node_inputs(x, deg, torch.full((n,), -1, dtype=torch.long),
                          torch.zeros(n), model.num_hops)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
+from socialmeta.models.taste import ItemTasteMixin
 
 
 def label_prototype_logits(h: Tensor, labels: Tensor, labelled: Tensor) -> Tensor:
@@ -29,7 +30,7 @@ def label_prototype_logits(h: Tensor, labels: Tensor, labelled: Tensor) -> Tenso
     return logits
 
 
-class InterestModel(nn.Module):
+class InterestModel(ItemTasteMixin, nn.Module):
     r"""Predicts the labels (interests, circles) of ego-net members.
 
     The encoder embeds the ego-net (features, hop one-hot, is-labelled flag, task
@@ -45,6 +46,9 @@ class InterestModel(nn.Module):
         conv (str): Encoder type. (default: :obj:`"sage"`)
         hidden_channels (int): Embedding size. (default: :obj:`32`)
         num_layers (int): Encoder layers. (default: :obj:`2`)
+        num_items (int): Size of an item table, for tasks whose context holds
+            ``items``: every task user's input gets its taste (mean item embedding).
+            (default: :obj:`0`, no items)
     """
 
     head_prefixes = ("head.",)
@@ -52,31 +56,46 @@ class InterestModel(nn.Module):
                    "query_node_mask", "query_labels", "label_valid")
 
     def __init__(self, in_channels: int, num_labels: int, num_hops: int, conv: str = "sage",
-                 hidden_channels: int = 32, num_layers: int = 2, **encoder_kwargs) -> None:
+                 hidden_channels: int = 32, num_layers: int = 2, num_items: int = 0,
+                 **encoder_kwargs) -> None:
         super().__init__()
-        self.num_hops, self.num_labels = num_hops, num_labels
-        self.encoder = Encoder(conv, in_channels + num_hops + 3, hidden_channels,
+        self.num_hops, self.num_labels, self.num_items = num_hops, num_labels, num_items
+        if num_items:
+            self._init_items(num_items, hidden_channels)
+            self.task_fields = (*InterestModel.task_fields, "item_ids", "item_adj")
+        self.encoder = Encoder(conv, in_channels + num_hops + 3
+                               + (hidden_channels if num_items else 0), hidden_channels,
                                num_layers, **encoder_kwargs)
         self.head = nn.Linear(hidden_channels, num_labels)
 
     def reset_parameters(self) -> None:
+        if self.num_items:
+            self._reset_items()
         self.encoder.reset_parameters()
         self.head.reset_parameters()
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, labelled: Tensor,
                 mask: Tensor | None = None, sparse: bool = False,
-                labels: Tensor | None = None) -> Tensor:
+                labels: Tensor | None = None, item_ids: Tensor | None = None,
+                item_graph: Tensor | None = None) -> Tensor:
         r"""Label logits ``[N, L]`` of every node of one task. Dense: :obj:`graph` is
         ``adj [N, N]`` and :obj:`mask` the node mask; sparse: :obj:`graph` is an
         ``edge_index``. With :obj:`labels` (``[N, L]``, read on the :obj:`labelled`
         rows only) the logits are ProtoNet's instead of the head's (see
-        :func:`label_prototype_logits`)."""
+        :func:`label_prototype_logits`). Models with items take the task's
+        :obj:`item_ids` and :obj:`item_graph` (``item_adj`` dense, local pairs sparse)."""
+        degree = (torch.bincount(graph[0], minlength=x.size(0)).to(x.dtype) if sparse
+                  else graph.sum(-1))
+        inputs = node_inputs(x, degree, hop, labelled.to(x.dtype), self.num_hops)
+        if self.num_items:
+            if item_ids is None or item_graph is None:
+                raise ValueError("this model reads items (num_items > 0): pass item_ids "
+                                 "and item_graph of a task that observes items")
+            inputs = torch.cat([inputs, self.taste(item_ids, item_graph, x.size(-2), sparse)],
+                               -1)
         if sparse:
-            degree = torch.bincount(graph[0], minlength=x.size(0)).to(x.dtype)
-            inputs = node_inputs(x, degree, hop, labelled.to(x.dtype), self.num_hops)
             h = self.encoder.forward_sparse(inputs, graph)
         else:
-            inputs = node_inputs(x, graph.sum(-1), hop, labelled.to(x.dtype), self.num_hops)
             h = self.encoder.forward_dense(inputs, graph, mask)
         if labels is None:
             return self.head(h)
@@ -85,6 +104,8 @@ class InterestModel(nn.Module):
     def task_logits(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
         """Logits ``[N, L]`` of one (dense) task; ProtoNet's when :obj:`prototype`."""
         kwargs = {"labels": task["labels"]} if prototype else {}
+        if self.num_items:
+            kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
         return call(task["x"], task["adj"], task["hop"], task["label_mask"],
                     task["node_mask"], **kwargs)
 
@@ -104,6 +125,8 @@ class InterestModel(nn.Module):
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         kwargs = {"labels": data.labels} if prototype else {}
+        if self.num_items:
+            kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
         logits = call(data.x, data.edge_index, data.hop, data.label_mask, sparse=True, **kwargs)
         task = {"labels": data.labels, "label_mask": data.label_mask,
                 "query_labels": data.query_labels, "query_node_mask": data.query_node_mask,

@@ -3,22 +3,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
+from socialmeta.models.taste import ItemTasteMixin
 
 
-def item_table(embedding: Tensor, item_features: Tensor | None = None,
-               projection: Tensor | None = None) -> Tensor:
-    """Item representations ``[num_items, H]``: the embedding table, plus the projected
-    item features when the model has them."""
-    if item_features is None:
-        return embedding
-    return embedding + item_features @ projection.T
-
-
-class ItemModel(nn.Module):
+class ItemModel(ItemTasteMixin, nn.Module):
     r"""Scores items for the center user of an item task.
 
     Every user first gathers the mean embedding of its observed items (bipartite
@@ -49,30 +40,16 @@ class ItemModel(nn.Module):
                  **encoder_kwargs) -> None:
         super().__init__()
         self.num_hops, self.social = num_hops, social
-        self.item_embedding = nn.Embedding(num_items, hidden_channels)
-        if item_features is not None:
-            self.register_buffer("item_features", item_features.float())
-            self.item_proj = nn.Linear(item_features.size(1), hidden_channels, bias=False)
-        else:
-            self.item_features = None
+        self._init_items(num_items, hidden_channels, item_features)
         self.encoder = Encoder(conv, in_channels + num_hops + 3 + hidden_channels,
                                hidden_channels, num_layers, **encoder_kwargs)
         self.head = nn.Linear(hidden_channels, hidden_channels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.item_embedding.weight, std=0.1)
-        if self.item_features is not None:
-            self.item_proj.reset_parameters()
+        self._reset_items()
         self.encoder.reset_parameters()
         self.head.reset_parameters()
-
-    def items(self, ids: Tensor) -> Tensor:
-        """Embeddings of global item ids (``-1`` gives zeros)."""
-        weight = item_table(self.item_embedding.weight, self.item_features,
-                            self.item_proj.weight if self.item_features is not None else None)
-        rows = torch.nn.functional.embedding(ids.clamp(min=0), weight)
-        return rows * (ids >= 0).unsqueeze(-1).to(weight.dtype)
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
@@ -90,16 +67,12 @@ class ItemModel(nn.Module):
         ego-net embedding), and a target scores ``-|z - c_liked|^2 + |z - c_other|^2``
         against the mean embeddings of the support's liked and other items.
         """
-        e_items = self.items(item_ids)
         n = x.size(-2)
+        taste = self.taste(item_ids, item_graph, n, sparse)
         if sparse:
-            user, item = item_graph
-            taste = scatter(e_items[item], user, 0, dim_size=n, reduce="mean")
             degree = torch.bincount(graph[0], minlength=n).to(x.dtype)
             edge_index = graph if self.social else graph[:, :0]
         else:
-            count = item_graph.sum(-1, keepdim=True)
-            taste = item_graph @ e_items / count.clamp(min=1)
             degree = graph.sum(-1)
             adj = graph if self.social else torch.zeros_like(graph)
         if not self.social:  # no social information at all: no degree, no hop distance

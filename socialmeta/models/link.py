@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
+from socialmeta.models.taste import ItemTasteMixin
 
 #: largest (targets x nodes) one-hot that target gathers build instead of indexing
 _ONEHOT_LIMIT = 1 << 16
@@ -26,7 +27,7 @@ def node_inputs(x: Tensor, degree: Tensor, hop: Tensor, is_support: Tensor,
                       degree.log1p().unsqueeze(-1).to(x.dtype)], dim=-1)
 
 
-class LinkModel(nn.Module):
+class LinkModel(ItemTasteMixin, nn.Module):
     r"""Scores ``(center, target)`` pairs of a friend task.
 
     The encoder embeds the ego-net (labeling-trick inputs, see :func:`node_inputs`);
@@ -53,6 +54,10 @@ class LinkModel(nn.Module):
             outside slot scores ``far + log(num_users - N)``, i.e. ``far`` is the score
             of *each* user outside the ego-net, as in evaluation. (default: ``None``:
             the slot scores ``far``)
+        num_items (int): Size of an item table; with it every task user's input gets
+            its taste (mean embedding of its observed items, see
+            :class:`~socialmeta.models.item.ItemTasteMixin`), for friend tasks whose
+            context holds ``items``. (default: :obj:`0`, no items)
     """
 
     HEADS = ("bilinear", "dot", "mlp")
@@ -60,15 +65,20 @@ class LinkModel(nn.Module):
 
     def __init__(self, in_channels: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2, head: str = "bilinear",
-                 loss: str = "bce", num_users: int | None = None, **encoder_kwargs) -> None:
+                 loss: str = "bce", num_users: int | None = None, num_items: int = 0,
+                 **encoder_kwargs) -> None:
         super().__init__()
         if head not in self.HEADS:
             raise ValueError(f"unknown link head {head!r}; choose one of {list(self.HEADS)}")
         if loss not in self.LOSSES:
             raise ValueError(f"unknown link loss {loss!r}; choose one of {list(self.LOSSES)}")
         self.num_hops, self.head_name, self.loss = num_hops, head, loss
-        self.num_users = num_users
-        self.encoder = Encoder(conv, in_channels + num_hops + 3, hidden_channels,
+        self.num_users, self.num_items = num_users, num_items
+        if num_items:
+            self._init_items(num_items, hidden_channels)
+            self.task_fields = (*LinkModel.task_fields, "item_ids", "item_adj")
+        taste = hidden_channels if num_items else 0
+        self.encoder = Encoder(conv, in_channels + num_hops + 3 + taste, hidden_channels,
                                num_layers, **encoder_kwargs)
         self.far = nn.Parameter(torch.zeros(hidden_channels))
         if head == "bilinear":
@@ -106,12 +116,16 @@ class LinkModel(nn.Module):
                       prototype: bool = False) -> Tensor:
         """Scores of arbitrary targets (local indices, ``-1`` outside) of one task."""
         kwargs = {"mode": "prototype", "support_mask": task["support_mask"]} if prototype else {}
+        if self.num_items:
+            kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
         return call(task["x"], task["adj"], task["node_mask"], task["hop"],
                     task["support_local"], task["support_label"], target_local, **kwargs)
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""
         kwargs = {"sparse": True, **({"mode": "prototype"} if prototype else {})}
+        if self.num_items:
+            kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
         label = getattr(data, f"{side}_label")
         if self.loss == "softmax":
             n = data.x.size(0)
@@ -136,6 +150,8 @@ class LinkModel(nn.Module):
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
+        if self.num_items:
+            self._reset_items()
         for module in self.head.modules():
             if hasattr(module, "reset_parameters") and module is not self:
                 module.reset_parameters()
@@ -175,45 +191,64 @@ class LinkModel(nn.Module):
         return logits
 
     def forward(self, *args: Tensor, sparse: bool = False, mode: str = "pair",
-                support_mask: Tensor | None = None) -> Tensor:
+                support_mask: Tensor | None = None, item_ids: Tensor | None = None,
+                item_graph: Tensor | None = None) -> Tensor:
         r"""Scores of the targets of one task.
 
         Dense: ``(x, adj, mask, hop, support_local, support_label, target_local)``;
         sparse (:obj:`sparse=True`): ``(x, edge_index, hop, support_local,
         support_label, target_local)``. :obj:`mode` is ``"pair"`` (the link head) or
         ``"prototype"`` (ProtoNet; :obj:`support_mask` marks valid support targets).
+        Models with items take the task's :obj:`item_ids` and :obj:`item_graph`
+        (``item_adj`` dense, ``(user, item)`` local pairs sparse).
         """
         if mode not in ("pair", "prototype"):
             raise ValueError(f"unknown mode {mode!r}; choose one of ['pair', 'prototype']")
+        items = (item_ids, item_graph)
         if sparse:
             x, edge_index, hop, support_local, support_label, target_local = args
-            h = self.embed_sparse(x, edge_index, hop, support_local, support_label)
+            h = self.embed_sparse(x, edge_index, hop, support_local, support_label, *items)
         else:
             x, adj, mask, hop, support_local, support_label, target_local = args
-            h = self.embed_dense(x, adj, mask, hop, support_local, support_label)
+            h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
         if mode == "pair":
             return self._pair_scores(h, target_local)
         if support_mask is None:
             support_mask = torch.ones_like(support_local, dtype=torch.bool)
         return self._prototype(h, support_local, support_label, support_mask, target_local)
 
+    def _with_taste(self, inputs: Tensor, item_ids: Tensor | None, item_graph: Tensor | None,
+                    sparse: bool) -> Tensor:
+        if not self.num_items:
+            return inputs
+        if item_ids is None or item_graph is None:
+            raise ValueError("this model reads items (num_items > 0): pass item_ids and "
+                             "item_graph of a task that observes items")
+        return torch.cat([inputs, self.taste(item_ids, item_graph, inputs.size(-2), sparse)],
+                         -1)
+
     def embed_dense(self, x: Tensor, adj: Tensor, mask: Tensor, hop: Tensor,
-                    support_local: Tensor, support_label: Tensor) -> Tensor:
+                    support_local: Tensor, support_label: Tensor,
+                    item_ids: Tensor | None = None, item_adj: Tensor | None = None) -> Tensor:
         """Node embeddings of one padded task (``x [N, F]``, ``adj [N, N]``, ...)."""
         positive = (support_label > 0) & (support_local >= 0)
         is_support = torch.zeros_like(hop, dtype=x.dtype).scatter_add(
             -1, support_local.clamp(min=0), positive.to(x.dtype)).clamp(max=1)
         inputs = node_inputs(x, adj.sum(-1), hop, is_support, self.num_hops)
+        inputs = self._with_taste(inputs, item_ids, item_adj, sparse=False)
         return self.encoder.forward_dense(inputs, adj, mask)
 
     def embed_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
-                     support_local: Tensor, support_label: Tensor) -> Tensor:
+                     support_local: Tensor, support_label: Tensor,
+                     item_ids: Tensor | None = None, item_pairs: Tensor | None = None
+                     ) -> Tensor:
         """The same node embeddings from a sparse task graph (PyG message passing)."""
         n = x.size(0)
         is_support = torch.zeros(n, dtype=x.dtype)
         is_support[support_local[(support_label > 0) & (support_local >= 0)]] = 1.0
         degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
+        inputs = self._with_taste(inputs, item_ids, item_pairs, sparse=True)
         return self.encoder.forward_sparse(inputs, edge_index)
 
 

@@ -2,8 +2,15 @@
 from socialmeta.tasks.batch import TaskBatch
 from socialmeta.tasks.egonet import CSR, EgoNets, induced_edges, sample_egonets
 from socialmeta.tasks.loader import task_batches
-from socialmeta.tasks.sampler import KINDS, TaskConfig, TaskSampler
+from socialmeta.tasks.sampler import (
+    CONTEXTS,
+    KINDS,
+    TaskConfig,
+    TaskSampler,
+    task_feature_channels,
+)
 from socialmeta.tasks.split import UserSplit, observed_graph, split_users
 
-__all__ = ["CSR", "EgoNets", "KINDS", "TaskBatch", "TaskConfig", "TaskSampler", "UserSplit",
-           "induced_edges", "observed_graph", "sample_egonets", "split_users", "task_batches"]
+__all__ = ["CONTEXTS", "CSR", "EgoNets", "KINDS", "TaskBatch", "TaskConfig", "TaskSampler", "UserSplit",
+           "induced_edges", "observed_graph", "sample_egonets", "split_users", "task_batches",
+           "task_feature_channels"]

@@ -23,6 +23,10 @@ from socialmeta.tasks.split import UserSplit, observed_graph
 KINDS = ("friend", "item", "interest")
 VARIANTS = ("center", "members")
 LABEL_SOURCES = ("interests", "circles")
+#: relations of the center a task kind may observe as context, and the default
+CONTEXTS = {"friend": ("items", "features"), "item": ("friends", "features"),
+            "interest": ("friends", "items", "features")}
+DEFAULT_CONTEXT = {"friend": (), "item": ("friends",), "interest": ("friends",)}
 # salts that keep the hash streams of different random choices apart
 _SHOTS, _NEG_SUPPORT, _NEG_QUERY, _ITEM, _LABEL = 11, 13, 17, 19, 23
 _NEG_ATTEMPTS = 8
@@ -46,6 +50,13 @@ class TaskConfig:
         item_cap: I, items per item task. (default: :obj:`64`)
         query_cap: Q, query targets per training task (positives and negatives).
         negatives: Sampled negatives per positive target. (default: :obj:`1`)
+        context: Relations of the center observed as side information besides its
+            K-shot support: ``items`` and/or ``features`` for friend tasks (default
+            ``[]``, pure cold start), ``friends`` and/or ``features`` for item tasks
+            (default ``[friends]``), ``friends`` (required), ``items``, ``features``
+            for interest tasks (default ``[friends]``). Without ``features`` the
+            center's own feature row is zeroed and flagged (see
+            :func:`task_feature_channels`). The query relation is never context.
         seed: Seed of every random choice. (default: :obj:`0`)
     """
 
@@ -58,6 +69,7 @@ class TaskConfig:
     item_cap: int = 64
     query_cap: int = 32
     negatives: int = 1
+    context: Sequence[str] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,10 +83,35 @@ class TaskConfig:
         if not self.shots or min(self.shots) < 1:
             raise ValueError(f"shots must be positive integers, got {list(self.shots)}")
         self.shots, self.fanouts = tuple(self.shots), tuple(self.fanouts)
+        if self.context is None:
+            self.context = DEFAULT_CONTEXT[self.kind]
+        if isinstance(self.context, str):
+            raise ValueError(f"task context must be a list of relations, got {self.context!r}")
+        allowed = CONTEXTS[self.kind]
+        for relation in self.context:
+            if relation not in allowed:
+                raise ValueError(f"unknown context {relation!r} for {self.kind!r} tasks; "
+                                 f"choose from {list(allowed)}")
+        self.context = tuple(r for r in allowed if r in self.context)  # canonical order
+        if self.kind == "interest" and "friends" not in self.context:
+            raise ValueError("interest tasks need 'friends' in their context: the support "
+                             "is the labelled friends of the ego-net")
+
+    def observes(self, relation: str) -> bool:
+        """Whether the center's :obj:`relation` is visible as context."""
+        return relation in self.context
 
     @property
     def support_cap(self) -> int:
         return max(self.shots) * (1 + self.negatives)
+
+
+def task_feature_channels(graph: SocialGraph) -> int:
+    r"""Width ``F'`` of a task's node features ``x``: the graph's ``F`` user features
+    plus one "feature row hidden" flag when ``F > 0`` (the center's row is zeroed and
+    flagged unless its task observes ``features``); 0 for featureless graphs."""
+    num_features = graph["user"].x.size(1)
+    return num_features + 1 if num_features else 0
 
 
 class TaskSampler:
@@ -122,6 +159,11 @@ class TaskSampler:
         self._links: dict[str, tuple[Tensor, Tensor]] | None = None
 
     # ----------------------------------------------------------------- public
+    @property
+    def in_channels(self) -> int:
+        """Width of the tasks' node features (see :func:`task_feature_channels`)."""
+        return task_feature_channels(self.graph)
+
     def train_centers(self) -> Tensor:
         """Training users that can center a training task of this kind."""
         return self._eligible(self.split.train, min_links=2)
@@ -172,8 +214,9 @@ class TaskSampler:
             friends: Per center, global ids of its friends (training users): the
                 support of friend tasks, the context of item and interest tasks.
                 ``None``: each center's own friendships with training users.
-            items: Per center, global item ids: the support of item tasks.
-                ``None``: each center's own items.
+            items: Per center, global item ids: the support of item tasks, the
+                context of tasks that observe ``items``. ``None``: each center's own
+                items.
         """
         centers = torch.as_tensor(centers, dtype=torch.long).view(-1)
 
@@ -187,7 +230,7 @@ class TaskSampler:
 
         links = {"friends": flat(friends) if friends is not None
                  else self._training_friends(centers)}
-        if self.config.kind == "item":
+        if self.config.kind == "item" or self.config.observes("items"):
             links["items"] = flat(items) if items is not None else self.items.gather(centers)
         sizes = torch.bincount(links["items" if self.config.kind == "item" else "friends"][0],
                                minlength=centers.numel())
@@ -227,6 +270,13 @@ class TaskSampler:
         users, friend id)``: what item and interest tasks see of a user's friends."""
         return self._training_friends(users)
 
+    def context_items(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Items of :obj:`users` as ``(position in users, item id)``: what tasks that
+        observe ``items`` see of their center."""
+        if not self.graph.has_items:
+            raise ValueError(f"dataset {self.graph.name!r} has no items")
+        return self.items.gather(users)
+
     # -------------------------------------------------------------- internals
     def _check_relations(self) -> None:
         cfg, g = self.config, self.graph
@@ -236,6 +286,10 @@ class TaskSampler:
         if need and need not in g.relations:
             raise ValueError(f"a {cfg.kind!r} task needs {need!r}, but dataset {g.name!r} "
                              f"has only {g.relations}")
+        for relation in cfg.context:
+            if relation not in g.relations:
+                raise ValueError(f"task context {relation!r} is not available: dataset "
+                                 f"{g.name!r} has only the relations {g.relations}")
         if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":
             raise ValueError("circles are per-ego label sets: use task.variant=members")
 
@@ -345,6 +399,8 @@ class TaskSampler:
         sup_t, sup_node = sides["support"][0], sides["support"][1]
         ego = self._egonets(centers, keys, sup_t, sup_node)
         batch = self._assemble(centers, keys, index, k, ego, sup_t, sup_node)
+        if self.config.observes("items"):
+            self._add_items(batch, ego, keys, *self._center_items(centers, links))
         return self._with_targets(batch, sides, self.num_users,
                                   _LocalKeys(ego.keys(), ego.local), train)
 
@@ -352,19 +408,39 @@ class TaskSampler:
         pos, item = links["items"] if links else self.items.gather(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, item,
                                       torch.arange(self.num_items), self.item_keys)
-        f_pos, friend = links["friends"] if links else self._training_friends(centers)
+        f_pos, friend = self._context_friends(centers, links)
         ego = self._egonets(centers, keys, f_pos, friend)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
-        item_t, item_id, item_keys = self._task_items(ego, keys, *sides["support"][:2])
-        batch.item_ids = dense(item_t, rank_in_group(item_t, torch.arange(item_t.numel())),
-                               item_id, centers.numel(), self.config.item_cap, -1)
-        batch.item_mask = batch.item_ids >= 0
-        batch.item_adj = self._item_adj(ego, item_keys, *sides["support"][:2])
+        item_keys = self._add_items(batch, ego, keys, *sides["support"][:2])
         return self._with_targets(batch, sides, self.num_items, item_keys, train)
 
+    def _context_friends(self, centers: Tensor, links) -> tuple[Tensor, Tensor]:
+        """The center's friendships with training users when the task observes
+        ``friends`` (always for interest tasks), else none."""
+        if not self.config.observes("friends"):
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty, empty
+        return links["friends"] if links else self._training_friends(centers)
+
+    def _center_items(self, centers: Tensor, links) -> tuple[Tensor, Tensor]:
+        """``(position, item)`` of the centers' own items: the ``items`` context."""
+        return links["items"] if links else self.items.gather(centers)
+
+    def _add_items(self, batch: TaskBatch, ego: EgoNets, keys: Tensor, center_t: Tensor,
+                   center_item: Tensor) -> _LocalKeys:
+        """Fills the task items (the center's visible items first, then the observed
+        items of the other ego-net users) and the user-item adjacency."""
+        item_t, item_id, item_keys = self._task_items(ego, keys, center_t, center_item)
+        batch.item_ids = dense(item_t, rank_in_group(item_t, torch.arange(item_t.numel())),
+                               item_id, batch.num_tasks, self.config.item_cap, -1)
+        batch.item_mask = batch.item_ids >= 0
+        batch.item_adj = self._item_adj(ego, item_keys, center_t, center_item)
+        return item_keys
+
     def _task_items(self, ego: EgoNets, keys: Tensor, sup_t: Tensor, sup_item: Tensor):
-        """Items of a task: the center's support items first, then items of the other
-        ego-net users (observed interactions), capped at I by a hash priority."""
+        """Items of a task: the center's visible items (support or context) first, then
+        items of the other ego-net users (observed interactions), capped at I by a hash
+        priority."""
         members = ego.local != 0
         pos, bg_item = self.background_items.gather(ego.node[members])
         bg_t = ego.task[members][pos]
@@ -439,6 +515,11 @@ class TaskSampler:
         x_all = self.graph["user"].x
         x = torch.zeros(num_tasks, n, x_all.size(1))
         x[ego.task, ego.local] = x_all[ego.node]
+        if x_all.size(1):  # the "feature row hidden" flag (task_feature_channels)
+            hidden = torch.zeros(num_tasks, n, 1)
+            if not cfg.observes("features"):
+                x[:, 0], hidden[:, 0] = 0.0, 1.0
+            x = torch.cat([x, hidden], -1)
         empty = torch.zeros(num_tasks, 0, dtype=torch.long)
         return TaskBatch(
             kind=cfg.kind, center=centers, task_index=index, num_shots=shots,
@@ -456,9 +537,11 @@ class TaskSampler:
 
     # -------------------------------------------------------- interest tasks
     def _interest(self, centers, keys, shots, index, train, links) -> TaskBatch:
-        f_pos, friend = links["friends"] if links else self._training_friends(centers)
+        f_pos, friend = self._context_friends(centers, links)
         ego = self._egonets(centers, keys, f_pos, friend)
         batch = self._assemble(centers, keys, index, shots, ego, f_pos, friend)
+        if self.config.observes("items"):
+            self._add_items(batch, ego, keys, *self._center_items(centers, links))
         y, labelled, valid = self._member_labels(ego, centers)
         members = (ego.local != 0) & labelled
         if self.config.variant == "center":

@@ -77,15 +77,15 @@ def test_ppr_equals_a_linear_solve(friend_sampler):
     assert int(p[1].argmax()) == 4
 
 
-def _item_sampler():
+def _item_sampler(kind="item", context=None, x=None):
     #            u0: i0 i1   u1: i0 i1 i2   u2: i2 i3   u3: i1    u4 (test): i0 i3
     inter = [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 2), (2, 3), (3, 1), (4, 0), (4, 3)]
     graph = SocialGraph.from_parts(
         user_ids=[f"u{i}" for i in range(5)], item_ids=[f"i{i}" for i in range(4)],
         friend_index=torch.tensor([[4, 4, 0], [0, 2, 1]]),
-        interaction_index=torch.tensor(inter).t())
+        interaction_index=torch.tensor(inter).t(), x=x)
     split = UserSplit(torch.arange(4), torch.zeros(0, dtype=torch.long), torch.tensor([4]), 5)
-    return TaskSampler(graph, split, TaskConfig(kind="item"))
+    return TaskSampler(graph, split, TaskConfig(kind=kind, context=context))
 
 
 def test_item_baselines_by_hand():
@@ -161,9 +161,64 @@ def test_interest_baselines_by_hand():
 
 def test_feature_mlp_needs_features():
     graph = generate_synthetic(200, avg_degree=6, feature_dim=0, seed=0)
+    with pytest.raises(ValueError, match="not available: dataset"):
+        TaskSampler(graph, split_users(graph, seed=0),
+                    TaskConfig(kind="interest", context=["friends", "features"]))
     sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind="interest"))
-    with pytest.raises(ValueError, match="needs user features"):
+    with pytest.raises(ValueError, match=r"reads the center's \['features'\]: they must "
+                                         r"be in task.context \(now \['friends'\]\)"):
         make_baseline("interest", "feature_mlp").fit(sampler)
+
+
+def test_context_baselines_by_hand():
+    # the test user u4 has items {i0, i3}; training users u0 {i0, i1}, u1 {i0, i1, i2},
+    # u2 {i2, i3}, u3 {i1}; item counts over training users: 2, 3, 2, 1
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0], [2.0, 0.0]])
+    sampler = _item_sampler("friend", ["items", "features"], x=x)
+    batch = _links(4, [0])
+    taste = _scores("friend", "taste", sampler, batch, idf=False)
+    expected = torch.tensor([0.5, 1 / math.sqrt(6), 0.5, 0.0, 0.0])
+    assert torch.allclose(taste, expected, atol=1e-6)
+    w = [math.log(5 / 3), math.log(5 / 4), math.log(5 / 3), math.log(5 / 2)]
+    idf = _scores("friend", "taste", sampler, batch, idf=True)
+    norm4 = math.hypot(w[0], w[3])
+    assert math.isclose(float(idf[0]), w[0] ** 2 / (norm4 * math.hypot(w[0], w[1])),
+                        rel_tol=1e-5)
+    assert math.isclose(float(idf[2]), w[3] ** 2 / (norm4 * math.hypot(w[2], w[3])),
+                        rel_tol=1e-5)
+    feat = _scores("friend", "feature_similarity", sampler, batch)
+    assert torch.allclose(feat, torch.tensor([1.0, 1 / math.sqrt(2), 0.0, 0.0, 1.0]),
+                          atol=1e-6)
+    # the blend: each part divided by its largest score among the candidates (training
+    # users except the center and its support friend u0)
+    ppr = _scores("friend", "ppr", sampler, batch, alpha=0.3)
+    cand = torch.tensor([False, True, True, True, False])
+    for weight in (0.0, 0.25, 1.0):
+        blend = _scores("friend", "ppr_taste", sampler, batch, alpha=0.3, idf=False,
+                        weight=weight)
+        expected = ((1 - weight) * ppr / ppr[cand].max()
+                    + weight * taste / taste[cand].max())
+        assert torch.allclose(blend, expected, atol=1e-6), weight
+    blend = _scores("friend", "ppr_features", sampler, batch, alpha=0.3, weight=0.5)
+    assert torch.allclose(blend, 0.5 * ppr / ppr[cand].max() + 0.5 * feat / feat[cand].max(),
+                          atol=1e-6)
+    # item tasks: social popularity blended with ItemKNN from the support item i0
+    items = _item_sampler("item", ["friends"])
+    social = _scores("item", "social_popularity", items, batch)
+    knn = _scores("item", "itemknn", items, batch)
+    cand = torch.tensor([False, True, True, True])
+    got = _scores("item", "social_itemknn", items, batch, weight=0.75)
+    expected = 0.25 * social / social[cand].max() + 0.75 * knn / knn[cand].max()
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_context_baselines_refuse_hidden_relations():
+    no_context = _item_sampler("friend", [])
+    for name, relation in (("taste", "items"), ("ppr_taste", "items")):
+        with pytest.raises(ValueError, match=rf"reads the center's \['{relation}'\]"):
+            make_baseline("friend", name).fit(no_context)
+    with pytest.raises(ValueError, match=r"reads the center's \['friends'\]"):
+        make_baseline("item", "social_popularity").fit(_item_sampler("item", []))
 
 
 def test_registry_errors_and_kinds(friend_sampler):
@@ -178,7 +233,10 @@ def test_registry_errors_and_kinds(friend_sampler):
 @pytest.mark.parametrize("kind", ["friend", "item", "interest"])
 def test_every_baseline_runs_the_protocol_and_tunes_on_val(kind):
     graph = generate_synthetic(300, avg_degree=8, num_items=60, seed=1)
-    sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind=kind))
+    context = {"friend": ["items", "features"], "item": ["friends", "features"],
+               "interest": ["friends", "items", "features"]}[kind]
+    sampler = TaskSampler(graph, split_users(graph, seed=0),
+                          TaskConfig(kind=kind, context=context))
     for cls in BASELINES[kind].values():
         best, trials = tune(cls(), sampler, shots=3, max_users=40)
         assert len(trials) == max(1, math.prod(len(v) for v in cls.grid.values()))

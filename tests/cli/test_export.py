@@ -34,7 +34,8 @@ def test_export_round_trip(run_dir, tmp_path, capsys):
     # independent computation: load the weights into the model, run its sparse forward
     model.load_state_dict({n: p for n, p in params.items()})
     n = graph.num_users
-    inputs = node_inputs(graph["user"].x, degree(graph.friend_index[0], n),
+    x = torch.cat([graph["user"].x, torch.zeros(n, 1)], 1)  # + "row hidden" flag, unset
+    inputs = node_inputs(x, degree(graph.friend_index[0], n),
                          torch.full((n,), -1), torch.zeros(n), model.num_hops)
     with torch.no_grad():
         expected = model.encoder.eval().forward_sparse(inputs, graph.friend_index)

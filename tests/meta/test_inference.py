@@ -23,7 +23,7 @@ def setup():
 def test_candidate_scores_equal_sparse_loop(setup, learner):
     graph, _, batch = setup
     torch.manual_seed(0)
-    model = LinkModel(16, num_hops=2, hidden_channels=12).double()
+    model = LinkModel(17, num_hops=2, hidden_channels=12).double()
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
     inner = InnerLoop(learner, steps=2, lr=0.3)
     params = meta_parameters(model, inner)
@@ -46,7 +46,7 @@ def test_candidate_scores_equal_sparse_loop(setup, learner):
 
 def test_outside_users_share_one_score(setup):
     graph, _, batch = setup
-    model = LinkModel(16, num_hops=2, hidden_channels=12)
+    model = LinkModel(17, num_hops=2, hidden_channels=12)
     inner = InnerLoop("noadapt")
     scores = candidate_scores(model, meta_parameters(model, inner), batch, inner,
                               graph.num_users)
@@ -55,7 +55,7 @@ def test_outside_users_share_one_score(setup):
 
 
 def test_target_gather_paths_agree():
-    model = LinkModel(16, num_hops=2, hidden_channels=12)
+    model = LinkModel(17, num_hops=2, hidden_channels=12)
     h = torch.randn(40, 12)
     many = torch.randint(-1, 40, (3000,))  # 3000 x 40 > one-hot limit: gathered by index
     gathered = model._targets(h, many)

@@ -24,7 +24,7 @@ def setup():
 def test_item_batched_equals_reference(setup, learner, social, assert_meta_equivalent):
     graph, batch = setup
     torch.manual_seed(0)
-    model = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8, social=social,
+    model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8, social=social,
                       item_features=torch.randn(graph.num_items, 3)).double()
     assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.5))
 
@@ -33,9 +33,9 @@ def test_social_edges_matter_only_when_used(setup):
     graph, batch = setup
     b = batch.apply(lambda t: t.float() if t.is_floating_point() else t)
     torch.manual_seed(0)
-    with_social = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8)
+    with_social = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8)
     torch.manual_seed(0)
-    without = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8, social=False)
+    without = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8, social=False)
     args = (b.x[0], b.adj[0], b.hop[0], b.item_ids[0], b.item_adj[0], b.query_ids[0],
             b.node_mask[0])
     empty = (b.x[0], torch.zeros_like(b.adj[0]), *args[2:])
@@ -48,7 +48,7 @@ def test_item_candidate_scores_match_direct_scores(setup):
 
     graph, batch = setup
     torch.manual_seed(0)
-    model = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8).double()
+    model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8).double()
     inner = InnerLoop("noadapt")
     scores = candidate_scores(model, meta_parameters(model, inner), batch, inner,
                               graph.num_items)
@@ -64,7 +64,7 @@ def test_item_prototypes_by_hand(setup):
     graph, batch = setup
     b = batch.apply(lambda t: t.float() if t.is_floating_point() else t)
     torch.manual_seed(0)
-    model = ItemModel(16, graph.num_items, num_hops=2, hidden_channels=8)
+    model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8)
     args = (b.x[0], b.adj[0], b.hop[0], b.item_ids[0], b.item_adj[0], b.query_ids[0],
             b.node_mask[0])
     ids, label, valid = b.support_ids[0], b.support_label[0], b.support_mask[0]
@@ -78,3 +78,35 @@ def test_item_prototypes_by_hand(setup):
     other = (model.items(ids[valid & (label == 0)]) * user).mean(0)
     expected = -(z - liked).pow(2).sum(-1) + (z - other).pow(2).sum(-1)
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("learner", ["maml", "anil", "protonet"])
+def test_friend_and_interest_models_with_items_context(learner, assert_meta_equivalent):
+    """Friend and interest tasks that observe the center's items: every task user's
+    taste enters the model, batched = reference, and the items change the scores."""
+    from socialmeta.models import InterestModel, LinkModel
+
+    graph = generate_synthetic(400, avg_degree=8, seed=4)
+    split = split_users(graph, seed=0)
+    for kind, make in (
+            ("friend", lambda: LinkModel(17, num_hops=2, hidden_channels=8,
+                                         num_items=graph.num_items)),
+            ("interest", lambda: InterestModel(17, graph["user"].interests.size(1),
+                                               num_hops=2, hidden_channels=8,
+                                               num_items=graph.num_items))):
+        context = ["items"] if kind == "friend" else ["friends", "items"]
+        sampler = TaskSampler(graph, split, TaskConfig(kind=kind, context=context,
+                                                       node_cap=24, item_cap=40,
+                                                       fanouts=(8, 4)))
+        batch = sampler.train_batch(0, 0, 4).apply(
+            lambda t: t.double() if t.is_floating_point() else t)
+        assert batch.item_adj[:, 0].sum() > 0  # the centers' items are in the tasks
+        torch.manual_seed(0)
+        model = make().double()
+        assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.5))
+        if kind == "friend":
+            task = {f: getattr(batch, f)[0] for f in model.task_fields}
+            with_items = model.score_targets(model, task, task["query_local"])
+            task["item_adj"] = torch.zeros_like(task["item_adj"])
+            assert not torch.allclose(with_items,
+                                      model.score_targets(model, task, task["query_local"]))

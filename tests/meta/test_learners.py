@@ -27,7 +27,7 @@ def batch():
 
 def _model(conv="sage", dtype=torch.float32):
     torch.manual_seed(0)
-    return LinkModel(16, num_hops=2, conv=conv, hidden_channels=12).to(dtype)
+    return LinkModel(17, num_hops=2, conv=conv, hidden_channels=12).to(dtype)
 
 
 def _batched_and_reference(model, batch, inner):
@@ -50,9 +50,10 @@ def test_batched_equals_reference(batch, learner, conv):
     assert torch.allclose(loss, ref, rtol=1e-4)
     assert set(grads) == set(ref_grads)
     for name, expected in ref_grads.items():
-        # float32: rtol 1e-4 relative to the gradient tensor's scale
+        # float32: rtol 1e-4 relative to the gradient tensor's scale; gradients that
+        # are zero up to rounding (~1e-11, e.g. GAT's last att_dst) are compared at 1e-8
         scale = float(expected.abs().max()) or 1.0
-        assert torch.allclose(grads[name], expected, rtol=1e-4, atol=1e-4 * scale), name
+        assert torch.allclose(grads[name], expected, rtol=1e-4, atol=1e-4 * scale + 1e-8), name
 
 
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "protonet"])
@@ -92,7 +93,7 @@ def test_metasgd_learns_a_rate_per_entry(batch):
 @pytest.mark.parametrize("learner", ["maml", "anil"])
 def test_link_heads_batched_equals_reference(batch, head, learner, assert_meta_equivalent):
     torch.manual_seed(0)
-    model = LinkModel(16, num_hops=2, hidden_channels=12, head=head).double()
+    model = LinkModel(17, num_hops=2, hidden_channels=12, head=head).double()
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
     inner = InnerLoop(learner, steps=2, lr=0.3)
     assert_meta_equivalent(model, b, inner)
@@ -104,7 +105,7 @@ def test_link_heads_batched_equals_reference(batch, head, learner, assert_meta_e
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "metasgd", "protonet", "finetune"])
 def test_softmax_list_loss_batched_equals_reference(batch, learner, assert_meta_equivalent):
     torch.manual_seed(0)
-    model = LinkModel(16, num_hops=2, hidden_channels=12, loss="softmax", num_users=400).double()
+    model = LinkModel(17, num_hops=2, hidden_channels=12, loss="softmax", num_users=400).double()
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
     assert_meta_equivalent(model, b, InnerLoop(learner, steps=2, lr=0.3))
 

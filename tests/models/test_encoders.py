@@ -21,7 +21,7 @@ def batch():
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 def test_dense_equals_sparse(batch, conv, num_layers):
     torch.manual_seed(0)
-    enc = Encoder(conv, in_channels=16, hidden_channels=12, num_layers=num_layers,
+    enc = Encoder(conv, in_channels=17, hidden_channels=12, num_layers=num_layers,
                   norm="layer", heads=2 if conv == "gat" else 1).eval()
     dense = enc.forward_dense(batch.x, batch.adj, batch.node_mask)
     for t, data in enumerate(batch.to_data_list()):
@@ -33,7 +33,7 @@ def test_dense_equals_sparse(batch, conv, num_layers):
 
 
 def test_padding_does_not_change_embeddings(batch):
-    enc = Encoder("gat", 16, 8, heads=2).eval()
+    enc = Encoder("gat", 17, 8, heads=2).eval()
     t = 0
     n = int(batch.node_mask[t].sum())
     a = enc.forward_dense(batch.x[t:t + 1, :n], batch.adj[t:t + 1, :n, :n],
@@ -43,11 +43,11 @@ def test_padding_does_not_change_embeddings(batch):
 
 
 def test_mlp_ignores_the_graph(batch):
-    enc = Encoder("mlp", 16, 8).eval()
+    enc = Encoder("mlp", 17, 8).eval()
     h1 = enc.forward_dense(batch.x, batch.adj, batch.node_mask)
     h2 = enc.forward_dense(batch.x, torch.zeros_like(batch.adj), batch.node_mask)
     assert torch.equal(h1, h2)
-    gcn = Encoder("gcn", 16, 8).eval()
+    gcn = Encoder("gcn", 17, 8).eval()
     assert not torch.allclose(gcn.forward_dense(batch.x, batch.adj, batch.node_mask),
                               gcn.forward_dense(batch.x, torch.zeros_like(batch.adj),
                                                 batch.node_mask))

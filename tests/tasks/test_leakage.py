@@ -184,8 +184,13 @@ def test_friend_tasks_ego_facebook(ego_facebook):
     batch = sampler.eval_batch(sampler.eval_centers("test", 5), 5)
     for t in range(batch.num_tasks):
         _check_link_task(batch, t, sampler, False, n, linked)
-        # the new user's profile features are its own (no one else's, nothing hidden)
-        assert torch.equal(batch.x[t, 0], ego_facebook["user"].x[batch.center[t]])
+        # pure cold start (default context): the new user's feature row is hidden and
+        # flagged; every other row is that user's own features, unflagged
+        assert batch.x[t, 0, :-1].eq(0).all() and batch.x[t, 0, -1] == 1
+        members = batch.node_mask[t].nonzero().view(-1)[1:]
+        assert torch.equal(batch.x[t, members, :-1],
+                           ego_facebook["user"].x[batch.node_ids[t, members]])
+        assert batch.x[t, members, -1].eq(0).all()
 
 
 def test_interest_members_on_interests(lastfm):

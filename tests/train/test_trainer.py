@@ -20,7 +20,7 @@ def sampler():
 
 def _trainer(sampler, out, **overrides):
     torch.manual_seed(0)
-    model = LinkModel(16, num_hops=2, hidden_channels=8)
+    model = LinkModel(17, num_hops=2, hidden_channels=8)
     config = TrainConfig(steps=8, batch_size=8, eval_every=3, patience=10, val_users=20,
                          **overrides)
     return Trainer(model, InnerLoop("maml", steps=1, lr=0.3), sampler, config, out)

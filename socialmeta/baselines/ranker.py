@@ -1,0 +1,148 @@
+r"""A learned non-meta ranker over heuristic scores, trained with simulated cold start.
+
+The strongest simple competitor of a meta-learner is not one heuristic but a small
+model that weighs many of them. :class:`LearnedRanker` scores every candidate by an
+MLP over that candidate's heuristic scores (several PageRank restart probabilities,
+common neighbours, Adamic-Adar, resource allocation, Jaccard, 3-paths, degree, and the
+similarities that the task's context allows; for items: popularity, ItemKNN, UserKNN
+and, with the ``friends`` context, social popularity). It is trained on **training
+users only**: a seeded subset of them is turned into pseudo-new users (their links are
+removed from the graph the heuristics read, exactly as for real val/test users), their
+K-shot tasks are built by the same sampler, and the loss is a softmax over the full
+candidate list of each task (never sampled pairs alone).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from socialmeta.baselines.base import (
+    Baseline,
+    candidate_normalized,
+    friend_matrix,
+    support_matrix,
+)
+from socialmeta.baselines.friend import (
+    AdamicAdar,
+    CommonNeighbors,
+    FeatureSimilarity,
+    Jaccard,
+    PersonalizedPageRank,
+    Popularity,
+    ResourceAllocation,
+    TasteSimilarity,
+)
+from socialmeta.baselines.item import ItemKNN, ItemPopularity, SocialPopularity, UserKNN
+from socialmeta.tasks import TaskBatch, TaskSampler, UserSplit
+
+
+def _components(sampler: TaskSampler) -> list[Baseline]:
+    """The heuristics whose scores are the ranker's features (unfitted)."""
+    cfg = sampler.config
+    if cfg.kind == "friend":
+        out: list[Baseline] = [PersonalizedPageRank(alpha=a) for a in (0.05, 0.15, 0.3, 0.5)]
+        out += [CommonNeighbors(), AdamicAdar(), ResourceAllocation(), Jaccard(),
+                Popularity()]
+        if cfg.observes("items"):
+            out.append(TasteSimilarity(idf=True))
+        if cfg.observes("features"):
+            out.append(FeatureSimilarity())
+        return out
+    out = [ItemPopularity(), ItemKNN(), UserKNN(k=50)]
+    if cfg.observes("friends"):
+        out.append(SocialPopularity())
+    return out
+
+
+class _Features:
+    """Heuristic features ``[T, C, F]`` of one sampler's tasks."""
+
+    def __init__(self, sampler: TaskSampler) -> None:
+        self.sampler = sampler
+        self.parts = [c.fit(sampler) for c in _components(sampler)]
+        self.paths = friend_matrix(sampler) if sampler.config.kind == "friend" else None
+
+    def __call__(self, batch: TaskBatch) -> tuple[Tensor, Tensor]:
+        candidates = self.sampler.candidate_mask(batch)
+        feats = [candidate_normalized(part.scores(batch), candidates) for part in self.parts]
+        if self.paths is not None:  # paths of length 3 from the new user: s A A
+            support = support_matrix(batch, self.sampler.num_users)
+            feats.append(candidate_normalized(self.paths.rmul(self.paths.rmul(support)),
+                                              candidates))
+        return torch.stack(feats, -1), candidates
+
+
+def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> TaskSampler:
+    """A sampler on the same graph whose "validation" users are a seeded subset of the
+    training users, removed from the observed graph: simulated new users."""
+    split = sampler.split
+    gen = torch.Generator().manual_seed(sampler.config.seed + 7919)
+    eligible = sampler.train_centers()
+    count = min(max_users, max(1, int(fraction * eligible.numel())))
+    pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
+    keep = ~torch.isin(split.train, pseudo)
+    # the real val/test users stay out of everything: they play "test" users here
+    held_out = torch.cat([split.val, split.test]).sort().values
+    pseudo_split = UserSplit(split.train[keep], pseudo, held_out, split.num_users)
+    return TaskSampler(sampler.graph, pseudo_split, sampler.config)
+
+
+class LearnedRanker(Baseline):
+    r"""An MLP over per-candidate heuristic scores, trained on simulated cold-start
+    tasks of training users with a softmax over every candidate.
+
+    Hyper-parameters: ``hidden`` (MLP width), ``epochs`` (full passes of Adam over the
+    simulated tasks), ``fraction``/``max_users`` (share and cap of training users
+    turned into pseudo-new users).
+    """
+
+    name = "learned_ranker"
+    kinds = ("friend", "item")
+    grid = {"hidden": (32,), "epochs": (150,), "fraction": (0.15,), "max_users": (300,)}
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        pseudo = _pseudo_sampler(sampler, float(self.hyper["fraction"]),
+                                 int(self.hyper["max_users"]))
+        features = _Features(pseudo)
+        xs, positives, masks = [], [], []
+        for shots in pseudo.config.shots:
+            users = pseudo.eval_centers("val", shots)
+            for start in range(0, users.numel(), 64):
+                batch = pseudo.eval_batch(users[start:start + 64], shots)
+                x, candidates = features(batch)
+                positive = torch.zeros_like(candidates)
+                ok = batch.query_mask & (batch.query_label > 0)
+                positive[ok.nonzero()[:, 0], batch.query_ids[ok]] = True
+                xs.append(x)
+                positives.append(positive)
+                masks.append(candidates)
+        if not xs:
+            raise ValueError("no training user can serve as a simulated new user")
+        gen = torch.Generator().manual_seed(sampler.config.seed)
+        width = xs[0].size(-1)
+        hidden = int(self.hyper["hidden"])
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        for p in self.mlp.parameters():  # seeded init, independent of the global RNG
+            p.data.uniform_(-1, 1, generator=gen).mul_(p.size(-1) ** -0.5)
+        opt = torch.optim.Adam(self.mlp.parameters(), lr=1e-2)
+        for _ in range(int(self.hyper["epochs"])):
+            opt.zero_grad()
+            total = sum(float(p.sum()) for p in positives)
+            for x, positive, candidates in zip(xs, positives, masks):
+                loss = list_softmax_loss(self.mlp(x).squeeze(-1), positive, candidates)
+                (loss * positive.sum() / total).backward()
+            opt.step()
+        self.features = _Features(sampler)
+
+    @torch.no_grad()
+    def scores(self, batch: TaskBatch) -> Tensor:
+        x, _ = self.features(batch)
+        return self.mlp(x).squeeze(-1)
+
+
+def list_softmax_loss(scores: Tensor, positive: Tensor, candidates: Tensor) -> Tensor:
+    r"""``-mean_p log softmax(scores over candidates)[p]`` over the positives ``p`` of
+    every row (``[T, C]`` tensors); rows without positives count zero."""
+    log_z = torch.logsumexp(scores.masked_fill(~candidates, float("-inf")), -1, keepdim=True)
+    picked = (scores - log_z).masked_fill(~positive, 0.0)
+    return -picked.sum() / positive.sum().clamp(min=1)

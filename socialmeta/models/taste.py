@@ -1,0 +1,59 @@
+"""Items as side information: an item table and each user's mean item embedding."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+
+def item_table(embedding: Tensor, item_features: Tensor | None = None,
+               projection: Tensor | None = None) -> Tensor:
+    """Item representations ``[num_items, H]``: the embedding table, plus the projected
+    item features when the model has them."""
+    if item_features is None:
+        return embedding
+    return embedding + item_features @ projection.T
+
+
+class ItemTasteMixin:
+    r"""An item table and each user's *taste*, the mean embedding of its observed items.
+
+    Shared by the item model (always) and by friend and interest models whose tasks
+    observe ``items`` as context (``task.context``). The parameters are
+    ``item_embedding`` (and ``item_proj`` with item features).
+    """
+
+    num_items: int
+
+    def _init_items(self, num_items: int, channels: int,
+                    item_features: Tensor | None = None) -> None:
+        self.num_items = num_items
+        self.item_embedding = nn.Embedding(num_items, channels)
+        if item_features is not None:
+            self.register_buffer("item_features", item_features.float())
+            self.item_proj = nn.Linear(item_features.size(1), channels, bias=False)
+        else:
+            self.item_features = None
+
+    def _reset_items(self) -> None:
+        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        if self.item_features is not None:
+            self.item_proj.reset_parameters()
+
+    def items(self, ids: Tensor) -> Tensor:
+        """Embeddings of global item ids (``-1`` gives zeros)."""
+        weight = item_table(self.item_embedding.weight, self.item_features,
+                            self.item_proj.weight if self.item_features is not None else None)
+        rows = torch.nn.functional.embedding(ids.clamp(min=0), weight)
+        return rows * (ids >= 0).unsqueeze(-1).to(weight.dtype)
+
+    def taste(self, item_ids: Tensor, item_graph: Tensor, num_nodes: int,
+              sparse: bool = False) -> Tensor:
+        r"""Mean item embedding ``[N, H]`` of every task user; dense :obj:`item_graph`
+        is ``item_adj [N, I]``, sparse the ``(user, item)`` local pairs."""
+        e_items = self.items(item_ids)
+        if sparse:
+            user, item = item_graph
+            return scatter(e_items[item], user, 0, dim_size=num_nodes, reduce="mean")
+        count = item_graph.sum(-1, keepdim=True)
+        return item_graph @ e_items / count.clamp(min=1)
