@@ -3,6 +3,7 @@
 Example::
 
     socialmeta-export checkpoint=outputs/2026-11-24/18-47-04/best.pt normalize=true
+    socialmeta-export checkpoint=... kind=adapted   # each user adapted on its own links
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from socialmeta.cli.common import ConfigError, dataset_from_config, run_hydra
 from socialmeta.cli.train import build_model, inner_loop, task_config
 from socialmeta.data import SocialGraph
 from socialmeta.export import export_embeddings
+from socialmeta.export.embeddings import KINDS, adapted_user_embeddings
 from socialmeta.meta import meta_parameters
 from socialmeta.train import load_checkpoint
 
@@ -41,15 +43,27 @@ def restore(checkpoint: str | Path) -> tuple[nn.Module, dict[str, torch.Tensor],
 
 
 def export_command(cfg: DictConfig) -> dict[str, Any]:
-    model, params, graph, _ = restore(cfg.checkpoint)
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"unknown kind {cfg.kind!r}; choose one of {list(KINDS)}")
+    model, params, graph, run_cfg = restore(cfg.checkpoint)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / "export"
+    users = None
+    if cfg.kind == "adapted":
+        from socialmeta.cli.train import split_from_config
+        from socialmeta.tasks import TaskSampler
+
+        sampler = TaskSampler(graph, split_from_config(graph, run_cfg.split),
+                              task_config(run_cfg.task, run_cfg.seed))
+        users = adapted_user_embeddings(model, params, sampler, inner_loop(run_cfg.meta))
     try:
         manifest = export_embeddings(model, params, graph, out, normalize=cfg.normalize,
                                      checkpoint=str(cfg.checkpoint),
-                                     formats=list(cfg.formats), chunk_size=cfg.chunk_size)
+                                     formats=list(cfg.formats), chunk_size=cfg.chunk_size,
+                                     users=users, kind=cfg.kind)
     except (ValueError, ImportError) as e:
         raise ConfigError(str(e)) from None
-    print(f"wrote {manifest['users']} user embeddings (dim {manifest['dimension']}, "
+    print(f"wrote {manifest['users']} {manifest['kind']} user embeddings "
+          f"(dim {manifest['dimension']}, "
           f"{manifest['normalization']}) and {manifest['items']} item embeddings to {out}: "
           + ", ".join(manifest["files"]))
     return manifest

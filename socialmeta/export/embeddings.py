@@ -75,13 +75,63 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     return out.float()
 
 
+@torch.no_grad()
+def adapted_user_embeddings(model: nn.Module, params: dict[str, Tensor], sampler,
+                            inner, users: Tensor | None = None, batch_size: int = 256
+                            ) -> Tensor:
+    r"""Per-user adapted embeddings ``[len(users), H]``: each user becomes the center
+    of a task whose support is all its own links (friends among training users for
+    friend tasks, its items for item tasks; its context as the sampler's task config
+    says), the learner adapts to that support as for a new user, and the row is the
+    center's embedding under the adapted parameters (:meth:`center_embedding`; for
+    item models the user vector whose dot product with an item row is the item's
+    score; that dot product equals the adapted model's score exactly when the learner
+    does not adapt the item table, e.g. ``meta.adapt_prefixes=[encoder.,head.]``,
+    otherwise the exported meta-init item rows approximate the adapted ones).
+    ``noadapt`` and ``protonet`` adapt nothing: their rows are the meta-init
+    center embeddings of the same tasks. Runs :obj:`batch_size` users at a time.
+
+    Args:
+        sampler (TaskSampler): The run's sampler (graph, split, task config).
+        inner (InnerLoop): The run's learner, as trained.
+        users (Tensor, optional): Global user indices. (default: every user)
+    """
+    from torch.func import vmap
+
+    from socialmeta.meta.inference import inner_for_new_users
+    from socialmeta.meta.learners import _call, adapt, task_tensors
+
+    if users is None:
+        users = torch.arange(sampler.num_users)
+    params = {n: p.detach() for n, p in params.items()}
+    eval_inner = inner_for_new_users(inner)
+
+    def per_task(task: dict[str, Tensor]) -> Tensor:
+        fast = adapt(model, params, task, eval_inner)
+        return model.center_embedding(_call(model, fast), task)
+
+    rows = []
+    for start in range(0, users.numel(), batch_size):
+        batch = sampler.support_batch(users[start:start + batch_size])
+        rows.append(vmap(per_task, randomness="different")(task_tensors(model, batch)))
+    return torch.cat(rows).float()
+
+
+def item_embeddings(model: nn.Module, params: dict[str, Tensor]) -> Tensor:
+    """The item rows a model scores with (embedding table plus projected features)."""
+    return item_table(params["item_embedding.weight"], model.item_features,
+                      params.get("item_proj.weight")).detach().float()
+
+
 FORMATS = ("npy", "parquet", "safetensors", "faiss")
+KINDS = ("meta-init", "adapted")
 
 
 def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGraph,
                       out_dir: str | Path, *, normalize: bool = False,
                       checkpoint: str | None = None, formats: Sequence[str] = ("npy",),
-                      chunk_size: int | None = None) -> dict[str, Any]:
+                      chunk_size: int | None = None, users: Tensor | None = None,
+                      kind: str = "meta-init") -> dict[str, Any]:
     r"""Writes meta-init embeddings of every user (and item, for item models) for
     downstream systems. Every file is written atomically. Returns the manifest.
 
@@ -99,7 +149,9 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
       the id files; with ``normalize=True`` its scores are cosines (needs ``faiss-cpu``).
 
     ``manifest.json`` records dimension, normalisation, model and data hashes,
-    versions, the files and their kind (``meta-init``).
+    versions, the files and their kind: ``meta-init`` (the encoder's full-graph
+    forward, :func:`user_embeddings`) or ``adapted`` (per-user adapted rows that the
+    caller passes as :obj:`users`, see :func:`adapted_user_embeddings`).
 
     Example:
         >>> export_embeddings(model, params, graph, "export/", normalize=True,
@@ -109,35 +161,39 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {list(FORMATS)}")
     writers = {name: _require(name) for name in formats if name != "npy"}
+    if kind not in KINDS or (kind == "adapted") != (users is not None):
+        raise ValueError(f"kind must be one of {list(KINDS)}; 'adapted' comes with the "
+                         "adapted user rows (users=...), 'meta-init' without")
     out_dir = Path(out_dir)
-    tables = {"user": user_embeddings(model, params, graph, chunk_size)}
+    tables = {"user": users.float() if users is not None
+              else user_embeddings(model, params, graph, chunk_size)}
     if "item_embedding.weight" in params:
-        tables["item"] = params["item_embedding.weight"].detach().float()
+        tables["item"] = item_embeddings(model, params)
     if normalize:
         tables = {k: torch.nn.functional.normalize(v, dim=1) for k, v in tables.items()}
     arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
     written = []
-    for kind, array in arrays.items():
-        with atomic_write(out_dir / f"{kind}_embeddings.npy", "wb") as f:
+    for table, array in arrays.items():
+        with atomic_write(out_dir / f"{table}_embeddings.npy", "wb") as f:
             np.save(f, array)
-        with atomic_write(out_dir / f"{kind}_ids.txt", "w") as f:
-            f.write("\n".join(graph.raw_ids[kind]) + "\n")
-        written += [f"{kind}_embeddings.npy", f"{kind}_ids.txt"]
+        with atomic_write(out_dir / f"{table}_ids.txt", "w") as f:
+            f.write("\n".join(graph.raw_ids[table]) + "\n")
+        written += [f"{table}_embeddings.npy", f"{table}_ids.txt"]
         if "parquet" in writers:
             pa, pq = writers["parquet"]
-            table = pa.table({"id": pa.array(graph.raw_ids[kind], pa.string()),
+            frame = pa.table({"id": pa.array(graph.raw_ids[table], pa.string()),
                               "embedding": pa.FixedSizeListArray.from_arrays(
                                   pa.array(array.reshape(-1)), array.shape[1])})
-            with atomic_write(out_dir / f"{kind}_embeddings.parquet", "wb") as f:
-                pq.write_table(table, f)
-            written.append(f"{kind}_embeddings.parquet")
+            with atomic_write(out_dir / f"{table}_embeddings.parquet", "wb") as f:
+                pq.write_table(frame, f)
+            written.append(f"{table}_embeddings.parquet")
         if "faiss" in writers:
             faiss = writers["faiss"]
             index = faiss.IndexIDMap(faiss.IndexFlatIP(array.shape[1]))
             index.add_with_ids(array, np.arange(array.shape[0], dtype=np.int64))
-            with atomic_write(out_dir / f"{kind}_index.faiss", "wb") as f:
+            with atomic_write(out_dir / f"{table}_index.faiss", "wb") as f:
                 f.write(faiss.serialize_index(index).tobytes())
-            written.append(f"{kind}_index.faiss")
+            written.append(f"{table}_index.faiss")
     if "safetensors" in writers:
         with atomic_write(out_dir / "embeddings.safetensors", "wb") as f:
             f.write(writers["safetensors"]({f"{k}_embeddings": v.contiguous()
@@ -146,7 +202,7 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
                                                      else "none"}))
         written.append("embeddings.safetensors")
     manifest = {
-        "kind": "meta-init",
+        "kind": kind,
         "dimension": int(arrays["user"].shape[1]),
         "normalization": "l2" if normalize else "none",
         "faiss_metric": "inner_product" if "faiss" in writers else None,

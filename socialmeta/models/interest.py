@@ -77,13 +77,14 @@ class InterestModel(ItemTasteMixin, nn.Module):
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, labelled: Tensor,
                 mask: Tensor | None = None, sparse: bool = False,
                 labels: Tensor | None = None, item_ids: Tensor | None = None,
-                item_graph: Tensor | None = None) -> Tensor:
+                item_graph: Tensor | None = None, embed: bool = False) -> Tensor:
         r"""Label logits ``[N, L]`` of every node of one task. Dense: :obj:`graph` is
         ``adj [N, N]`` and :obj:`mask` the node mask; sparse: :obj:`graph` is an
         ``edge_index``. With :obj:`labels` (``[N, L]``, read on the :obj:`labelled`
         rows only) the logits are ProtoNet's instead of the head's (see
         :func:`label_prototype_logits`). Models with items take the task's
-        :obj:`item_ids` and :obj:`item_graph` (``item_adj`` dense, local pairs sparse)."""
+        :obj:`item_ids` and :obj:`item_graph` (``item_adj`` dense, local pairs sparse).
+        :obj:`embed` returns the center's embedding instead."""
         degree = (torch.bincount(graph[0], minlength=x.size(0)).to(x.dtype) if sparse
                   else graph.sum(-1))
         inputs = node_inputs(x, degree, hop, labelled.to(x.dtype), self.num_hops)
@@ -97,9 +98,19 @@ class InterestModel(ItemTasteMixin, nn.Module):
             h = self.encoder.forward_sparse(inputs, graph)
         else:
             h = self.encoder.forward_dense(inputs, graph, mask)
+        if embed:
+            return h[..., 0, :]
         if labels is None:
             return self.head(h)
         return label_prototype_logits(h, labels, labelled)
+
+    def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
+        """The center's embedding ``[H]`` in one dense task."""
+        kwargs = {"embed": True}
+        if self.num_items:
+            kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
+        return call(task["x"], task["adj"], task["hop"], task["label_mask"],
+                    task["node_mask"], **kwargs)
 
     def task_logits(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
         """Logits ``[N, L]`` of one (dense) task; ProtoNet's when :obj:`prototype`."""

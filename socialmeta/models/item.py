@@ -66,6 +66,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
         embedded as ``e_item * (W h_center)`` (the item table modulated by the center's
         ego-net embedding), and a target scores ``-|z - c_liked|^2 + |z - c_other|^2``
         against the mean embeddings of the support's liked and other items.
+        With :obj:`target_ids` ``None`` it returns the center's user vector ``W h_c``
+        (scores are its dot products with :meth:`items`).
         """
         n = x.size(-2)
         taste = self.taste(item_ids, item_graph, n, sparse)
@@ -85,6 +87,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
         else:
             h = self.encoder.forward_dense(inputs, adj, mask)
         user = self.head(h[..., 0, :]).unsqueeze(-2)
+        if target_ids is None:  # the center's vector in the item space
+            return user.squeeze(-2)
         if support is None:
             return (self.items(target_ids) * user).sum(-1)
         ids, label, valid = support
@@ -103,6 +107,12 @@ class ItemModel(ItemTasteMixin, nn.Module):
                    if prototype else None)
         return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
                     target_ids, task["node_mask"], support=support)
+
+    def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
+        """The center's user vector ``[H]``: its dot product with an item's
+        :meth:`items` row is the item's score."""
+        return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
+                    None, task["node_mask"])
 
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:

@@ -121,6 +121,15 @@ class LinkModel(ItemTasteMixin, nn.Module):
         return call(task["x"], task["adj"], task["node_mask"], task["hop"],
                     task["support_local"], task["support_label"], target_local, **kwargs)
 
+    def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
+        """The center's embedding ``[H]`` in one dense task (what adapted export writes)."""
+        kwargs = {"mode": "embed"}
+        if self.num_items:
+            kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
+        return call(task["x"], task["adj"], task["node_mask"], task["hop"],
+                    task["support_local"], task["support_label"], task["support_local"],
+                    **kwargs)
+
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""
         kwargs = {"sparse": True, **({"mode": "prototype"} if prototype else {})}
@@ -198,12 +207,13 @@ class LinkModel(ItemTasteMixin, nn.Module):
         Dense: ``(x, adj, mask, hop, support_local, support_label, target_local)``;
         sparse (:obj:`sparse=True`): ``(x, edge_index, hop, support_local,
         support_label, target_local)``. :obj:`mode` is ``"pair"`` (the link head) or
-        ``"prototype"`` (ProtoNet; :obj:`support_mask` marks valid support targets).
-        Models with items take the task's :obj:`item_ids` and :obj:`item_graph`
+        ``"prototype"`` (ProtoNet; :obj:`support_mask` marks valid support targets);
+        ``"embed"`` returns the center's embedding instead of scores. Models with items take the task's :obj:`item_ids` and :obj:`item_graph`
         (``item_adj`` dense, ``(user, item)`` local pairs sparse).
         """
-        if mode not in ("pair", "prototype"):
-            raise ValueError(f"unknown mode {mode!r}; choose one of ['pair', 'prototype']")
+        if mode not in ("pair", "prototype", "embed"):
+            raise ValueError(f"unknown mode {mode!r}; choose one of ['embed', 'pair', "
+                             "'prototype']")
         items = (item_ids, item_graph)
         if sparse:
             x, edge_index, hop, support_local, support_label, target_local = args
@@ -211,6 +221,8 @@ class LinkModel(ItemTasteMixin, nn.Module):
         else:
             x, adj, mask, hop, support_local, support_label, target_local = args
             h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
+        if mode == "embed":
+            return h[..., 0, :]
         if mode == "pair":
             return self._pair_scores(h, target_local)
         if support_mask is None:

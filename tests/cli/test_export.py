@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
 
 def test_export_round_trip(run_dir, tmp_path, capsys):
     export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}"])
-    assert "wrote 300 user embeddings (dim 32" in capsys.readouterr().out
+    assert "wrote 300 meta-init user embeddings (dim 32" in capsys.readouterr().out
     emb = np.load(tmp_path / "user_embeddings.npy")
     assert emb.dtype == np.float32 and emb.shape == (300, 32)
     model, params, graph, _ = restore(run_dir / "best.pt")
@@ -117,3 +117,75 @@ def test_eval_reproduces_the_training_run_test_metrics(run_dir, tmp_path, capsys
     trained = json.loads((run_dir / "metrics.json").read_text())["test"]["maml"]["3"]
     for metric in ("recall@10", "ndcg@20", "mrr"):
         assert again[metric]["mean"] == pytest.approx(trained[metric]["mean"], abs=1e-6)
+
+
+def test_adapted_export_cli(run_dir, tmp_path, capsys):
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}", "kind=adapted"])
+    assert "wrote 300 adapted user embeddings (dim 32" in capsys.readouterr().out
+    emb = np.load(tmp_path / "user_embeddings.npy")
+    assert emb.shape == (300, 32) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    assert json.loads((tmp_path / "manifest.json").read_text())["kind"] == "adapted"
+    with pytest.raises(SystemExit):
+        export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}", "kind=nope"])
+    assert "unknown kind 'nope'; choose one of ['meta-init', 'adapted']" in (
+        capsys.readouterr().err)
+
+
+def test_adapted_item_vectors_reproduce_the_models_item_scores():
+    """Per-user adapted item-model rows: their dot products with the exported item
+    rows are exactly the scores the adapted model gives every item (ANN = the model)
+    when adaptation leaves the item table alone (adapt_prefixes without it)."""
+    from socialmeta.data import generate_synthetic
+    from socialmeta.export.embeddings import adapted_user_embeddings, item_embeddings
+    from socialmeta.meta import InnerLoop, candidate_scores, meta_parameters
+    from socialmeta.models import ItemModel
+    from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+
+    graph = generate_synthetic(300, avg_degree=8, num_items=50, seed=3)
+    sampler = TaskSampler(graph, split_users(graph, seed=0),
+                          TaskConfig(kind="item", node_cap=24, item_cap=32, fanouts=(8, 4)))
+    torch.manual_seed(0)
+    model = ItemModel(sampler.in_channels, graph.num_items, num_hops=2, hidden_channels=8,
+                      item_features=torch.randn(graph.num_items, 3))
+    users = torch.arange(0, 300, 17)
+    rows = {}
+    for learner in ("maml", "noadapt"):
+        inner = InnerLoop(learner, steps=2, lr=0.5, adapt_prefixes=("encoder.", "head."))
+        params = meta_parameters(model, inner)
+        rows[learner] = adapted_user_embeddings(model, params, sampler, inner, users,
+                                                batch_size=7)
+        scores = candidate_scores(model, params, sampler.support_batch(users), inner,
+                                  graph.num_items)
+        assert torch.allclose(rows[learner] @ item_embeddings(model, params).t(), scores,
+                              atol=1e-5)
+    assert not torch.allclose(rows["maml"], rows["noadapt"])  # adaptation moved them
+
+
+def test_adapted_friend_rows_equal_a_per_user_loop():
+    from torch.func import functional_call
+
+    from socialmeta.data import generate_synthetic
+    from socialmeta.export.embeddings import adapted_user_embeddings
+    from socialmeta.meta import InnerLoop, meta_parameters
+    from socialmeta.meta.learners import adapt, task_tensors
+    from socialmeta.models import LinkModel
+    from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+
+    graph = generate_synthetic(300, avg_degree=8, seed=5)
+    sampler = TaskSampler(graph, split_users(graph, seed=0),
+                          TaskConfig(kind="friend", node_cap=24, fanouts=(8, 4)))
+    torch.manual_seed(0)
+    model = LinkModel(sampler.in_channels, num_hops=2, hidden_channels=8)
+    inner = InnerLoop("maml", steps=1, lr=0.5)
+    params = meta_parameters(model, inner)
+    users = torch.tensor([3, 40, 77, 150])
+    rows = adapted_user_embeddings(model, params, sampler, inner, users, batch_size=3)
+    for i, u in enumerate(users.tolist()):
+        batch = sampler.support_batch(torch.tensor([u]))
+        task = {k: v[0] for k, v in task_tensors(model, batch).items()}
+        fast = adapt(model, {n: p.detach() for n, p in params.items()}, task, inner)
+        h = functional_call(model, fast, (task["x"], task["adj"], task["node_mask"],
+                                          task["hop"], task["support_local"],
+                                          task["support_label"], task["support_local"]),
+                            {"mode": "embed"})
+        assert torch.allclose(rows[i], h, atol=1e-5), u
