@@ -1,6 +1,7 @@
 """tools/bench_quality.py --quick: the benchmark's smoke run and its report."""
 import csv
 import importlib.util
+import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,3 +51,22 @@ def test_summary_interval_and_verdict():
     rows.append({"cell": "lastfm:friend", "seed": 0, "method": "metasgd", "K": None,
                  "error": "RuntimeError: boom"})
     assert "| lastfm:friend | 0 | metasgd | RuntimeError: boom |" in tool.markdown(rows, "cmd", "m")
+
+
+def test_learner_tuning_never_evaluates_test_users(tmp_path):
+    spec = importlib.util.spec_from_file_location("tune_learners",
+                                                  REPO / "tools" / "tune_learners.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.grid_points(["a=1,2", "b=x"]) == [["a=1", "b=x"], ["a=2", "b=x"]]
+    out, md = tmp_path / "t", tmp_path / "tuning.md"
+    tool.main(["--quick", "--cells", "synthetic:friend", "--learners", "maml",
+               "--grid", "meta.inner_lr=0.01,0.1", "--out", str(out), "--md", str(md)])
+    rows = tool.collect(out)
+    assert len(rows) == 2 and all(0 <= r["best_val"] <= 1 for r in rows)
+    for r in rows:  # the training runs' own metrics hold no test numbers
+        run = out / "synthetic-friend" / "maml" / tool.point_dir(r["point"]) / "run"
+        assert json.loads((run / "metrics.json").read_text())["test"] == {}
+    report = md.read_text()
+    best = max(rows, key=lambda r: r["best_val"])["point"][0].split("=")[1]
+    assert "## synthetic:friend · maml" in report and f"  inner_lr: {best}" in report

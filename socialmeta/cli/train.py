@@ -190,9 +190,11 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         trainer.load_state(load_checkpoint(best))
     evaluate = dict(sampler=sampler, split="test", shots=tuple(cfg.eval.shots),
                     batch_size=cfg.eval.batch_size, max_users=cfg.eval.max_users)
-    results = cold_start_results(model, trainer.params, inner, True, **evaluate)
-    results |= baseline_results(cfg.eval.baselines, train_cfg.val_shots, train_cfg.val_metric,
-                                **evaluate)
+    results = {}
+    if cfg.eval.get("test", True):  # false: a hyper-parameter search never sees test users
+        results = cold_start_results(model, trainer.params, inner, True, **evaluate)
+        results |= baseline_results(cfg.eval.baselines, train_cfg.val_shots,
+                                    train_cfg.val_metric, **evaluate)
     metrics = {"test": results_json(results),
                "best_val": trainer.best, "val_metric": train_cfg.val_metric,
                "steps": steps_run, "best_step": trainer.step, "dataset": graph.name, "task": task.kind,
@@ -201,7 +203,7 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         json.dump(metrics, f, indent=2)
     print(f"{graph.name} · {task.kind} · {cfg.model.conv} · {inner.learner} · "
           f"{steps_run} steps · best val {train_cfg.val_metric} {trainer.best:.4f}")
-    print(format_results(results))
+    print(format_results(results) if results else "test users not evaluated (eval.test=false)")
     print(f"outputs: {out_dir}")
     return metrics
 
