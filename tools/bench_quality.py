@@ -47,6 +47,14 @@ CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend
 TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
+#: provenance notes printed under a cell's heading
+NOTES = {
+    "ego_facebook:friend:features": (
+        "The learner runs of this cell were made before `task.context` existed, when "
+        "every friend task showed the center's own feature row: the information of "
+        "context `[features]` (without the constant hidden-row flag column that the "
+        "current code adds). Its baselines and any later runs use the context option."),
+}
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -276,6 +284,8 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
     for cell in cells:
         ks = sorted({k for c, _, k in summary if c == cell})
         lines += [f"## {cell}", "", f"Task context: `{cell_context(cell)}`.", ""]
+        if cell in NOTES:
+            lines += [NOTES[cell], ""]
         for k in ks:
             methods = sorted({m for c, m, kk in summary if c == cell and kk == k},
                              key=lambda m: (not _is_meta(m), m in NON_META, m))

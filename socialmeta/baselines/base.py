@@ -123,24 +123,26 @@ def interaction_index(sampler: TaskSampler) -> Tensor:
 
 def context_friends(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     r"""``[T, U]`` indicator of each center's friends among training users: the
-    ``friends`` context of item and interest tasks (for friend tasks this would be the
-    query relation and must not be used)."""
-    if sampler.config.kind == "friend":
-        raise ValueError("friend tasks have no friends context: the friends are the query")
-    pos, friend = sampler.context_friends(batch.center)
-    f = torch.zeros(batch.num_tasks, sampler.num_users)
-    f[pos, friend] = 1.0
-    return f
+    ``friends`` context of item and interest tasks (friend tasks never observe it: the
+    friends are their query)."""
+    if not sampler.config.observes("friends"):
+        raise ValueError("the center's friends are not context of these tasks")
+    return _indicator(*sampler.context_friends(batch.center), batch.num_tasks,
+                      sampler.num_users)
 
 
 def center_items(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     r"""``[T, num_items]`` indicator of each center's own items: the ``items`` context
-    (for item tasks these are the query relation and must not be used)."""
+    (item tasks never observe it: the items are their query)."""
     if not sampler.config.observes("items"):
         raise ValueError("the center's items are not context of these tasks")
-    pos, item = sampler.context_items(batch.center)
-    out = torch.zeros(batch.num_tasks, sampler.num_items)
-    out[pos, item] = 1.0
+    return _indicator(*sampler.context_items(batch.center), batch.num_tasks,
+                      sampler.num_items)
+
+
+def _indicator(row: Tensor, col: Tensor, num_rows: int, num_cols: int) -> Tensor:
+    out = torch.zeros(num_rows, num_cols)
+    out[row, col] = 1.0
     return out
 
 
