@@ -257,7 +257,15 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "Baseline hyper-parameters are tuned on validation users (K=3, Recall@20). "
              "`finetune` and `noadapt` are the non-meta GNN (the same encoder trained on "
              "the same tasks without a meta-objective, with and without fine-tuning on "
-             "the support); they count as baselines in the verdicts.", "",
+             "the support); they count as baselines in the verdicts. `learned_ranker` is "
+             "a non-meta MLP over each candidate's heuristic scores (PageRank at four "
+             "restart probabilities, common neighbours, Adamic-Adar, resource allocation, "
+             "Jaccard, 3-paths, degree, and the context similarities; for items "
+             "popularity, ItemKNN, UserKNN, social popularity), trained on simulated "
+             "cold-start training users with a softmax over all candidates. A cell "
+             "`dataset:kind:context` fixes `task.context` (what of the new user is "
+             "visible besides its K support links); baselines that read a relation the "
+             "context hides are not run there.", "",
              "## Verdicts (target: best meta-learner ≥ 10% relative over the best baseline)",
              "", *verdicts(summary, [c for c in TARGETS if c in cells] or TARGETS), "",
              "## Verdicts with side information (context)", "",
