@@ -35,11 +35,12 @@ from socialmeta.tasks import TaskConfig, TaskSampler, split_users
 def _friend_run(args, seed: int, learner: str) -> dict:
     graph = generate_synthetic(args.users, avg_degree=10, p_in=0.9, seed=seed)
     sampler = TaskSampler(graph, split_users(graph, seed=seed), TaskConfig(
-        kind="friend", shots=(3, 5), node_cap=48, fanouts=(10, 5), negatives=2, seed=seed))
+        kind="friend", shots=(3, 5), node_cap=48, fanouts=(10, 5), negatives=2,
+        context=("features",), seed=seed))
     test = sampler.eval_batch(sampler.eval_centers("test", args.shots), args.shots)
     positives = torch.zeros(test.num_tasks, graph.num_users, dtype=torch.bool)
     positives[test.query_mask.nonzero()[:, 0], test.query_ids[test.query_mask]] = True
-    model = LinkModel(graph["user"].x.size(1), num_hops=2, hidden_channels=32)
+    model = LinkModel(sampler.in_channels, num_hops=2, hidden_channels=32)
     inner, params = _train(args, seed, learner, model, sampler)
     scores = candidate_scores(model, params, test, inner, graph.num_users)
     return {"test users": test.num_tasks,
