@@ -48,6 +48,7 @@ def test_summary_interval_and_verdict():
     assert abs(half - 4.303 * 0.02 / 3 ** 0.5) < 1e-9
     (line,) = tool.verdicts(summary, ["lastfm:friend"])
     assert "+45.5% relative" in line and "**met**" in line
+    assert "`maml` 0.3200 (3 seeds)" in line and "`ppr` 0.2200 (3 seeds)" in line
     rows.append({"cell": "lastfm:friend", "seed": 0, "method": "metasgd", "K": None,
                  "error": "RuntimeError: boom"})
     assert "| lastfm:friend | 0 | metasgd | RuntimeError: boom |" in tool.markdown(rows, "cmd", "m")

@@ -230,9 +230,10 @@ def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> lis
         bm, bb = max(meta, key=meta.get), max(base, key=base.get)
         gain = (meta[bm] - base[bb]) / base[bb] * 100 if base[bb] > 0 else float("inf")
         ok = "**met**" if gain >= 10 else "**missed**"
-        lines.append(f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {meta[bm]:.4f} vs "
-                     f"best baseline `{_name(bb)}` {base[bb]:.4f}: {gain:+.1f}% relative "
-                     f"(target +10%: {ok}).")
+        seeds = {m: entries[m][metric][2] for m in (bm, bb)}
+        lines.append(f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {meta[bm]:.4f} "
+                     f"({seeds[bm]} seeds) vs best baseline `{_name(bb)}` {base[bb]:.4f} "
+                     f"({seeds[bb]} seeds): {gain:+.1f}% relative (target +10%: {ok}).")
     return lines
 
 
