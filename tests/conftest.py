@@ -1,6 +1,7 @@
 """Shared fixtures: real datasets come from ../shared/datasets, never the network."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -81,3 +82,14 @@ def assert_meta_equivalent():
             assert torch.allclose(grads[name], g, rtol=rtol, atol=atol), name
 
     return check
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("bench_quality")``: a script of ``tools/`` as a module."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

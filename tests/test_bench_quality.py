@@ -1,22 +1,10 @@
 """tools/bench_quality.py --quick: the benchmark's smoke run and its report."""
 import csv
-import importlib.util
 import json
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("bench_quality",
-                                                  REPO / "tools" / "bench_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_run_writes_csv_and_report(tmp_path):
-    tool = _tool()
+def test_quick_run_writes_csv_and_report(tmp_path, load_tool):
+    tool = load_tool("bench_quality")
     out, md = tmp_path / "q", tmp_path / "results.md"
     tool.main(["--quick", "--out", str(out), "--md", str(md)])
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -35,8 +23,8 @@ def test_quick_run_writes_csv_and_report(tmp_path):
     assert md.read_text() == report
 
 
-def test_summary_interval_and_verdict():
-    tool = _tool()
+def test_summary_interval_and_verdict(load_tool):
+    tool = load_tool("bench_quality")
     rows = [{"cell": "lastfm:friend", "seed": s, "method": m, "K": 3, "users": 100,
              "error": "", "recall@10": v, "ndcg@10": v, "recall@20": v, "ndcg@20": v}
             for s, (a, b) in enumerate([(0.30, 0.20), (0.32, 0.22), (0.34, 0.24)])
@@ -54,20 +42,51 @@ def test_summary_interval_and_verdict():
     assert "| lastfm:friend | 0 | metasgd | RuntimeError: boom |" in tool.markdown(rows, "cmd", "m")
 
 
-def test_learner_tuning_never_evaluates_test_users(tmp_path):
-    spec = importlib.util.spec_from_file_location("tune_learners",
-                                                  REPO / "tools" / "tune_learners.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def test_plain_summary_sorts_cells_into_ahead_level_behind(load_tool):
+    tool = load_tool("bench_quality")
+
+    def rows(cell, meta, base):
+        return [{"cell": cell, "seed": s, "method": m, "K": 3, "users": 50, "error": "",
+                 "recall@10": v, "ndcg@10": v, "recall@20": v, "ndcg@20": v}
+                for s, (a, b) in enumerate(zip(meta, base))
+                for m, v in (("protonet", a), ("finetune", b))]
+
+    summary = tool.summarise(rows("a:friend", [0.50, 0.52, 0.54], [0.30, 0.31, 0.32])
+                             + rows("b:item", [0.20, 0.30, 0.25], [0.26, 0.24, 0.28])
+                             + rows("c:interest", [0.40], [0.40]))
+    text = "\n".join(tool.plain_summary(summary, ["a:friend", "b:item", "c:interest"]))
+    assert "ahead in 1 of 3 cells, level in 1 and behind in 1" in text
+    ahead, level, behind = (text.split("* Ahead:")[1].split("* Level:")[0],
+                            text.split("* Level:")[1].split("* Behind:")[0],
+                            text.split("* Behind:")[1])
+    # finetune is the non-meta GNN: the baseline side
+    assert "`a:friend`: `protonet` 0.5200 vs `finetune (non-meta GNN)` 0.3100 (+67.7%, " \
+           "beyond the intervals)" in ahead
+    assert "`c:interest`" in level and "one seed on a side" in level
+    assert "`b:item`: `protonet` 0.2500 vs `finetune (non-meta GNN)` 0.2600 (-3.8%, " \
+           "within the intervals over seeds)" in behind
+
+
+def test_learner_tuning_never_evaluates_test_users(tmp_path, load_tool):
+    tool = load_tool("tune_learners")
     assert tool.grid_points(["a=1,2", "b=x"]) == [["a=1", "b=x"], ["a=2", "b=x"]]
     out, md = tmp_path / "t", tmp_path / "tuning.md"
-    tool.main(["--quick", "--cells", "synthetic:friend", "--learners", "maml",
-               "--grid", "meta.inner_lr=0.01,0.1", "--out", str(out), "--md", str(md)])
+    tool.main(["--quick", "--cells", "synthetic:friend", "--learners", "maml", "--seeds", "0",
+               "1", "--grid", "meta.inner_lr=0.01,0.1", "--out", str(out), "--md", str(md)])
     rows = tool.collect(out)
-    assert len(rows) == 2 and all(0 <= r["best_val"] <= 1 for r in rows)
+    assert len(rows) == 4 and all(0 <= r["best_val"] <= 1 for r in rows)
+    assert sorted((r["seed"], r["point"][0]) for r in rows) == [
+        (0, "meta.inner_lr=0.01"), (0, "meta.inner_lr=0.1"),
+        (1, "meta.inner_lr=0.01"), (1, "meta.inner_lr=0.1")]
     for r in rows:  # the training runs' own metrics hold no test numbers
-        run = out / "synthetic-friend" / "maml" / tool.point_dir(r["point"]) / "run"
+        run = (out / f"seed{r['seed']}" / "synthetic-friend" / "maml"
+               / tool.point_dir(r["point"]) / "run")
         assert json.loads((run / "metrics.json").read_text())["test"] == {}
+    merged = tool.points(rows)
+    assert len(merged) == 2
+    for m in merged:  # the mean over the two seeds
+        values = [r["best_val"] for r in rows if r["point"] == m["point"]]
+        assert abs(m["best_val"] - sum(values) / 2) < 1e-12
     report = md.read_text()
-    best = max(rows, key=lambda r: r["best_val"])["point"][0].split("=")[1]
+    best = max(merged, key=lambda r: r["best_val"])["point"][0].split("=")[1]
     assert "## synthetic:friend · maml" in report and f"  inner_lr: {best}" in report

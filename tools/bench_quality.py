@@ -237,6 +237,39 @@ def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> lis
     return lines
 
 
+def plain_summary(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> list[str]:
+    """Where meta-learning wins and where it loses, cell by cell, in words: the best
+    meta-learner against the best baseline of the cell (intervals over seeds)."""
+    wins, ties, losses = [], [], []
+    for cell in cells:
+        entries = {m: e for (c, m, kk), e in summary.items() if c == cell and kk == k}
+        meta = [m for m in entries if _is_meta(m)]
+        base = [m for m in entries if not _is_meta(m)]
+        if not meta or not base:
+            continue
+        bm = max(meta, key=lambda m: entries[m][metric][0])
+        bb = max(base, key=lambda m: entries[m][metric][0])
+        (mm, mh, _), (bmean, bh, _) = entries[bm][metric], entries[bb][metric]
+        apart = (not math.isnan(mh) and not math.isnan(bh)
+                 and abs(mm - bmean) > mh + bh)
+        how = "beyond the intervals" if apart else "within the intervals over seeds"
+        if math.isnan(mh) or math.isnan(bh):
+            how = "one seed on a side, no interval"
+        rel = (mm - bmean) / bmean * 100 if bmean > 0 else float("inf")
+        text = (f"`{cell}`: `{bm}` {mm:.4f} vs `{_name(bb)}` {bmean:.4f} "
+                f"({rel:+.1f}%, {how})")
+        (wins if mm > bmean else ties if mm == bmean else losses).append(text)
+    total = len(wins) + len(ties) + len(losses)
+    lines = [f"At K={k}, {metric}, best meta-learner against the best baseline of each "
+             f"cell: meta-learning is ahead in {len(wins)} of {total} cells, level in "
+             f"{len(ties)} and behind in {len(losses)}.", ""]
+    for name, group in (("Ahead", wins), ("Level", ties), ("Behind", losses)):
+        lines.append(f"* {name}:" + ("" if group else " none."))
+        lines += [f"  * {text}." for text in group]
+    lines.append("")
+    return lines
+
+
 def _name(method: str) -> str:
     if method.startswith("baseline-"):
         return method[len("baseline-"):]
@@ -267,6 +300,11 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "`dataset:kind:context` fixes `task.context` (what of the new user is "
              "visible besides its K support links); baselines that read a relation the "
              "context hides are not run there.", "",
+             "## Summary in plain words", "",
+             *plain_summary(summary, cells),
+             "Why the friend-task meta-learners are capped (every user outside the task's "
+             "ego-net gets one shared score; the ego-net holds well under all of the new "
+             "user's friends): [`egonet-ceiling.md`](egonet-ceiling.md).", "",
              "## Verdicts (target: best meta-learner ≥ 10% relative over the best baseline)",
              "", *verdicts(summary, [c for c in TARGETS if c in cells] or TARGETS), "",
              "## Verdicts with side information (context)", "",

@@ -60,7 +60,8 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Mod
         choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
         choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
         return LinkModel(features, num_hops, head=cfg.link_head, loss=cfg.link_loss,
-                         num_users=graph.num_users, num_items=context_items, **common)
+                         num_users=graph.num_users, num_items=context_items,
+                         heuristics=bool(cfg.get("link_heuristics", False)), **common)
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
         return ItemModel(features, graph.num_items, num_hops, item_features=item_x,

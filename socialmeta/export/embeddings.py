@@ -43,8 +43,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     over the whole friendship graph.
 
     There is no task center in a full-graph pass, so the task-only inputs are neutral:
-    no hop one-hot, no support flag, no hidden feature row; the degree input is the
-    degree in :obj:`graph`.
+    no hop one-hot, no support flag, no hidden feature row, zero heuristics towards a
+    center; the degree input is the degree in :obj:`graph`.
     With :obj:`chunk_size`, inference runs layer by layer over chunks of that many
     users (:meth:`Encoder.forward_chunked`, same result, bounded memory).
     """
@@ -66,6 +66,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
         taste = torch.zeros(n, weight.size(1)).index_add_(0, u, weight[i])
         taste = taste / torch.bincount(u, minlength=n).clamp(min=1).unsqueeze(1)
         inputs = torch.cat([inputs, taste], 1)
+    # heuristics towards a task's center (LinkModel(heuristics=True)): no center, zeros
+    inputs = torch.cat([inputs, torch.zeros(n, getattr(model, "heuristic_channels", 0))], 1)
     if chunk_size is None:
         out = torch.func.functional_call(encoder, encoder_state, (inputs, graph.friend_index))
     else:

@@ -27,6 +27,39 @@ def node_inputs(x: Tensor, degree: Tensor, hop: Tensor, is_support: Tensor,
                       degree.log1p().unsqueeze(-1).to(x.dtype)], dim=-1)
 
 
+def _center_cosine(rows: Tensor, center: Tensor) -> Tensor:
+    """Cosine of every row ``[..., N, D]`` with the center's ``[..., 1, D]``; zero where
+    either is zero."""
+    dots = (rows * center).sum(-1)
+    norms = rows.norm(dim=-1) * center.norm(dim=-1)
+    return torch.where(norms > 0, dots / norms.clamp(min=1e-12), torch.zeros_like(dots))
+
+
+def heuristic_inputs(x: Tensor, degree: Tensor, is_support: Tensor, neighbor_sum,
+                     center_items: Tensor | None = None) -> Tensor:
+    r"""Parameter-free link heuristics of every task node towards the new user, as
+    input channels ``[..., N, C]``: ``log(1 + common neighbours)`` and Adamic-Adar
+    through the visible support friends (``∑ 1/log(1 + deg)`` over the support friends
+    adjacent to the node, degrees in the task graph), the cosine of the node's features
+    with the center's (zero while the center's row is hidden, omitted when ``F = 0``)
+    and, given :obj:`center_items` (the node's item overlap with the center and both
+    item counts), the cosine of their item sets.
+
+    :obj:`neighbor_sum` maps a node vector ``[..., N]`` to the sum over each node's
+    neighbours (``adj @ v`` dense, a scatter over edges sparse), so the dense and the
+    sparse path give the same numbers."""
+    aa_weight = is_support / degree.clamp(min=1).log1p()
+    out = [neighbor_sum(is_support).log1p(), neighbor_sum(aa_weight)]
+    if x.size(-1):
+        out.append(_center_cosine(x, x[..., :1, :]))
+    if center_items is not None:
+        overlap, count, center_count = center_items
+        norms = (count * center_count).sqrt()
+        out.append(torch.where(norms > 0, overlap / norms.clamp(min=1e-12),
+                               torch.zeros_like(overlap)))
+    return torch.stack(out, -1).to(x.dtype)
+
+
 class LinkModel(ItemTasteMixin, nn.Module):
     r"""Scores ``(center, target)`` pairs of a friend task.
 
@@ -58,6 +91,10 @@ class LinkModel(ItemTasteMixin, nn.Module):
             its taste (mean embedding of its observed items, see
             :class:`~socialmeta.models.item.ItemTasteMixin`), for friend tasks whose
             context holds ``items``. (default: :obj:`0`, no items)
+        heuristics (bool): Add parameter-free link heuristics towards the new user to
+            every node's input (common neighbours and Adamic-Adar through the support,
+            feature and item-set cosine with the center; see :func:`heuristic_inputs`).
+            (default: :obj:`False`)
     """
 
     HEADS = ("bilinear", "dot", "mlp")
@@ -66,7 +103,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
     def __init__(self, in_channels: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2, head: str = "bilinear",
                  loss: str = "bce", num_users: int | None = None, num_items: int = 0,
-                 **encoder_kwargs) -> None:
+                 heuristics: bool = False, **encoder_kwargs) -> None:
         super().__init__()
         if head not in self.HEADS:
             raise ValueError(f"unknown link head {head!r}; choose one of {list(self.HEADS)}")
@@ -78,8 +115,11 @@ class LinkModel(ItemTasteMixin, nn.Module):
             self._init_items(num_items, hidden_channels)
             self.task_fields = (*LinkModel.task_fields, "item_ids", "item_adj")
         taste = hidden_channels if num_items else 0
-        self.encoder = Encoder(conv, in_channels + num_hops + 3 + taste, hidden_channels,
-                               num_layers, **encoder_kwargs)
+        self.heuristics = heuristics
+        #: width of the heuristic input channels (zero without ``heuristics``)
+        self.heuristic_channels = (2 + (in_channels > 0) + (num_items > 0)) if heuristics else 0
+        self.encoder = Encoder(conv, in_channels + num_hops + 3 + taste + self.heuristic_channels,
+                               hidden_channels, num_layers, **encoder_kwargs)
         self.far = nn.Parameter(torch.zeros(hidden_channels))
         if head == "bilinear":
             self.head = nn.Linear(hidden_channels, hidden_channels)
@@ -246,8 +286,18 @@ class LinkModel(ItemTasteMixin, nn.Module):
         positive = (support_label > 0) & (support_local >= 0)
         is_support = torch.zeros_like(hop, dtype=x.dtype).scatter_add(
             -1, support_local.clamp(min=0), positive.to(x.dtype)).clamp(max=1)
-        inputs = node_inputs(x, adj.sum(-1), hop, is_support, self.num_hops)
+        degree = adj.sum(-1)
+        inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
         inputs = self._with_taste(inputs, item_ids, item_adj, sparse=False)
+        if self.heuristics:
+            items = None
+            if self.num_items:
+                count = item_adj.sum(-1)
+                items = ((item_adj * item_adj[..., :1, :]).sum(-1), count,
+                         count[..., :1])
+            inputs = torch.cat([inputs, heuristic_inputs(
+                x, degree, is_support,
+                lambda v: (adj @ v.unsqueeze(-1)).squeeze(-1), items)], -1)
         return self.encoder.forward_dense(inputs, adj, mask)
 
     def embed_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
@@ -261,6 +311,21 @@ class LinkModel(ItemTasteMixin, nn.Module):
         degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
         inputs = self._with_taste(inputs, item_ids, item_pairs, sparse=True)
+        if self.heuristics:
+            items = None
+            if self.num_items:
+                user, item = item_pairs
+                ones = torch.ones_like(user, dtype=x.dtype)
+                centers = torch.zeros(item_ids.size(-1), dtype=x.dtype).index_add(
+                    0, item[user == 0], ones[user == 0])
+                count = torch.zeros(n, dtype=x.dtype).index_add(0, user, ones)
+                overlap = torch.zeros(n, dtype=x.dtype).index_add(0, user, centers[item])
+                items = (overlap, count, count[:1])
+            row, col = edge_index
+            inputs = torch.cat([inputs, heuristic_inputs(
+                x, degree, is_support,
+                lambda v: torch.zeros(n, dtype=x.dtype).index_add(0, row, v[col]), items)],
+                -1)
         return self.encoder.forward_sparse(inputs, edge_index)
 
 

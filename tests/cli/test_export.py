@@ -189,3 +189,28 @@ def test_adapted_friend_rows_equal_a_per_user_loop():
                                           task["support_label"], task["support_local"]),
                             {"mode": "embed"})
         assert torch.allclose(rows[i], h, atol=1e-5), u
+
+
+def test_heuristic_link_model_trains_exports_and_recommends(tmp_path, capsys):
+    from socialmeta.recommend import Recommender
+
+    run = tmp_path / "run"
+    train_main([f"hydra.run.dir={run}", "model.link_heuristics=true", *TINY])
+    model, params, graph, _ = restore(run / "best.pt")
+    assert model.heuristics and model.heuristic_channels == 3  # CN, AA, feature cosine
+    export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'export'}"])
+    emb = np.load(tmp_path / "export" / "user_embeddings.npy")
+    # the full-graph pass has no center: the heuristic channels are zero
+    model.load_state_dict(dict(params))
+    n = graph.num_users
+    x = torch.cat([graph["user"].x, torch.zeros(n, 1)], 1)
+    inputs = torch.cat([node_inputs(x, degree(graph.friend_index[0], n),
+                                    torch.full((n,), -1), torch.zeros(n), model.num_hops),
+                        torch.zeros(n, 3)], 1)
+    with torch.no_grad():
+        expected = model.encoder.eval().forward_sparse(inputs, graph.friend_index)
+    assert np.allclose(emb, expected.numpy(), atol=1e-5)
+    rec = Recommender.from_checkpoint(run / "best.pt")
+    top = rec.recommend(friends=["u5", "u17", "u33"], k=5)
+    assert len(top) == 5 and not {"u5", "u17", "u33"} & {r.id for r in top}
+    assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)

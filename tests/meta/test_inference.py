@@ -19,11 +19,12 @@ def setup():
     return graph, sampler, batch
 
 
+@pytest.mark.parametrize("heuristics", [False, True])
 @pytest.mark.parametrize("learner", ["noadapt", "maml", "anil", "protonet", "finetune"])
-def test_candidate_scores_equal_sparse_loop(setup, learner):
+def test_candidate_scores_equal_sparse_loop(setup, learner, heuristics):
     graph, _, batch = setup
     torch.manual_seed(0)
-    model = LinkModel(17, num_hops=2, hidden_channels=12).double()
+    model = LinkModel(17, num_hops=2, hidden_channels=12, heuristics=heuristics).double()
     b = batch.apply(lambda t: t.double() if t.is_floating_point() else t)
     inner = InnerLoop(learner, steps=2, lr=0.3)
     params = meta_parameters(model, inner)
