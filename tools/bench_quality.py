@@ -48,7 +48,14 @@ TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
 #: provenance notes printed under a cell's heading
+_EARLY = ("The learner runs of this cell were made with the code of commit ad894f2, "
+          "before ProtoNet for item tasks and `task.context` (the item cell's ProtoNet "
+          "runs came later). For lastfm, which has no user features, those changes leave "
+          "the tasks unchanged: train and test task batches of both kinds are bit-identical "
+          "at ad894f2 and now.")
 NOTES = {
+    "lastfm:friend": _EARLY,
+    "lastfm:item": _EARLY,
     "ego_facebook:friend:features": (
         "The learner runs of this cell were made before `task.context` existed, when "
         "every friend task showed the center's own feature row: the information of "
