@@ -1,6 +1,8 @@
 """Link prediction inside an ego-net task (friend recommendation)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,8 +37,9 @@ def _center_cosine(rows: Tensor, center: Tensor) -> Tensor:
     return torch.where(norms > 0, dots / norms.clamp(min=1e-12), torch.zeros_like(dots))
 
 
-def heuristic_inputs(x: Tensor, degree: Tensor, is_support: Tensor, neighbor_sum,
-                     center_items: Tensor | None = None) -> Tensor:
+def heuristic_inputs(x: Tensor, degree: Tensor, is_support: Tensor,
+                     neighbor_sum: Callable[[Tensor], Tensor],
+                     center_items: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     r"""Parameter-free link heuristics of every task node towards the new user, as
     input channels ``[..., N, C]``: ``log(1 + common neighbours)`` and Adamic-Adar
     through the visible support friends (``∑ 1/log(1 + deg)`` over the support friends
