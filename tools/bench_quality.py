@@ -225,22 +225,36 @@ def _is_meta(method: str) -> bool:
     return not method.startswith("baseline-") and method not in NON_META
 
 
+def best_pair(summary: dict, cell: str, k: int, metric: str):
+    """The best meta-learner and the best baseline of a cell at K, each as
+    ``(method, (mean, ci95, seeds))``; ``None`` while either side has no run."""
+    entries = {m: e[metric] for (c, m, kk), e in summary.items() if c == cell and kk == k}
+    meta = [m for m in entries if _is_meta(m)]
+    base = [m for m in entries if not _is_meta(m)]
+    if not meta or not base:
+        return None
+    bm = max(meta, key=lambda m: entries[m][0])
+    bb = max(base, key=lambda m: entries[m][0])
+    return (bm, entries[bm]), (bb, entries[bb])
+
+
+def _relative(meta: float, base: float) -> float:
+    return (meta - base) / base * 100 if base > 0 else float("inf")
+
+
 def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> list[str]:
     lines = []
     for cell in cells:
-        entries = {m: e for (c, m, kk), e in summary.items() if c == cell and kk == k}
-        meta = {m: e[metric][0] for m, e in entries.items() if _is_meta(m)}
-        base = {m: e[metric][0] for m, e in entries.items() if not _is_meta(m)}
-        if not meta or not base:
+        pair = best_pair(summary, cell, k, metric)
+        if pair is None:
             lines.append(f"* `{cell}`: not run yet.")
             continue
-        bm, bb = max(meta, key=meta.get), max(base, key=base.get)
-        gain = (meta[bm] - base[bb]) / base[bb] * 100 if base[bb] > 0 else float("inf")
+        (bm, (mm, _, ms)), (bb, (bmean, _, bs)) = pair
+        gain = _relative(mm, bmean)
         ok = "**met**" if gain >= 10 else "**missed**"
-        seeds = {m: entries[m][metric][2] for m in (bm, bb)}
-        lines.append(f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {meta[bm]:.4f} "
-                     f"({seeds[bm]} seeds) vs best baseline `{_name(bb)}` {base[bb]:.4f} "
-                     f"({seeds[bb]} seeds): {gain:+.1f}% relative (target +10%: {ok}).")
+        lines.append(f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {mm:.4f} "
+                     f"({ms} seeds) vs best baseline `{_name(bb)}` {bmean:.4f} "
+                     f"({bs} seeds): {gain:+.1f}% relative (target +10%: {ok}).")
     return lines
 
 
@@ -249,22 +263,18 @@ def plain_summary(summary: dict, cells, k: int = 3, metric: str = "recall@20") -
     meta-learner against the best baseline of the cell (intervals over seeds)."""
     wins, ties, losses = [], [], []
     for cell in cells:
-        entries = {m: e for (c, m, kk), e in summary.items() if c == cell and kk == k}
-        meta = [m for m in entries if _is_meta(m)]
-        base = [m for m in entries if not _is_meta(m)]
-        if not meta or not base:
+        pair = best_pair(summary, cell, k, metric)
+        if pair is None:
             continue
-        bm = max(meta, key=lambda m: entries[m][metric][0])
-        bb = max(base, key=lambda m: entries[m][metric][0])
-        (mm, mh, _), (bmean, bh, _) = entries[bm][metric], entries[bb][metric]
-        apart = (not math.isnan(mh) and not math.isnan(bh)
-                 and abs(mm - bmean) > mh + bh)
-        how = "beyond the intervals" if apart else "within the intervals over seeds"
+        (bm, (mm, mh, _)), (bb, (bmean, bh, _)) = pair
         if math.isnan(mh) or math.isnan(bh):
             how = "one seed on a side, no interval"
-        rel = (mm - bmean) / bmean * 100 if bmean > 0 else float("inf")
+        elif abs(mm - bmean) > mh + bh:
+            how = "beyond the intervals"
+        else:
+            how = "within the intervals over seeds"
         text = (f"`{cell}`: `{bm}` {mm:.4f} vs `{_name(bb)}` {bmean:.4f} "
-                f"({rel:+.1f}%, {how})")
+                f"({_relative(mm, bmean):+.1f}%, {how})")
         (wins if mm > bmean else ties if mm == bmean else losses).append(text)
     total = len(wins) + len(ties) + len(losses)
     lines = [f"At K={k}, {metric}, best meta-learner against the best baseline of each "

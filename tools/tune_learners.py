@@ -46,13 +46,13 @@ def point_dir(point: list[str]) -> str:
     return "_".join(point).replace("=", "-")
 
 
-def run_point(bench, cell: str, learner: str, point: list[str], seed: int, out: Path,
+def run_point(cell: str, learner: str, point: list[str], seed: int, out: Path,
               quick: bool) -> dict:
     from socialmeta.cli.train import main as train_main
 
-    overrides = [*bench._overrides(cell, seed, quick, [3]), f"meta={learner}", *point,
+    overrides = [*bench_quality._overrides(cell, seed, quick, [3]), f"meta={learner}", *point,
                  "eval.test=false", "eval.baselines=null", f"hydra.run.dir={out / 'run'}"]
-    with bench._StderrTail() as tail:
+    with bench_quality._StderrTail() as tail:
         try:
             train_main(overrides)
         except SystemExit as e:
@@ -150,7 +150,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny runs (tests)")
     args = parser.parse_args(argv)
-    bench = bench_quality
     given = argv if argv is not None else sys.argv[1:]
     command = "python tools/tune_learners.py " + " ".join(a for a in given
                                                           if a != "--report-only")
@@ -162,10 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         if target.is_file():
             continue
         try:
-            result = run_point(bench, cell, learner, point, seed, target.parent, args.quick)
+            result = run_point(cell, learner, point, seed, target.parent, args.quick)
         except (Exception, SystemExit) as e:  # recorded, never silently dropped
             result = {"error": f"{type(e).__name__}: {e}", "point": point}
-        bench._write(target, result)
+        bench_quality._write(target, result)
         print(f"seed {seed} {cell} {learner} {' '.join(point)}: "
               f"{result.get('best_val', result.get('error'))}", flush=True)
     rows = collect(args.out)

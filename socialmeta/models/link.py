@@ -118,7 +118,6 @@ class LinkModel(ItemTasteMixin, nn.Module):
             self._init_items(num_items, hidden_channels)
             self.task_fields = (*LinkModel.task_fields, "item_ids", "item_adj")
         taste = hidden_channels if num_items else 0
-        self.heuristics = heuristics
         #: width of the heuristic input channels (zero without ``heuristics``)
         self.heuristic_channels = (2 + (in_channels > 0) + (num_items > 0)) if heuristics else 0
         self.encoder = Encoder(conv, in_channels + num_hops + 3 + taste + self.heuristic_channels,
@@ -292,7 +291,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
         degree = adj.sum(-1)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
         inputs = self._with_taste(inputs, item_ids, item_adj, sparse=False)
-        if self.heuristics:
+        if self.heuristic_channels:
             items = None
             if self.num_items:
                 count = item_adj.sum(-1)
@@ -314,7 +313,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
         degree = torch.bincount(edge_index[0], minlength=n).to(x.dtype)
         inputs = node_inputs(x, degree, hop, is_support, self.num_hops)
         inputs = self._with_taste(inputs, item_ids, item_pairs, sparse=True)
-        if self.heuristics:
+        if self.heuristic_channels:
             items = None
             if self.num_items:
                 user, item = item_pairs

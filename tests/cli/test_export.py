@@ -197,7 +197,7 @@ def test_heuristic_link_model_trains_exports_and_recommends(tmp_path, capsys):
     run = tmp_path / "run"
     train_main([f"hydra.run.dir={run}", "model.link_heuristics=true", *TINY])
     model, params, graph, _ = restore(run / "best.pt")
-    assert model.heuristics and model.heuristic_channels == 3  # CN, AA, feature cosine
+    assert model.heuristic_channels == 3  # CN, AA, feature cosine
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'export'}"])
     emb = np.load(tmp_path / "export" / "user_embeddings.npy")
     # the full-graph pass has no center: the heuristic channels are zero
