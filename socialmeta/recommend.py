@@ -86,7 +86,9 @@ class Recommender:
                 for a new user described by :obj:`friends` / :obj:`items`.
             friends: Ids of the new user's friends (friend runs: the support; item
                 and interest runs: the social context).
-            items: Ids of the new user's items (item runs: the support).
+            items: Ids of the new user's items (item runs: the support; runs whose
+                tasks observe ``items``, e.g. friend runs with ``task.context=[items]``:
+                the context).
             k: How many to return.
         """
         if k < 1:
@@ -107,9 +109,11 @@ class Recommender:
                 raise ValueError(f"unknown user id {user!r} in dataset {self.graph.name!r}")
             center = self._user_index[user]
             return self.sampler.support_batch(torch.tensor([center]))
-        if self.kind == "friend" and items:
-            raise ValueError("this is a friend-recommendation run: it adapts on friends=[...] "
-                             "only (items are not part of its tasks)")
+        observes_items = self.kind == "item" or self.sampler.config.observes("items")
+        if items and not observes_items:
+            raise ValueError(f"this {self.kind} run's tasks do not observe items "
+                             f"(task.context={list(self.sampler.config.context)}): describe "
+                             "the new user with friends=[...] only")
         if self.kind == "item" and not items:
             raise ValueError("this is an item-recommendation run: describe the new user "
                              "with items=[...] (and optionally friends=[...])")
@@ -121,7 +125,7 @@ class Recommender:
         item_ids = torch.tensor([self._lookup(self._item_index, i, "item") for i in items],
                                 dtype=torch.long)
         return self.sampler.support_batch(torch.tensor([self.new_user]), [friend_ids],
-                                          [item_ids] if self.kind == "item" else None)
+                                          [item_ids] if observes_items else None)
 
     def _lookup(self, index: dict[str, int], raw: str, what: str) -> int:
         if not index:

@@ -111,3 +111,26 @@ def test_item_and_interest_runs(tmp_path):
     rec = Recommender.from_checkpoint(tmp_path / "interest" / "best.pt")
     recs = rec.recommend(friends=["u1", "u2", "u3"], k=5)
     assert {r.id for r in recs} <= set(rec.graph.interest_names) and len(recs) == 5
+
+
+def test_friend_run_with_items_context_and_taste_neighbours(tmp_path):
+    """A friend run whose tasks observe items (with taste neighbours and heuristic
+    inputs): a new user given as friends + items gets exactly the ranking of the
+    existing user with those links, and the items change the ranking."""
+    run = tmp_path / "friend-items"
+    train_main([f"hydra.run.dir={run}", *TINY, *UNCAPPED, "task.context=[items]",
+                "task.taste_fanout=8", "model.link_heuristics=true"])
+    rec = Recommender.from_checkpoint(run / "best.pt")
+    assert rec.sampler.config.user_cap == 300 + 8
+    user = _a_test_user(rec)
+    u = rec.graph.raw_ids["user"].index(user)
+    own = rec.sampler.context_items(torch.tensor([u]))[1]
+    items = [rec.graph.raw_ids["item"][int(i)] for i in own]
+    assert items
+    by_id = rec.recommend(user=user, k=15)
+    by_links = rec.recommend(friends=_training_friends(rec, user), items=items, k=15)
+    assert [r.id for r in by_id] == [r.id for r in by_links]
+    assert torch.allclose(torch.tensor([r.score for r in by_id]),
+                          torch.tensor([r.score for r in by_links]), atol=1e-5)
+    without = rec.recommend(friends=_training_friends(rec, user), k=15)
+    assert [r.score for r in without] != [r.score for r in by_links]

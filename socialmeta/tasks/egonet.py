@@ -97,6 +97,7 @@ def sample_egonets(
     first_priority: Tensor,
     fanouts: Sequence[int],
     node_cap: int,
+    second: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> EgoNets:
     r"""Ego-nets around :obj:`centers` with per-hop fan-out caps.
 
@@ -107,6 +108,10 @@ def sample_egonets(
     neighbours chosen by a hash of (task key, node, neighbour). A fan-out of ``-1``
     keeps all. The center is never re-entered. At most :obj:`node_cap` nodes per task
     are kept, by hop and then by priority.
+
+    :obj:`second` (``(task, node, priority)``) adds nodes at hop 2 besides those
+    reached through hop 1, e.g. users two steps away over an item; a node reached both
+    ways keeps its :obj:`second` priority, and hop 3 expands from all hop-2 nodes.
     """
     num_tasks, n = centers.numel(), background.num_src
     tasks = torch.arange(num_tasks)
@@ -127,6 +132,8 @@ def sample_egonets(
         if fanout >= 0:
             keep = rank_in_group(t * n + front_node[pos], prio) < fanout
             t, nbr, prio = t[keep], nbr[keep], prio[keep]
+        if hop == 2 and second is not None:
+            t, nbr, prio = (torch.cat([a, b]) for a, b in zip(second, (t, nbr, prio)))
         key = t * n + nbr
         new = member_index(seen, key) < 0
         t, nbr, prio, key = t[new], nbr[new], prio[new], key[new]

@@ -50,6 +50,14 @@ class TaskConfig:
         item_cap: I, items per item task. (default: :obj:`64`)
         query_cap: Q, query targets per training task (positives and negatives).
         negatives: Sampled negatives per positive target. (default: :obj:`1`)
+        taste_fanout: Friend tasks that observe ``items``, and item tasks: besides
+            the users reached over friendships, the ego-net takes at hop 2 (two steps
+            away, over an item) the ``taste_fanout`` training users who share the most
+            of the center's visible items (its context items; an item task's K support
+            items), weighted like Adamic-Adar (each shared item counts
+            ``1 / log(1 + its number of training users)``); the task's user cap
+            grows by as much (:attr:`user_cap`). ``0`` turns it off; interest tasks
+            ignore it. (default: :obj:`0`)
         context: Relations of the center observed as side information besides its
             K-shot support: ``items`` and/or ``features`` for friend tasks (default
             ``[]``, pure cold start), ``friends`` and/or ``features`` for item tasks
@@ -69,6 +77,7 @@ class TaskConfig:
     item_cap: int = 64
     query_cap: int = 32
     negatives: int = 1
+    taste_fanout: int = 0
     context: Sequence[str] | None = None
     seed: int = 0
 
@@ -80,6 +89,11 @@ class TaskConfig:
                 raise ValueError(f"unknown task {name} {value!r}; choose one of {list(choices)}")
         if not 1 <= len(self.fanouts) <= 3:
             raise ValueError(f"fanouts must list 1 to 3 hops, got {list(self.fanouts)}")
+        if self.taste_fanout < 0:
+            raise ValueError(f"taste_fanout must be >= 0, got {self.taste_fanout}")
+        if self.taste_fanout and len(self.fanouts) < 2:
+            raise ValueError("taste_fanout adds users at hop 2: fanouts must list at "
+                             f"least 2 hops, got {list(self.fanouts)}")
         if not self.shots or min(self.shots) < 1:
             raise ValueError(f"shots must be positive integers, got {list(self.shots)}")
         self.shots, self.fanouts = tuple(self.shots), tuple(self.fanouts)
@@ -100,6 +114,18 @@ class TaskConfig:
     def observes(self, relation: str) -> bool:
         """Whether the center's :obj:`relation` is visible as context."""
         return relation in self.context
+
+    @property
+    def uses_taste(self) -> bool:
+        """Whether ego-nets take taste neighbours (see ``taste_fanout``)."""
+        return self.taste_fanout > 0 and (
+            self.kind == "item" or (self.kind == "friend" and self.observes("items")))
+
+    @property
+    def user_cap(self) -> int:
+        """Users per task: ``node_cap``, plus ``taste_fanout`` where taste
+        neighbours are taken."""
+        return self.node_cap + (self.taste_fanout if self.uses_taste else 0)
 
     @property
     def support_cap(self) -> int:
@@ -154,6 +180,7 @@ class TaskSampler:
                 self.observed[INTERACTS].edge_index, self.num_users, self.num_items)
             u, i = graph.interaction_index
             self.item_keys = (u * self.num_items + i).sort().values
+        self._item_users: CSR | None = None   # built on first use (taste_fanout)
         self._labels = self._label_matrix()
         self._epoch_cache: tuple[int, Tensor] | None = None
         self._links: dict[str, tuple[Tensor, Tensor]] | None = None
@@ -235,7 +262,7 @@ class TaskSampler:
         sizes = torch.bincount(links["items" if self.config.kind == "item" else "friends"][0],
                                minlength=centers.numel())
         shots = sizes.clamp(min=1) if self.config.kind != "interest" else torch.full_like(
-            centers, self.config.node_cap)
+            centers, self.config.user_cap)
         keys = hash_keys(self.config.seed, EVAL_EPOCH, centers)
         self._links = links
         try:
@@ -397,10 +424,15 @@ class TaskSampler:
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
                                       self.split.train, self.friend_keys)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
-        ego = self._egonets(centers, keys, sup_t, sup_node)
+        taste = None
+        if self.config.observes("items"):
+            center_items = self._center_items(centers, links)
+            if self.config.uses_taste:
+                taste = self._taste_neighbours(centers, *center_items)
+        ego = self._egonets(centers, keys, sup_t, sup_node, second=taste)
         batch = self._assemble(centers, keys, index, k, ego, sup_t, sup_node)
         if self.config.observes("items"):
-            self._add_items(batch, ego, keys, *self._center_items(centers, links))
+            self._add_items(batch, ego, keys, *center_items)
         return self._with_targets(batch, sides, self.num_users,
                                   _LocalKeys(ego.keys(), ego.local), train)
 
@@ -409,7 +441,9 @@ class TaskSampler:
         k, sides = self._link_targets(centers, keys, shots, train, pos, item,
                                       torch.arange(self.num_items), self.item_keys)
         f_pos, friend = self._context_friends(centers, links)
-        ego = self._egonets(centers, keys, f_pos, friend)
+        taste = (self._taste_neighbours(centers, *sides["support"][:2])
+                 if self.config.uses_taste else None)
+        ego = self._egonets(centers, keys, f_pos, friend, second=taste)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
         item_keys = self._add_items(batch, ego, keys, *sides["support"][:2])
         return self._with_targets(batch, sides, self.num_items, item_keys, train)
@@ -469,7 +503,7 @@ class TaskSampler:
         user_local = torch.cat([ego.local[members][pos], torch.zeros_like(sup_t)])
         item_local = item_keys.lookup(t * self.num_items + torch.cat([item, sup_item]))
         ok = item_local >= 0
-        adj = torch.zeros(ego.num_tasks, self.config.node_cap, self.config.item_cap)
+        adj = torch.zeros(ego.num_tasks, self.config.user_cap, self.config.item_cap)
         adj[t[ok], user_local[ok], item_local[ok]] = 1.0
         return adj
 
@@ -500,14 +534,41 @@ class TaskSampler:
 
     # ------------------------------------------------------------ ego-nets
     def _egonets(self, centers: Tensor, keys: Tensor, first_t: Tensor,
-                 first_node: Tensor) -> EgoNets:
+                 first_node: Tensor, second=None) -> EgoNets:
         prio = priority(keys[first_t], first_node)
         return sample_egonets(self.background, centers, keys, first_t, first_node, prio,
-                              self.config.fanouts, self.config.node_cap)
+                              self.config.fanouts, self.config.user_cap, second=second)
+
+    def _taste_neighbours(self, centers: Tensor, center_t: Tensor,
+                          center_item: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""The ``taste_fanout`` training users sharing the most (Adamic-Adar
+        weighted) of each task's visible center items ``(center_t, center_item)``, as ``(task,
+        user, priority)``; priorities are negative (before any hashed one), the most
+        similar first; ties go to the smaller user id. The center itself (a training
+        center's own interactions are observed) is never its own taste neighbour."""
+        if self._item_users is None:
+            u, i = self.observed[INTERACTS].edge_index
+            self._item_users = CSR.from_edge_index(torch.stack([i, u]), self.num_items,
+                                                   self.num_users)
+        users_of = self._item_users
+        deg = users_of.degree(center_item)
+        pos, user = users_of.gather(center_item)
+        t = center_t[pos]
+        weight = 1.0 / torch.log1p(deg[pos].double())
+        other = user != centers[t]
+        t, user, weight = t[other], user[other], weight[other]
+        key, inverse = torch.unique(t * self.num_users + user, return_inverse=True)
+        score = torch.zeros(key.numel(), dtype=torch.double).index_add_(0, inverse, weight)
+        t, user = key // self.num_users, key % self.num_users
+        # rank by score (descending), ties by user id: keys are sorted by (t, user)
+        rank = rank_in_group(t, -score)
+        keep = rank < self.config.taste_fanout
+        t, user, rank = t[keep], user[keep], rank[keep]
+        return t, user, rank - self.config.taste_fanout
 
     def _assemble(self, centers, keys, index, shots, ego: EgoNets, vis_t: Tensor,
                   vis_node: Tensor) -> TaskBatch:
-        cfg, num_tasks, n = self.config, centers.numel(), self.config.node_cap
+        cfg, num_tasks, n = self.config, centers.numel(), self.config.user_cap
         et, ei, ej = induced_edges(ego, self.background, vis_t, vis_node)
         adj = torch.zeros(num_tasks, n, n)
         adj[et, ei, ej] = 1.0
@@ -555,7 +616,7 @@ class TaskSampler:
             support = self._per_label_support(ego, keys, shots, y, members)
             query = members & ~support
             center_y = None
-        n, num_tasks = self.config.node_cap, centers.numel()
+        n, num_tasks = self.config.user_cap, centers.numel()
         labels = torch.zeros(num_tasks, n, y.size(1))
         labels[ego.task[support], ego.local[support]] = y[support]
         batch.labels, batch.label_valid = labels, valid

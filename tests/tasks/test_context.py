@@ -71,9 +71,10 @@ def _check_task(batch, t, sampler, graph, friends, items):
         assert batch.x.size(-1) == 0
 
 
-def _run(graph, kind, context, split_seed=0):
+def _run(graph, kind, context, split_seed=0, **options):
     split = split_users(graph, seed=split_seed)
-    sampler = TaskSampler(graph, split, TaskConfig(kind=kind, context=context, seed=5))
+    sampler = TaskSampler(graph, split, TaskConfig(kind=kind, context=context, seed=5,
+                                                   **options))
     friends = _links(graph.friend_index, graph.num_users)
     items = _links(graph.interaction_index, graph.num_items) if graph.has_items else None
     for b in range(NUM_TRAIN_TASKS // BATCH):
@@ -95,6 +96,17 @@ def _run(graph, kind, context, split_seed=0):
     ("friend", []), ("friend", ["items"]), ("item", []), ("item", ["friends"])])
 def test_context_lastfm(lastfm, kind, context):
     _run(lastfm, kind, context)
+
+
+def test_context_lastfm_with_taste_neighbours(lastfm):
+    """Taste neighbours come from what of the new user is visible (its context items,
+    or an item task's support items), never from its query relation: the checks hold
+    unchanged with them."""
+    sampler = _run(lastfm, "friend", ["items"], taste_fanout=64)
+    assert sampler.config.user_cap == 64 + 64
+    # item tasks take them over the K support items only
+    sampler = _run(lastfm, "item", ["friends"], taste_fanout=32)
+    assert sampler.config.user_cap == 64 + 32
 
 
 @pytest.mark.parametrize("context", [[], ["features"]])
