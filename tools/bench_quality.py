@@ -53,14 +53,23 @@ _EARLY = ("The learner runs of this cell were made with the code of commit ad894
           "runs came later). For lastfm, which has no user features, those changes leave "
           "the tasks unchanged: train and test task batches of both kinds are bit-identical "
           "at ad894f2 and now.")
+_HEURISTICS = ("Learner runs with the heuristic node inputs (`model.link_heuristics=true`{}), "
+               "chosen on validation users ({}). The runs before them are in the git "
+               "history at commit 711dca9.")
 NOTES = {
-    "lastfm:friend": _EARLY,
+    "lastfm:friend": _HEURISTICS.format("", "docs/heuristics.md"),
+    "lastfm:friend:items": _HEURISTICS.format(
+        " and 64 taste neighbours, `task.taste_fanout=64`",
+        "docs/heuristics.md, docs/taste.md"),
+    "ego_facebook:friend": _HEURISTICS.format("", "docs/heuristics.md"),
     "lastfm:item": _EARLY,
     "ego_facebook:friend:features": (
         "The learner runs of this cell were made before `task.context` existed, when "
         "every friend task showed the center's own feature row: the information of "
         "context `[features]` (without the constant hidden-row flag column that the "
-        "current code adds). Its baselines and any later runs use the context option."),
+        "current code adds), and without the heuristic node inputs that "
+        "`experiment=ego_facebook_friend` now switches on (`model.link_heuristics=true`). "
+        "Its baselines and any later runs use the context option."),
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
