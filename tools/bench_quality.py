@@ -63,13 +63,7 @@ NOTES = {
         "docs/heuristics.md, docs/taste.md"),
     "ego_facebook:friend": _HEURISTICS.format("", "docs/heuristics.md"),
     "lastfm:item": _EARLY,
-    "ego_facebook:friend:features": (
-        "The learner runs of this cell were made before `task.context` existed, when "
-        "every friend task showed the center's own feature row: the information of "
-        "context `[features]` (without the constant hidden-row flag column that the "
-        "current code adds), and without the heuristic node inputs that "
-        "`experiment=ego_facebook_friend` now switches on (`model.link_heuristics=true`). "
-        "Its baselines and any later runs use the context option."),
+    "ego_facebook:friend:features": _HEURISTICS.format("", "docs/heuristics.md"),
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
