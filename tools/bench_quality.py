@@ -56,14 +56,15 @@ _EARLY = ("The learner runs of this cell were made with the code of commit ad894
 _HEURISTICS = ("Learner runs with the heuristic node inputs (`model.link_heuristics=true`{}), "
                "chosen on validation users ({}). The runs before them are in the git "
                "history at commit 711dca9.")
+_WITH_HEURISTICS = _HEURISTICS.format("", "docs/heuristics.md")
 NOTES = {
-    "lastfm:friend": _HEURISTICS.format("", "docs/heuristics.md"),
+    "lastfm:friend": _WITH_HEURISTICS,
     "lastfm:friend:items": _HEURISTICS.format(
         " and 64 taste neighbours, `task.taste_fanout=64`",
         "docs/heuristics.md, docs/taste.md"),
-    "ego_facebook:friend": _HEURISTICS.format("", "docs/heuristics.md"),
+    "ego_facebook:friend": _WITH_HEURISTICS,
     "lastfm:item": _EARLY,
-    "ego_facebook:friend:features": _HEURISTICS.format("", "docs/heuristics.md"),
+    "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}

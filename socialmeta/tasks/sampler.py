@@ -178,9 +178,12 @@ class TaskSampler:
                                              self.num_items)
             self.background_items = CSR.from_edge_index(
                 self.observed[INTERACTS].edge_index, self.num_users, self.num_items)
+            # item -> its training users, where taste neighbours are taken
+            self.background_users = (CSR.from_edge_index(
+                self.observed[INTERACTS].edge_index.flip(0), self.num_items, self.num_users)
+                if config.uses_taste else None)
             u, i = graph.interaction_index
             self.item_keys = (u * self.num_items + i).sort().values
-        self._item_users: CSR | None = None   # built on first use (taste_fanout)
         self._labels = self._label_matrix()
         self._epoch_cache: tuple[int, Tensor] | None = None
         self._links: dict[str, tuple[Tensor, Tensor]] | None = None
@@ -424,14 +427,11 @@ class TaskSampler:
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
                                       self.split.train, self.friend_keys)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
-        taste = None
-        if self.config.observes("items"):
-            center_items = self._center_items(centers, links)
-            if self.config.uses_taste:
-                taste = self._taste_neighbours(centers, *center_items)
-        ego = self._egonets(centers, keys, sup_t, sup_node, second=taste)
+        center_items = (self._center_items(centers, links)
+                        if self.config.observes("items") else None)
+        ego = self._egonets(centers, keys, sup_t, sup_node, visible_items=center_items)
         batch = self._assemble(centers, keys, index, k, ego, sup_t, sup_node)
-        if self.config.observes("items"):
+        if center_items is not None:
             self._add_items(batch, ego, keys, *center_items)
         return self._with_targets(batch, sides, self.num_users,
                                   _LocalKeys(ego.keys(), ego.local), train)
@@ -441,11 +441,10 @@ class TaskSampler:
         k, sides = self._link_targets(centers, keys, shots, train, pos, item,
                                       torch.arange(self.num_items), self.item_keys)
         f_pos, friend = self._context_friends(centers, links)
-        taste = (self._taste_neighbours(centers, *sides["support"][:2])
-                 if self.config.uses_taste else None)
-        ego = self._egonets(centers, keys, f_pos, friend, second=taste)
+        support_items = sides["support"][:2]
+        ego = self._egonets(centers, keys, f_pos, friend, visible_items=support_items)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
-        item_keys = self._add_items(batch, ego, keys, *sides["support"][:2])
+        item_keys = self._add_items(batch, ego, keys, *support_items)
         return self._with_targets(batch, sides, self.num_items, item_keys, train)
 
     def _context_friends(self, centers: Tensor, links) -> tuple[Tensor, Tensor]:
@@ -533,24 +532,27 @@ class TaskSampler:
         return batch
 
     # ------------------------------------------------------------ ego-nets
-    def _egonets(self, centers: Tensor, keys: Tensor, first_t: Tensor,
-                 first_node: Tensor, second=None) -> EgoNets:
+    def _egonets(self, centers: Tensor, keys: Tensor, first_t: Tensor, first_node: Tensor,
+                 visible_items: tuple[Tensor, Tensor] | None = None) -> EgoNets:
+        """Ego-nets whose hop 1 is ``(first_t, first_node)``; with taste neighbours
+        (``TaskConfig.uses_taste``) also those of the centers' :obj:`visible_items`
+        ``(task, item)`` at hop 2."""
         prio = priority(keys[first_t], first_node)
+        second = (self._taste_neighbours(centers, *visible_items)
+                  if self.config.uses_taste and visible_items is not None else None)
         return sample_egonets(self.background, centers, keys, first_t, first_node, prio,
                               self.config.fanouts, self.config.user_cap, second=second)
 
     def _taste_neighbours(self, centers: Tensor, center_t: Tensor,
                           center_item: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         r"""The ``taste_fanout`` training users sharing the most (Adamic-Adar
-        weighted) of each task's visible center items ``(center_t, center_item)``, as ``(task,
-        user, priority)``; priorities are negative (before any hashed one), the most
-        similar first; ties go to the smaller user id. The center itself (a training
-        center's own interactions are observed) is never its own taste neighbour."""
-        if self._item_users is None:
-            u, i = self.observed[INTERACTS].edge_index
-            self._item_users = CSR.from_edge_index(torch.stack([i, u]), self.num_items,
-                                                   self.num_users)
-        users_of = self._item_users
+        weighted) of each task's visible center items ``(center_t, center_item)``, as
+        ``(task, user, priority)``; priorities are negative (before any hashed one), the
+        most similar first; ties go to the smaller user id. The center itself (a
+        training center's own interactions are observed) is never its own taste
+        neighbour."""
+        users_of = self.background_users
+        assert users_of is not None, "taste neighbours need TaskConfig.uses_taste"
         deg = users_of.degree(center_item)
         pos, user = users_of.gather(center_item)
         t = center_t[pos]
