@@ -48,11 +48,12 @@ TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
 #: provenance notes printed under a cell's heading
-_EARLY = ("The learner runs of this cell were made with the code of commit ad894f2, "
-          "before ProtoNet for item tasks and `task.context` (the item cell's ProtoNet "
-          "runs came later). For lastfm, which has no user features, those changes leave "
-          "the tasks unchanged: train and test task batches of both kinds are bit-identical "
-          "at ad894f2 and now.")
+_ITEM_HEURISTICS = ("Learner runs with the item bias and ego-net holder counts in the score "
+                    "(`model.item_heuristics=true`), up to 2048 task items kept by how many "
+                    "ego-net users hold them (`task.item_cap=2048 task.item_order=shared`) "
+                    "and 32 taste neighbours (`task.taste_fanout=32`), chosen on validation "
+                    "users (docs/item-heuristics.md). The runs before them are in the git "
+                    "history at commit 74b08a9.")
 _HEURISTICS = ("Learner runs with the heuristic node inputs (`model.link_heuristics=true`{}), "
                "chosen on validation users ({}). The runs before them are in the git "
                "history at commit 711dca9.")
@@ -63,7 +64,8 @@ NOTES = {
         " and 64 taste neighbours, `task.taste_fanout=64`",
         "docs/heuristics.md, docs/taste.md"),
     "ego_facebook:friend": _WITH_HEURISTICS,
-    "lastfm:item": _EARLY,
+    "lastfm:item": _ITEM_HEURISTICS,
+    "lastfm:item:none": _ITEM_HEURISTICS,
     "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"

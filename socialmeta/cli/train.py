@@ -65,7 +65,8 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Mod
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
         return ItemModel(features, graph.num_items, num_hops, item_features=item_x,
-                         social=cfg.social, **common)
+                         social=cfg.social,
+                         heuristics=bool(cfg.get("item_heuristics", False)), **common)
     num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
                   else int(torch.bincount(graph["circle"].ego).max()))
     return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)

@@ -66,7 +66,8 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
         taste = torch.zeros(n, weight.size(1)).index_add_(0, u, weight[i])
         taste = taste / torch.bincount(u, minlength=n).clamp(min=1).unsqueeze(1)
         inputs = torch.cat([inputs, taste], 1)
-    # heuristics towards a task's center (LinkModel(heuristics=True)): no center, zeros
+    # heuristics towards a task's center (LinkModel and ItemModel with heuristics=True):
+    # no center, zeros
     inputs = torch.cat([inputs, torch.zeros(n, getattr(model, "heuristic_channels", 0))], 1)
     if chunk_size is None:
         out = torch.func.functional_call(encoder, encoder_state, (inputs, graph.friend_index))
@@ -150,6 +151,11 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
       inner-product ``IndexIDMap(IndexFlatIP)`` whose ids are row numbers, i.e. lines of
       the id files; with ``normalize=True`` its scores are cosines (needs ``faiss-cpu``).
 
+    An item model with ``heuristics=True`` also scores an item by a learned bias and
+    by counts over the new user's ego-net, which no fixed vector can carry: its
+    exported rows give the dot-product part of the score only, the biases go to
+    ``item_bias.npy``, and the manifest's ``item_score`` says so.
+
     ``manifest.json`` records dimension, normalisation, model and data hashes,
     versions, the files and their kind: ``meta-init`` (the encoder's full-graph
     forward, :func:`user_embeddings`) or ``adapted`` (per-user adapted rows that the
@@ -203,6 +209,10 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
                                            metadata={"normalization": "l2" if normalize
                                                      else "none"}))
         written.append("embeddings.safetensors")
+    if "item_bias.weight" in params:
+        with atomic_write(out_dir / "item_bias.npy", "wb") as f:
+            np.save(f, params["item_bias.weight"].detach().float()[:, 0].numpy())
+        written.append("item_bias.npy")
     manifest = {
         "kind": kind,
         "dimension": int(arrays["user"].shape[1]),
@@ -210,6 +220,9 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
         "faiss_metric": "inner_product" if "faiss" in writers else None,
         "users": int(arrays["user"].shape[0]),
         "items": int(arrays["item"].shape[0]) if "item" in arrays else 0,
+        "item_score": (None if "item" not in arrays else "user . item" if not getattr(
+            model, "heuristics", False) else "user . item + item_bias + ego-net count "
+            "term (not exported: it depends on each user's ego-net)"),
         "files": sorted(written),
         "model": type(model).__name__, "encoder": model.encoder.conv_name,
         "model_sha256": tensor_digest({n: p for n, p in params.items()}),

@@ -9,6 +9,59 @@ from socialmeta.models.link import masked_bce, node_inputs
 from socialmeta.models.taste import ItemTasteMixin
 
 
+def _to_items(item_graph: Tensor, values: Tensor, num_items: int, sparse: bool) -> Tensor:
+    """``[I, C]``: per task item, the sum of :obj:`values` ``[N, C]`` over its holders."""
+    if sparse:
+        user, item = item_graph
+        out = torch.zeros(num_items, values.size(-1), dtype=values.dtype, device=values.device)
+        return out.index_add(0, item, values[user])
+    return item_graph.transpose(-1, -2).to(values.dtype) @ values
+
+
+def _to_users(item_graph: Tensor, values: Tensor, num_users: int, sparse: bool) -> Tensor:
+    """``[N, C]``: per task user, the sum of :obj:`values` ``[I, C]`` over its items."""
+    if sparse:
+        user, item = item_graph
+        out = torch.zeros(num_users, values.size(-1), dtype=values.dtype, device=values.device)
+        return out.index_add(0, user, values[item])
+    return item_graph.to(values.dtype) @ values
+
+
+def item_heuristics(hop: Tensor, item_graph: Tensor, num_items: int, num_hops: int,
+                    sparse: bool = False, dtype: torch.dtype | None = None) -> Tensor:
+    r"""Parameter-free ego-net counts of every task item ``[I, 2 * num_hops]``: for
+    each hop ``d`` the number ``n_d`` of the task's users at hop ``d`` who hold the
+    item, as ``log(1 + n_d)`` and ``n_d / (users at hop d)`` (the center, hop 0,
+    holds only its visible items and is left out). Dense :obj:`item_graph` is
+    ``item_adj [N, I]``; sparse, the ``(user, item)`` local pairs (then the counts
+    have :obj:`dtype`, by default the default dtype)."""
+    dtype = item_graph.dtype if not sparse else dtype or torch.get_default_dtype()
+    at_hop = torch.stack([hop == d for d in range(1, num_hops + 1)], -1).to(dtype)  # [N, D]
+    held = _to_items(item_graph, at_hop, num_items, sparse)
+    users = at_hop.sum(-2).clamp(min=1)
+    return torch.cat([torch.log1p(held), held / users], -1)
+
+
+def taste_overlap(item_graph: Tensor, num_users: int, num_items: int, sparse: bool = False,
+                  dtype: torch.dtype | None = None) -> Tensor:
+    r"""``[N, 2]`` per task user: how many of the center's visible items (row 0 of the
+    item graph) it holds, as ``log(1 + overlap)`` and as the cosine
+    ``overlap / sqrt(|user's items| |center's items|)``."""
+    dtype = item_graph.dtype if not sparse else dtype or torch.get_default_dtype()
+    if sparse:
+        user, item = item_graph
+        center = torch.zeros(num_items, 1, dtype=dtype, device=user.device).index_add(
+            0, item, (user == 0).to(dtype).unsqueeze(-1))
+        count = torch.zeros(num_users, 1, dtype=dtype, device=user.device).index_add(
+            0, user, torch.ones_like(user, dtype=dtype).unsqueeze(-1))
+    else:
+        center = item_graph[..., 0, :].unsqueeze(-1)
+        count = item_graph.sum(-1, keepdim=True)
+    overlap = _to_users(item_graph, center, num_users, sparse)
+    cosine = overlap / (count * count[..., :1, :]).sqrt().clamp(min=1)
+    return torch.cat([torch.log1p(overlap), cosine], -1)
+
+
 class ItemModel(ItemTasteMixin, nn.Module):
     r"""Scores items for the center user of an item task.
 
@@ -16,7 +69,18 @@ class ItemModel(ItemTasteMixin, nn.Module):
     relation; the center sees only its support items), then the social encoder runs
     over the friendships of the ego-net (set :obj:`social=False` to ignore them, an
     ablation: no edges, no degree, no hop distances). An item is an embedding-table row (items are not cold; users are),
-    optionally plus a projection of item features. Score: ``(W h_center) · e_item + b``.
+    optionally plus a projection of item features. Score: ``(W h_center) · e_item``.
+
+    With :obj:`heuristics=True` the score also takes, per candidate item, a learned
+    item bias (its popularity) and a small MLP over parameter-free ego-net counts
+    (:func:`item_heuristics`: how many of the task's users at each hop hold the item,
+    as ``log(1 + n)`` and as a fraction of that hop's users; and a sum over the item's
+    holders of learned per-user weights): the social popularity and user-kNN signals
+    of the ego-net, which a low-dimensional dot product cannot express. Each user's
+    overlap with the center's visible items (:func:`taste_overlap`) joins the
+    encoder's inputs. Items outside the task's items count zero. The counts only see the
+    task's items, so pair it with a large ``task.item_cap`` and
+    ``task.item_order=shared``.
 
     Args:
         in_channels (int): User feature size ``F`` (may be 0).
@@ -27,6 +91,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
         num_layers (int): Encoder layers. (default: :obj:`2`)
         item_features (Tensor, optional): ``[num_items, D]`` item features.
         social (bool): Use the friendships of the ego-net. (default: :obj:`True`)
+        heuristics (bool): Add the item bias and the ego-net count MLP to the
+            score. (default: :obj:`False`)
     """
 
     head_prefixes = ("head.",)
@@ -37,19 +103,51 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def __init__(self, in_channels: int, num_items: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2,
                  item_features: Tensor | None = None, social: bool = True,
-                 **encoder_kwargs) -> None:
+                 heuristics: bool = False, **encoder_kwargs) -> None:
         super().__init__()
-        self.num_hops, self.social = num_hops, social
+        self.num_hops, self.social, self.heuristics = num_hops, social, heuristics
         self._init_items(num_items, hidden_channels, item_features)
-        self.encoder = Encoder(conv, in_channels + num_hops + 3 + hidden_channels,
-                               hidden_channels, num_layers, **encoder_kwargs)
+        #: width of the overlap-with-the-center inputs (zero without ``heuristics``)
+        self.heuristic_channels = 2 if heuristics else 0
+        self.encoder = Encoder(conv, in_channels + num_hops + 3 + hidden_channels
+                               + self.heuristic_channels, hidden_channels, num_layers,
+                               **encoder_kwargs)
         self.head = nn.Linear(hidden_channels, hidden_channels)
+        if heuristics:
+            self.item_bias = nn.Embedding(num_items, 1)
+            self.holder = nn.Linear(hidden_channels, 1)
+            self.heuristic = nn.Sequential(nn.Linear(2 * num_hops + 1, 16), nn.ReLU(),
+                                           nn.Linear(16, 1))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self._reset_items()
         self.encoder.reset_parameters()
         self.head.reset_parameters()
+        if self.heuristics:
+            nn.init.zeros_(self.item_bias.weight)
+            for layer in (self.holder, self.heuristic[0], self.heuristic[2]):
+                layer.reset_parameters()
+
+    def _heuristic_scores(self, h: Tensor, hop: Tensor, item_ids: Tensor, item_graph: Tensor,
+                          target_ids: Tensor, sparse: bool) -> Tensor:
+        r"""Bias plus count-MLP term of :obj:`target_ids` ``[M]``: the MLP runs on the
+        task's ``I`` items and is scattered over the item space (an item outside the
+        task has all-zero counts, so it gets the MLP's value at zero). Besides the
+        per-hop counts, the MLP sees ``log(1 + sum of w_u)`` over the item's holders
+        ``u``, with a learned weight ``w_u = softplus(v . h_u) >= 0`` per ego-net user (a
+        user-kNN whose similarities the encoder, and adaptation, choose)."""
+        num_items = item_ids.size(-1)
+        counts = item_heuristics(hop, item_graph, num_items, self.num_hops, sparse, h.dtype)
+        weight = nn.functional.softplus(self.holder(h)) * (hop > 0).unsqueeze(-1).to(h.dtype)
+        weighted = torch.log1p(_to_items(item_graph, weight, num_items, sparse))
+        counts = torch.cat([counts, weighted], -1)
+        zero = self.heuristic(torch.zeros_like(counts[..., :1, :]))  # [1, 1]
+        term = (self.heuristic(counts) - zero).squeeze(-1) * (item_ids >= 0).to(counts.dtype)
+        full = torch.zeros(self.num_items, dtype=term.dtype, device=term.device)
+        full = full.scatter_add(0, item_ids.clamp(min=0), term)
+        ids = target_ids.clamp(min=0)
+        return full[ids] + zero.squeeze(-1) + self.item_bias(ids).squeeze(-1)
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
@@ -81,7 +179,10 @@ class ItemModel(ItemTasteMixin, nn.Module):
             degree = torch.zeros_like(degree)
             hop = torch.where(hop == 0, hop, torch.full_like(hop, -1))
         zeros = torch.zeros_like(hop, dtype=x.dtype)
-        inputs = torch.cat([node_inputs(x, degree, hop, zeros, self.num_hops), taste], -1)
+        inputs = [node_inputs(x, degree, hop, zeros, self.num_hops), taste]
+        if self.heuristics:
+            inputs.append(taste_overlap(item_graph, n, item_ids.size(-1), sparse, x.dtype))
+        inputs = torch.cat(inputs, -1)
         if sparse:
             h = self.encoder.forward_sparse(inputs, edge_index)
         else:
@@ -89,8 +190,10 @@ class ItemModel(ItemTasteMixin, nn.Module):
         user = self.head(h[..., 0, :]).unsqueeze(-2)
         if target_ids is None:  # the center's vector in the item space
             return user.squeeze(-2)
+        extra = (self._heuristic_scores(h, hop, item_ids, item_graph, target_ids, sparse)
+                 if self.heuristics else 0.0)
         if support is None:
-            return (self.items(target_ids) * user).sum(-1)
+            return (self.items(target_ids) * user).sum(-1) + extra
         ids, label, valid = support
         z, z_support = self.items(target_ids) * user, self.items(ids) * user
         scores = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
@@ -98,7 +201,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
             w = (valid & (label == value)).to(z.dtype)
             proto = (w.unsqueeze(-1) * z_support).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1)
             scores = scores + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
-        return scores
+        return scores + extra
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor,
                       prototype: bool = False) -> Tensor:

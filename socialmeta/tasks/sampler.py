@@ -21,6 +21,7 @@ from socialmeta.tasks.random import hash_keys, priority, randint
 from socialmeta.tasks.split import UserSplit, observed_graph
 
 KINDS = ("friend", "item", "interest")
+ITEM_ORDERS = ("hash", "shared")
 VARIANTS = ("center", "members")
 LABEL_SOURCES = ("interests", "circles")
 #: relations of the center a task kind may observe as context, and the default
@@ -47,7 +48,14 @@ class TaskConfig:
         fanouts: Per-hop fan-out caps; its length is the number of hops (1-3); ``-1``
             keeps all neighbours. (default: ``(20, 10)``)
         node_cap: N, users per task including the center. (default: :obj:`64`)
-        item_cap: I, items per item task. (default: :obj:`64`)
+        item_cap: I, items per task (item tasks, and tasks that observe ``items``).
+            (default: :obj:`64`)
+        item_order: Which items a task keeps when its ego-net holds more than
+            ``item_cap``: the center's visible items always come first, then
+            ``"hash"`` (a seeded random choice) or ``"shared"`` (the items held by
+            the most ego-net users first, ties by the same random choice; what
+            per-item counts over the ego-net, e.g. ``ItemModel(heuristics=True)``,
+            need). (default: :obj:`"hash"`)
         query_cap: Q, query targets per training task (positives and negatives).
         negatives: Sampled negatives per positive target. (default: :obj:`1`)
         taste_fanout: Friend tasks that observe ``items``, and item tasks: besides
@@ -75,6 +83,7 @@ class TaskConfig:
     fanouts: Sequence[int] = (20, 10)
     node_cap: int = 64
     item_cap: int = 64
+    item_order: str = "hash"
     query_cap: int = 32
     negatives: int = 1
     taste_fanout: int = 0
@@ -84,7 +93,8 @@ class TaskConfig:
     def __post_init__(self) -> None:
         for name, value, choices in (("kind", self.kind, KINDS),
                                      ("variant", self.variant, VARIANTS),
-                                     ("label_source", self.label_source, LABEL_SOURCES)):
+                                     ("label_source", self.label_source, LABEL_SOURCES),
+                                     ("item_order", self.item_order, ITEM_ORDERS)):
             if value not in choices:
                 raise ValueError(f"unknown task {name} {value!r}; choose one of {list(choices)}")
         if not 1 <= len(self.fanouts) <= 3:
@@ -473,7 +483,8 @@ class TaskSampler:
     def _task_items(self, ego: EgoNets, keys: Tensor, sup_t: Tensor, sup_item: Tensor):
         """Items of a task: the center's visible items (support or context) first, then
         items of the other ego-net users (observed interactions), capped at I by a hash
-        priority."""
+        priority (``item_order="hash"``) or by how many ego-net users hold them, ties
+        by the hash (``"shared"``)."""
         members = ego.local != 0
         pos, bg_item = self.background_items.gather(ego.node[members])
         bg_t = ego.task[members][pos]
@@ -484,6 +495,13 @@ class TaskSampler:
         uniq, inverse = torch.unique(key, return_inverse=True)
         best = torch.full((uniq.numel(),), 2**63 - 1, dtype=torch.long).scatter_reduce(
             0, inverse, prio, reduce="amin")
+        if self.config.item_order == "shared" and uniq.numel():
+            # (most holders first, then the hash order); visible items stay first
+            held = torch.bincount(inverse[sup_t.numel():], minlength=uniq.numel())
+            hash_rank = torch.empty_like(best)
+            hash_rank[torch.argsort(best)] = torch.arange(best.numel())
+            best = torch.where(best < 0, best,
+                               (int(held.max()) - held) * best.numel() + hash_rank)
         t, item = uniq // self.num_items, uniq % self.num_items
         rank = rank_in_group(t, best)
         keep = rank < self.config.item_cap

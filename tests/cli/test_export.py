@@ -96,15 +96,27 @@ def test_export_normalized_and_missing_checkpoint(run_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_item_model_exports_item_table(tmp_path, capsys):
+@pytest.mark.parametrize("heuristics", [False, True])
+def test_item_model_exports_item_table(tmp_path, capsys, heuristics):
     run = tmp_path / "run"
-    train_main([f"hydra.run.dir={run}", "task=item", *TINY])
+    train_main([f"hydra.run.dir={run}", "task=item", *TINY,
+                f"model.item_heuristics={str(heuristics).lower()}", "task.item_order=shared"])
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'e'}"])
     model, params, graph, _ = restore(run / "best.pt")
+    assert model.heuristics == heuristics
     items = np.load(tmp_path / "e" / "item_embeddings.npy")
     assert items.shape == (graph.num_items, 32)
     assert np.allclose(items, params["item_embedding.weight"].detach().numpy())
     assert (tmp_path / "e" / "item_ids.txt").read_text().split() == graph.raw_ids["item"]
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert ("item_bias.npy" in manifest["files"]) == heuristics
+    if heuristics:  # the learned biases moved during training and are exported as such
+        bias = np.load(tmp_path / "e" / "item_bias.npy")
+        assert np.allclose(bias, params["item_bias.weight"].detach().numpy()[:, 0])
+        assert np.abs(bias).max() > 0
+        assert "not exported" in manifest["item_score"]
+    else:
+        assert manifest["item_score"] == "user . item"
 
 
 def test_eval_reproduces_the_training_run_test_metrics(run_dir, tmp_path, capsys):

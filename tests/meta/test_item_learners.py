@@ -20,12 +20,16 @@ def setup():
 
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "finetune",
                                      "noadapt", "protonet"])
-@pytest.mark.parametrize("social", [True, False])
-def test_item_batched_equals_reference(setup, learner, social, assert_meta_equivalent):
+@pytest.mark.parametrize("social,heuristics", [(True, False), (False, False), (True, True)])
+def test_item_batched_equals_reference(setup, learner, social, heuristics,
+                                       assert_meta_equivalent):
     graph, batch = setup
     torch.manual_seed(0)
     model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8, social=social,
-                      item_features=torch.randn(graph.num_items, 3)).double()
+                      item_features=torch.randn(graph.num_items, 3),
+                      heuristics=heuristics).double()
+    if heuristics:  # non-zero biases, so that the reference path must gather them too
+        torch.nn.init.normal_(model.item_bias.weight)
     assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.5))
 
 
@@ -43,12 +47,14 @@ def test_social_edges_matter_only_when_used(setup):
     assert not torch.allclose(with_social(*args), with_social(*empty))
 
 
-def test_item_candidate_scores_match_direct_scores(setup):
+@pytest.mark.parametrize("heuristics", [False, True])
+def test_item_candidate_scores_match_direct_scores(setup, heuristics):
     from socialmeta.meta import candidate_scores
 
     graph, batch = setup
     torch.manual_seed(0)
-    model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8).double()
+    model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8,
+                      heuristics=heuristics).double()
     inner = InnerLoop("noadapt")
     scores = candidate_scores(model, meta_parameters(model, inner), batch, inner,
                               graph.num_items)

@@ -104,8 +104,10 @@ def test_context_lastfm_with_taste_neighbours(lastfm):
     unchanged with them."""
     sampler = _run(lastfm, "friend", ["items"], taste_fanout=64)
     assert sampler.config.user_cap == 64 + 64
-    # item tasks take them over the K support items only
-    sampler = _run(lastfm, "item", ["friends"], taste_fanout=32)
+    # item tasks take them over the K support items only; items kept by how many
+    # ego-net users hold them (as experiment=lastfm_item, with a smaller cap)
+    sampler = _run(lastfm, "item", ["friends"], taste_fanout=32, item_cap=512,
+                   item_order="shared")
     assert sampler.config.user_cap == 64 + 32
 
 
