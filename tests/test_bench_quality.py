@@ -42,6 +42,29 @@ def test_summary_interval_and_verdict(load_tool):
     assert "| lastfm:friend | 0 | metasgd | RuntimeError: boom |" in tool.markdown(rows, "cmd", "m")
 
 
+def test_verdict_also_chooses_each_side_on_validation_users(load_tool, tmp_path):
+    tool = load_tool("bench_quality")
+    # maml is best on test, anil on validation; ppr is best on test, a non-meta GNN
+    # (which counts as a baseline) on validation
+    runs = {"maml": (0.30, 0.20), "anil": (0.25, 0.22), "baseline-ppr": (0.28, None),
+            "noadapt": (0.20, 0.21)}
+    for seed in range(2):
+        for method, (test, val) in runs.items():
+            data = {"test": {"3": {m: {"mean": test, "ci95": 0.0, "users": 10}
+                                   for m in tool.METRICS}}}
+            data |= ({"best_val": val} if val is not None
+                     else {"val_trials": [[{"a": 1}, 0.10], [{"a": 2}, 0.19 + seed * 0.02]]})
+            path = tmp_path / "lastfm-friend" / f"seed{seed}" / method / "metrics.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps(data))
+    summary = tool.summarise(tool.collect(tmp_path))
+    assert abs(summary[("lastfm:friend", "baseline-ppr", 3)]["val"] - 0.20) < 1e-12
+    (line,) = tool.verdicts(summary, ["lastfm:friend"])
+    assert "best meta-learner `maml` 0.3000" in line and "best baseline `ppr` 0.2800" in line
+    assert ("Each side chosen on validation users instead: `anil` 0.2500 vs "
+            "`noadapt (non-meta GNN)` 0.2000 (+25.0%).") in line
+
+
 def test_plain_summary_sorts_cells_into_ahead_level_behind(load_tool):
     tool = load_tool("bench_quality")
 
