@@ -65,12 +65,7 @@ NOTES = {
         "docs/heuristics.md, docs/taste.md"),
     "ego_facebook:friend": _WITH_HEURISTICS,
     "lastfm:item": _ITEM_HEURISTICS,
-    "lastfm:item:none": (
-        "The learner runs of this cell are older: made at commit 74b08a9, before the item "
-        "heuristics (the settings of `experiment=lastfm_item` then: no item heuristics, "
-        "hashed item cap, no taste neighbours), and not rerun since (CPU time went to the "
-        "lastfm:item cell). Its baselines do not depend on those settings: support, query "
-        "and candidates are the same under both."),
+    "lastfm:item:none": _ITEM_HEURISTICS,
     "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"
