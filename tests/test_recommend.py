@@ -1,4 +1,5 @@
 """socialmeta.Recommender and socialmeta-recommend: adapt to one user, rank candidates."""
+import dataclasses
 import json
 
 import pytest
@@ -134,3 +135,30 @@ def test_friend_run_with_items_context_and_taste_neighbours(tmp_path):
                           torch.tensor([r.score for r in by_links]), atol=1e-5)
     without = rec.recommend(friends=_training_friends(rec, user), k=15)
     assert [r.score for r in without] != [r.score for r in by_links]
+
+
+def test_item_run_with_item_heuristics_new_user_equals_existing_user(tmp_path):
+    """An item run whose score reads the ego-net (item bias + holder counts): a new user
+    given as its items + friends gets the task, and so the scores, of the existing user
+    with those links (all items in every task, uncapped ego-nets), and the holder counts
+    make the friends matter. Compared without test-time adaptation: the inner loop's
+    sampled negative items are hashed by the user, so adapted scores of a user and of
+    its placeholder twin differ slightly (friend runs use no sampled negatives)."""
+    run = tmp_path / "item-heuristics"
+    train_main([f"hydra.run.dir={run}", "task=item", *TINY, *UNCAPPED, "task.item_cap=100000",
+                "task.item_order=shared", "model.item_heuristics=true"])
+    rec = Recommender.from_checkpoint(run / "best.pt")
+    assert rec.model.heuristics
+    rec.inner = dataclasses.replace(rec.inner, steps=0)
+    src, dst = rec.graph.interaction_index
+    for user in [rec.graph.raw_ids["user"][u] for u in rec.split.test.tolist()[:3]]:
+        u = rec.graph.raw_ids["user"].index(user)
+        items = [rec.graph.raw_ids["item"][int(i)] for i in dst[src == u]]
+        friends = _training_friends(rec, user)
+        by_id = rec.recommend(user=user, k=15)
+        by_links = rec.recommend(items=items, friends=friends, k=15)
+        assert [r.id for r in by_id] == [r.id for r in by_links]
+        assert torch.allclose(torch.tensor([r.score for r in by_id]),
+                              torch.tensor([r.score for r in by_links]), atol=1e-5)
+        alone = rec.recommend(items=items, k=15)
+        assert [r.score for r in alone] != [r.score for r in by_links]
