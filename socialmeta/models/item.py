@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
-from socialmeta.models.taste import ItemTasteMixin
+from socialmeta.models.taste import ItemTasteMixin, center_item_overlap
 
 
 def _to_items(item_graph: Tensor, values: Tensor, num_items: int, sparse: bool) -> Tensor:
@@ -48,18 +48,10 @@ def taste_overlap(item_graph: Tensor, num_users: int, num_items: int, sparse: bo
     item graph) it holds, as ``log(1 + overlap)`` and as the cosine
     ``overlap / sqrt(|user's items| |center's items|)``."""
     dtype = item_graph.dtype if not sparse else dtype or torch.get_default_dtype()
-    if sparse:
-        user, item = item_graph
-        center = torch.zeros(num_items, 1, dtype=dtype, device=user.device).index_add(
-            0, item, (user == 0).to(dtype).unsqueeze(-1))
-        count = torch.zeros(num_users, 1, dtype=dtype, device=user.device).index_add(
-            0, user, torch.ones_like(user, dtype=dtype).unsqueeze(-1))
-    else:
-        center = item_graph[..., 0, :].unsqueeze(-1)
-        count = item_graph.sum(-1, keepdim=True)
-    overlap = _to_users(item_graph, center, num_users, sparse)
-    cosine = overlap / (count * count[..., :1, :]).sqrt().clamp(min=1)
-    return torch.cat([torch.log1p(overlap), cosine], -1)
+    overlap, count, center = center_item_overlap(item_graph, num_users, num_items, sparse,
+                                                 dtype)
+    cosine = overlap / (count * center).sqrt().clamp(min=1)
+    return torch.stack([torch.log1p(overlap), cosine], -1)
 
 
 class ItemModel(ItemTasteMixin, nn.Module):

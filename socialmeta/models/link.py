@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
-from socialmeta.models.taste import ItemTasteMixin
+from socialmeta.models.taste import ItemTasteMixin, center_item_overlap
 
 #: largest (targets x nodes) one-hot that target gathers build instead of indexing
 _ONEHOT_LIMIT = 1 << 16
@@ -294,9 +294,8 @@ class LinkModel(ItemTasteMixin, nn.Module):
         if self.heuristic_channels:
             items = None
             if self.num_items:
-                count = item_adj.sum(-1)
-                items = ((item_adj * item_adj[..., :1, :]).sum(-1), count,
-                         count[..., :1])
+                items = center_item_overlap(item_adj, x.size(-2), item_ids.size(-1), False,
+                                            x.dtype)
             inputs = torch.cat([inputs, heuristic_inputs(
                 x, degree, is_support,
                 lambda v: (adj @ v.unsqueeze(-1)).squeeze(-1), items)], -1)
@@ -316,13 +315,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
         if self.heuristic_channels:
             items = None
             if self.num_items:
-                user, item = item_pairs
-                ones = torch.ones_like(user, dtype=x.dtype)
-                centers = torch.zeros(item_ids.size(-1), dtype=x.dtype).index_add(
-                    0, item[user == 0], ones[user == 0])
-                count = torch.zeros(n, dtype=x.dtype).index_add(0, user, ones)
-                overlap = torch.zeros(n, dtype=x.dtype).index_add(0, user, centers[item])
-                items = (overlap, count, count[:1])
+                items = center_item_overlap(item_pairs, n, item_ids.size(-1), True, x.dtype)
             row, col = edge_index
             inputs = torch.cat([inputs, heuristic_inputs(
                 x, degree, is_support,

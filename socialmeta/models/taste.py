@@ -57,3 +57,23 @@ class ItemTasteMixin:
             return scatter(e_items[item], user, 0, dim_size=num_nodes, reduce="mean")
         count = item_graph.sum(-1, keepdim=True)
         return item_graph @ e_items / count.clamp(min=1)
+
+
+def center_item_overlap(item_graph: Tensor, num_users: int, num_items: int, sparse: bool,
+                        dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Item overlap of every task user with the center (row 0): ``(overlap [..., N],
+    count [..., N], center_count [..., 1])``, the number of the center's visible items
+    each user holds, each user's item count and the center's. Dense :obj:`item_graph`
+    is ``item_adj [..., N, I]``; sparse, the ``(user, item)`` local pairs."""
+    if sparse:
+        user, item = item_graph
+        ones = torch.ones_like(user, dtype=dtype)
+        centers = torch.zeros(num_items, dtype=dtype, device=user.device).index_add(
+            0, item[user == 0], ones[user == 0])
+        count = torch.zeros(num_users, dtype=dtype, device=user.device).index_add(
+            0, user, ones)
+        overlap = torch.zeros(num_users, dtype=dtype, device=user.device).index_add(
+            0, user, centers[item])
+        return overlap, count, count[:1]
+    count = item_graph.sum(-1)
+    return (item_graph * item_graph[..., :1, :]).sum(-1), count, count[..., :1]
