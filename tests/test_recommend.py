@@ -8,6 +8,8 @@ import torch
 from socialmeta import Recommender
 from socialmeta.cli.recommend import main as recommend_main
 from socialmeta.cli.train import main as train_main
+from socialmeta.data import INTERACTS
+from socialmeta.models.item import item_neighbours
 
 TINY = ["dataset.num_users=300", "dataset.feature_dim=0", "train.steps=4",
         "train.eval_every=2", "train.batch_size=8", "train.val_users=20", "eval.shots=[3]",
@@ -146,9 +148,18 @@ def test_item_run_with_item_heuristics_new_user_equals_existing_user(tmp_path):
     its placeholder twin differ slightly (friend runs use no sampled negatives)."""
     run = tmp_path / "item-heuristics"
     train_main([f"hydra.run.dir={run}", "task=item", *TINY, *UNCAPPED, "task.item_cap=100000",
-                "task.item_order=shared", "model.item_heuristics=true"])
+                "task.item_order=shared", "model.item_heuristics=true", "model.item_knn=20"])
     rec = Recommender.from_checkpoint(run / "best.pt")
     assert rec.model.heuristics
+    # the restored ItemKNN tables are the training users' (never val/test users' items)
+    index, weight = item_neighbours(rec.sampler.observed[INTERACTS].edge_index,
+                                    rec.graph.num_items, 20, rec.model.knn_group, 5)
+    assert torch.equal(rec.model.knn_weight, weight.reshape(-1, 20)) and weight.sum() > 0
+    assert (rec.model.knn_group[rec.split.train] < 5).all()
+    test = rec.split.test[rec.split.test < rec.model.knn_group.numel()]  # others: last table
+    assert test.numel() and (rec.model.knn_group[test] == 5).all()
+    leaky = item_neighbours(rec.graph.interaction_index, rec.graph.num_items, 20)[1]
+    assert not torch.equal(leaky[0], weight[5])
     rec.inner = dataclasses.replace(rec.inner, steps=0)
     src, dst = rec.graph.interaction_index
     for user in [rec.graph.raw_ids["user"][u] for u in rec.split.test.tolist()[:3]]:

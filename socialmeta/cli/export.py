@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from socialmeta.cli.common import ConfigError, dataset_from_config, run_hydra
-from socialmeta.cli.train import build_model, inner_loop, task_config
+from socialmeta.cli.train import build_model, inner_loop, split_from_config, task_config
 from socialmeta.data import SocialGraph
 from socialmeta.export import export_embeddings
 from socialmeta.export.embeddings import KINDS, adapted_user_embeddings
@@ -34,7 +34,8 @@ def restore(checkpoint: str | Path) -> tuple[nn.Module, dict[str, torch.Tensor],
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     graph = dataset_from_config(cfg.dataset)
-    model = build_model(cfg.model, graph, task_config(cfg.task, cfg.seed))
+    model = build_model(cfg.model, graph, task_config(cfg.task, cfg.seed),
+                        split_from_config(graph, cfg.split))
     params = meta_parameters(model, inner_loop(cfg.meta))
     with torch.no_grad():
         for name, p in params.items():
@@ -49,7 +50,6 @@ def export_command(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / "export"
     users = None
     if cfg.kind == "adapted":
-        from socialmeta.cli.train import split_from_config
         from socialmeta.tasks import TaskSampler
 
         sampler = TaskSampler(graph, split_from_config(graph, run_cfg.split),

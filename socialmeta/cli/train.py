@@ -21,7 +21,7 @@ from torch import nn
 
 from socialmeta.baselines import BASELINES, tune
 from socialmeta.cli.common import ConfigError, choose, dataset_from_config, run_hydra
-from socialmeta.data import SocialGraph, atomic_write
+from socialmeta.data import INTERACTS, SocialGraph, atomic_write
 from socialmeta.device import resolve_device
 from socialmeta.eval.protocol import evaluate_cold_start, evaluate_scorer
 from socialmeta.meta import LEARNERS, InnerLoop
@@ -34,6 +34,7 @@ from socialmeta.tasks import (
     split_users,
     task_feature_channels,
 )
+from socialmeta.tasks.split import observed_graph
 from socialmeta.train import LOGGERS, TrainConfig, Trainer, load_checkpoint
 
 TABLE_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -48,8 +49,11 @@ def task_config(cfg: DictConfig, seed: int) -> TaskConfig:
         raise ConfigError(f"task: {e}") from None
 
 
-def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Module:
-    """The task model for ``task.kind`` from the ``model`` config group."""
+def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
+                split: UserSplit | None = None) -> nn.Module:
+    """The task model for ``task.kind`` from the ``model`` config group. An item model
+    with ``model.item_knn > 0`` takes its item neighbours from the interactions of the
+    training users of :obj:`split` (required then)."""
     choose(dict.fromkeys(ENCODERS), cfg.conv, "encoder")
     common = {"conv": cfg.conv, "hidden_channels": cfg.hidden_channels,
               "num_layers": cfg.num_layers, "dropout": cfg.dropout, "norm": cfg.norm,
@@ -64,9 +68,20 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig) -> nn.Mod
                          heuristics=bool(cfg.get("link_heuristics", False)), **common)
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
-        return ItemModel(features, graph.num_items, num_hops, item_features=item_x,
-                         social=cfg.social,
-                         heuristics=bool(cfg.get("item_heuristics", False)), **common)
+        item_knn = int(cfg.get("item_knn", 0))
+        try:
+            model = ItemModel(features, graph.num_items, num_hops, item_features=item_x,
+                              social=cfg.social, item_knn=item_knn,
+                              heuristics=bool(cfg.get("item_heuristics", False)), **common)
+        except ValueError as e:
+            raise ConfigError(f"model: {e} (model.item_knn, model.item_heuristics)") from None
+        if item_knn:
+            if split is None:
+                raise ValueError("model.item_knn > 0 needs the user split (training users' "
+                                 "interactions)")
+            model.set_item_neighbours(observed_graph(graph, split)[INTERACTS].edge_index,
+                                      split.train, folds=int(cfg.get("item_knn_folds", 5)))
+        return model
     num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
                   else int(torch.bincount(graph["circle"].ego).max()))
     return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)
@@ -172,7 +187,7 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         sampler = TaskSampler(graph, split, task)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    model, inner = build_model(cfg.model, graph, task), inner_loop(cfg.meta)
+    model, inner = build_model(cfg.model, graph, task, split), inner_loop(cfg.meta)
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

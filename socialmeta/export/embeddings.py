@@ -220,9 +220,7 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
         "faiss_metric": "inner_product" if "faiss" in writers else None,
         "users": int(arrays["user"].shape[0]),
         "items": int(arrays["item"].shape[0]) if "item" in arrays else 0,
-        "item_score": (None if "item" not in arrays else "user . item" if not getattr(
-            model, "heuristics", False) else "user . item + item_bias + ego-net count "
-            "term (not exported: it depends on each user's ego-net)"),
+        "item_score": _item_score(model) if "item" in arrays else None,
         "files": sorted(written),
         "model": type(model).__name__, "encoder": model.encoder.conv_name,
         "model_sha256": tensor_digest({n: p for n, p in params.items()}),
@@ -234,6 +232,18 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     with atomic_write(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def _item_score(model: torch.nn.Module) -> str:
+    """What an item model's score is, and which of its parts the export carries."""
+    if not getattr(model, "heuristics", False):
+        return "user . item"
+    if getattr(model, "item_knn", 0):
+        return ("user . item + item_bias + a term over ego-net counts and the ItemKNN "
+                "score from the user's items (not exported: it depends on each user's "
+                "ego-net and items)")
+    return "user . item + item_bias + ego-net count term (not exported: it depends on " \
+        "each user's ego-net)"
 
 
 def _require(fmt: str):

@@ -42,6 +42,102 @@ def item_heuristics(hop: Tensor, item_graph: Tensor, num_items: int, num_hops: i
     return torch.cat([torch.log1p(held), held / users], -1)
 
 
+def _co_occurrences(user: Tensor, item: Tensor, group: Tensor, num_items: int,
+                    num_groups: int, chunk_pairs: int) -> tuple[Tensor, Tensor]:
+    r"""Distinct item pairs ``i != j`` held by a common user, as keys ``i * num_items
+    + j`` ``[P]``, and their co-occurrence counts per user group ``[P, num_groups + 1]``
+    (the last column: users of no group). :obj:`user` is sorted; pairs are made user
+    by user in chunks of about :obj:`chunk_pairs` and merged."""
+    num_users = int(user.max()) + 1
+    degree = torch.bincount(user, minlength=num_users)
+    ptr = torch.cat([degree.new_zeros(1), degree.cumsum(0)])
+    keys = torch.zeros(0, dtype=torch.long)
+    counts = torch.zeros(0, num_groups + 1)
+    load = (degree ** 2).cumsum(0)
+    start = 0
+    while start < num_users:
+        stop = max(start + 1, int(torch.searchsorted(load, load[start] - degree[start] ** 2
+                                                     + chunk_pairs, right=True)))
+        stop = min(stop, num_users)
+        edges = torch.arange(int(ptr[start]), int(ptr[stop]))
+        deg = degree[user[edges]]
+        first = torch.repeat_interleave(edges, deg)                       # pair (e, e')
+        offset = torch.arange(first.numel()) - torch.repeat_interleave(deg.cumsum(0) - deg,
+                                                                       deg)
+        second = ptr[user[first]] + offset
+        ok = item[first] != item[second]
+        new = item[first][ok] * num_items + item[second][ok]
+        g = group[user[first][ok]]
+        g = torch.where(g < 0, num_groups, g)
+        keys, inverse = torch.unique(torch.cat([keys, new]), return_inverse=True)
+        merged = torch.zeros(keys.numel(), num_groups + 1)
+        merged.index_add_(0, inverse[:counts.size(0)], counts)
+        merged.index_put_((inverse[counts.size(0):], g), torch.ones(new.numel()),
+                          accumulate=True)
+        counts, start = merged, stop
+    return keys, counts
+
+
+def item_neighbours(interactions: Tensor, num_items: int, k: int,
+                    user_group: Tensor | None = None, num_groups: int = 0,
+                    chunk_pairs: int = 1 << 24) -> tuple[Tensor, Tensor]:
+    r"""The :obj:`k` nearest items of every item by cosine between their user columns
+    in :obj:`interactions` ``[2, E]`` (user, item; duplicates count once):
+    ``cos(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|)``, an item never its own neighbour;
+    an item with fewer than :obj:`k` co-occurring items pads with weight 0 (index 0).
+    Ties keep the smaller item id first.
+
+    Returns ``(index, weight)``, each ``[num_groups + 1, num_items, k]``: table ``g <
+    num_groups`` leaves out the users whose :obj:`user_group` ``[num_users]`` is ``g``
+    (a user's own items never count in its group's table: simulated cold start for
+    training users), the last table uses every user. Works on the sparse co-occurrence
+    pairs (made user by user in chunks of about :obj:`chunk_pairs`), never the dense
+    ``[num_items, num_items]`` matrix.
+
+    Pass the *training* users' interactions only: these are the item-item statistics
+    of the ItemKNN baseline (:class:`socialmeta.baselines.item.ItemKNN`), truncated to
+    each item's :obj:`k` nearest."""
+    if k < 1:
+        raise ValueError(f"item neighbours: k must be >= 1, got {k}")
+    user, item = interactions
+    if user.numel() and (item.min() < 0 or item.max() >= num_items):
+        raise ValueError(f"item neighbours: item ids must lie in [0, {num_items}), got "
+                         f"[{int(item.min())}, {int(item.max())}]")
+    index = torch.zeros(num_groups + 1, num_items, k, dtype=torch.long)
+    weight = torch.zeros(num_groups + 1, num_items, k)
+    if not user.numel():
+        return index, weight
+    key = torch.unique(user * num_items + item)                    # sorted by user
+    user, item = key // num_items, key % num_items
+    num_users = int(user.max()) + 1
+    group = torch.full((num_users,), -1, dtype=torch.long)
+    if user_group is not None:
+        group = user_group[:num_users].long()
+    group = torch.where(group < 0, num_groups, group)
+    held = torch.zeros(num_items, num_groups + 1)                 # item counts per group
+    held.index_put_((item, group[user]), torch.ones(item.numel()), accumulate=True)
+    pairs, co = _co_occurrences(user, item, group, num_items, num_groups, chunk_pairs)
+    first, second = pairs // num_items, pairs % num_items
+    for g in range(num_groups + 1):
+        if g < num_groups:  # without group g's users
+            together, count = co.sum(1) - co[:, g], held.sum(1) - held[:, g]
+        else:
+            together, count = co.sum(1), held.sum(1)
+        cos = together / (count[first] * count[second]).clamp(min=1).sqrt()
+        keep = cos > 0
+        rows, cols, cos = first[keep], second[keep], cos[keep]
+        order = torch.argsort(cos, descending=True, stable=True)
+        order = order[torch.argsort(rows[order], stable=True)]   # by row, best first
+        rows, cols, cos = rows[order], cols[order], cos[order]
+        starts = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=num_items)
+                            .cumsum(0)[:-1]])
+        rank = torch.arange(rows.numel()) - starts[rows]
+        top = rank < k
+        index[g, rows[top], rank[top]] = cols[top]
+        weight[g, rows[top], rank[top]] = cos[top]
+    return index, weight
+
+
 def taste_overlap(item_graph: Tensor, num_users: int, num_items: int, sparse: bool = False,
                   dtype: torch.dtype | None = None) -> Tensor:
     r"""``[N, 2]`` per task user: how many of the center's visible items (row 0 of the
@@ -85,6 +181,12 @@ class ItemModel(ItemTasteMixin, nn.Module):
         social (bool): Use the friendships of the ego-net. (default: :obj:`True`)
         heuristics (bool): Add the item bias and the ego-net count MLP to the
             score. (default: :obj:`False`)
+        item_knn (int): With :obj:`heuristics`, also feed the count MLP each
+            candidate's ItemKNN score from the center's visible items over the
+            :obj:`item_knn` nearest items of each (:func:`item_neighbours`, a global
+            item-item signal the ego-net's counts lack). The neighbour table is a
+            buffer of zeros until :meth:`set_item_neighbours` fills it from the
+            training users' interactions. (default: :obj:`0`, off)
     """
 
     head_prefixes = ("head.",)
@@ -95,9 +197,13 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def __init__(self, in_channels: int, num_items: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2,
                  item_features: Tensor | None = None, social: bool = True,
-                 heuristics: bool = False, **encoder_kwargs) -> None:
+                 heuristics: bool = False, item_knn: int = 0, **encoder_kwargs) -> None:
         super().__init__()
+        if item_knn < 0 or (item_knn and not heuristics):
+            raise ValueError(f"item_knn={item_knn}: must be >= 0, and > 0 only with "
+                             "heuristics=True (it is an input of the heuristic score)")
         self.num_hops, self.social, self.heuristics = num_hops, social, heuristics
+        self.item_knn = item_knn
         self._init_items(num_items, hidden_channels, item_features)
         #: width of the overlap-with-the-center inputs (zero without ``heuristics``)
         self.heuristic_channels = 2 if heuristics else 0
@@ -108,9 +214,74 @@ class ItemModel(ItemTasteMixin, nn.Module):
         if heuristics:
             self.item_bias = nn.Embedding(num_items, 1)
             self.holder = nn.Linear(hidden_channels, 1)
-            self.heuristic = nn.Sequential(nn.Linear(2 * num_hops + 1, 16), nn.ReLU(),
-                                           nn.Linear(16, 1))
+            self.heuristic = nn.Sequential(
+                nn.Linear(2 * num_hops + 1 + 2 * (item_knn > 0), 16), nn.ReLU(),
+                nn.Linear(16, 1))
+        if item_knn:  # [tables * num_items, k], and each user's table ([num_users])
+            self.task_fields = (*type(self).task_fields, "center")
+            self.register_buffer("knn_index", torch.zeros(num_items, item_knn, dtype=torch.long))
+            self.register_buffer("knn_weight", torch.zeros(num_items, item_knn))
+            self.register_buffer("knn_group", torch.zeros(0, dtype=torch.long))
         self.reset_parameters()
+
+    def set_item_neighbours(self, interactions: Tensor, train_users: Tensor | None = None,
+                            folds: int = 5, seed: int = 0) -> None:
+        r"""Fills the ItemKNN neighbour table (``item_knn > 0``) from the (user, item)
+        pairs :obj:`interactions` ``[2, E]``: pass the training users' only.
+
+        With :obj:`train_users`, these are dealt at random (:obj:`seed`) into
+        :obj:`folds` folds, and a task whose center is a training user reads the table
+        built without its fold: its own items (support and query) never count, as for
+        a new user at test time. Every other center (validation, test, new users)
+        reads the table of all training users."""
+        if not self.item_knn:
+            raise ValueError("this ItemModel has no item neighbours (item_knn=0)")
+        interactions = interactions.cpu()
+        groups = 0 if train_users is None else folds
+        if train_users is not None and folds < 2:
+            raise ValueError(f"item neighbours: folds must be >= 2, got {folds}")
+        train_users = (torch.zeros(0, dtype=torch.long) if train_users is None
+                       else train_users.cpu().long())
+        num_users = max(int(interactions[0].max()) + 1 if interactions.numel() else 0,
+                        int(train_users.max()) + 1 if train_users.numel() else 0)
+        user_group = torch.full((num_users,), groups, dtype=torch.long)
+        order = torch.randperm(train_users.numel(),
+                               generator=torch.Generator().manual_seed(seed))
+        user_group[train_users[order]] = torch.arange(train_users.numel()) % max(groups, 1)
+        index, weight = item_neighbours(interactions, self.num_items, self.item_knn,
+                                        user_group, groups)
+        device = self.item_embedding.weight.device
+        self.knn_index = index.reshape(-1, self.item_knn).to(device)
+        self.knn_weight = weight.reshape(-1, self.item_knn).to(device)
+        self.knn_group = (user_group if groups else user_group[:0]).to(device)
+
+    def _knn_features(self, item_ids: Tensor, item_graph: Tensor, sparse: bool,
+                      dtype: torch.dtype, center: Tensor | None = None) -> Tensor:
+        r"""``[num_items, 2]``: every item's ItemKNN score ``s`` from the center's visible
+        items (row 0 of the item graph) over their nearest items, as ``log(1 + s)`` and
+        ``s / (number of visible items)``. :obj:`center` (global id) picks the table:
+        a training user's leaves out its fold; anyone else reads the last (all
+        training users)."""
+        if sparse:
+            user, item = item_graph
+            held = (user == 0).to(dtype)
+            rows = item_ids[item]
+        else:
+            held = item_graph[..., 0, :].to(dtype) * (item_ids >= 0).to(dtype)
+            rows = item_ids.clamp(min=0)
+        last = self.knn_index.size(0) // self.num_items - 1
+        if center is not None and self.knn_group.numel():
+            n = self.knn_group.numel()
+            known = self.knn_group.index_select(0, center.clamp(max=n - 1).reshape(1))[0]
+            table = torch.where(center < n, known, last)
+            rows = rows + table * self.num_items
+        else:
+            rows = rows + last * self.num_items
+        nbr = self.knn_index[rows]                                        # [., k]
+        weight = self.knn_weight[rows].to(dtype) * held.unsqueeze(-1)
+        score = torch.zeros(self.num_items, dtype=dtype, device=weight.device)
+        score = score.scatter_add(0, nbr.reshape(-1), weight.reshape(-1))
+        return torch.stack([torch.log1p(score), score / held.sum().clamp(min=1)], -1)
 
     def reset_parameters(self) -> None:
         self._reset_items()
@@ -122,18 +293,31 @@ class ItemModel(ItemTasteMixin, nn.Module):
                 layer.reset_parameters()
 
     def _heuristic_scores(self, h: Tensor, hop: Tensor, item_ids: Tensor, item_graph: Tensor,
-                          target_ids: Tensor, sparse: bool) -> Tensor:
+                          target_ids: Tensor, sparse: bool, center: Tensor | None = None
+                          ) -> Tensor:
         r"""Bias plus count-MLP term of :obj:`target_ids` ``[M]``: the MLP runs on the
         task's ``I`` items and is scattered over the item space (an item outside the
         task has all-zero counts, so it gets the MLP's value at zero). Besides the
         per-hop counts, the MLP sees ``log(1 + sum of w_u)`` over the item's holders
         ``u``, with a learned weight ``w_u = softplus(v . h_u) >= 0`` per ego-net user (a
-        user-kNN whose similarities the encoder, and adaptation, choose)."""
+        user-kNN whose similarities the encoder, and adaptation, choose). With
+        ``item_knn`` it also sees the target's ItemKNN score (:meth:`_knn_features`),
+        and runs on the targets themselves (their task counts, zero outside the task)."""
         num_items = item_ids.size(-1)
         counts = item_heuristics(hop, item_graph, num_items, self.num_hops, sparse, h.dtype)
         weight = nn.functional.softplus(self.holder(h)) * (hop > 0).unsqueeze(-1).to(h.dtype)
         weighted = torch.log1p(_to_items(item_graph, weight, num_items, sparse))
         counts = torch.cat([counts, weighted], -1)
+        if self.item_knn:  # features of every target: the task's counts, zero outside
+            valid = (item_ids >= 0).to(counts.dtype).unsqueeze(-1)
+            full = torch.zeros(self.num_items, counts.size(-1), dtype=counts.dtype,
+                               device=counts.device)
+            full = full.scatter_add(0, item_ids.clamp(min=0).unsqueeze(-1).expand_as(counts),
+                                    counts * valid)
+            full = torch.cat([full, self._knn_features(item_ids, item_graph, sparse,
+                                                        counts.dtype, center)], -1)
+            ids = target_ids.clamp(min=0)
+            return self.heuristic(full[ids]).squeeze(-1) + self.item_bias(ids).squeeze(-1)
         zero = self.heuristic(torch.zeros_like(counts[..., :1, :]))  # [1, 1]
         term = (self.heuristic(counts) - zero).squeeze(-1) * (item_ids >= 0).to(counts.dtype)
         full = torch.zeros(self.num_items, dtype=term.dtype, device=term.device)
@@ -143,8 +327,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
-                sparse: bool = False, support: tuple[Tensor, Tensor, Tensor] | None = None
-                ) -> Tensor:
+                sparse: bool = False, support: tuple[Tensor, Tensor, Tensor] | None = None,
+                center: Tensor | None = None) -> Tensor:
         r"""Scores of :obj:`target_ids` (global item ids) for the center of one task.
 
         Dense: :obj:`graph` is ``adj [N, N]``, :obj:`item_graph` ``item_adj [N, I]``
@@ -157,7 +341,9 @@ class ItemModel(ItemTasteMixin, nn.Module):
         ego-net embedding), and a target scores ``-|z - c_liked|^2 + |z - c_other|^2``
         against the mean embeddings of the support's liked and other items.
         With :obj:`target_ids` ``None`` it returns the center's user vector ``W h_c``
-        (scores are its dot products with :meth:`items`).
+        (scores are its dot products with :meth:`items`). :obj:`center`, the center's
+        global user id, picks the ItemKNN table (``item_knn > 0``, see
+        :meth:`set_item_neighbours`; without it, the table of all training users).
         """
         n = x.size(-2)
         taste = self.taste(item_ids, item_graph, n, sparse)
@@ -182,8 +368,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
         user = self.head(h[..., 0, :]).unsqueeze(-2)
         if target_ids is None:  # the center's vector in the item space
             return user.squeeze(-2)
-        extra = (self._heuristic_scores(h, hop, item_ids, item_graph, target_ids, sparse)
-                 if self.heuristics else 0.0)
+        extra = (self._heuristic_scores(h, hop, item_ids, item_graph, target_ids, sparse,
+                                        center) if self.heuristics else 0.0)
         if support is None:
             return (self.items(target_ids) * user).sum(-1) + extra
         ids, label, valid = support
@@ -201,7 +387,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
         support = ((task["support_ids"], task["support_label"], task["support_mask"])
                    if prototype else None)
         return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
-                    target_ids, task["node_mask"], support=support)
+                    target_ids, task["node_mask"], support=support, center=task.get("center"))
 
     def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
         """The center's user vector ``[H]``: its dot product with an item's
@@ -218,6 +404,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
         support = ((data.support_ids, data.support_label,
                     torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)
         scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
-                      getattr(data, f"{side}_ids"), sparse=True, support=support)
+                      getattr(data, f"{side}_ids"), sparse=True, support=support,
+                      center=data.center[0] if self.item_knn else None)
         label = getattr(data, f"{side}_label")
         return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))

@@ -100,7 +100,8 @@ def test_export_normalized_and_missing_checkpoint(run_dir, tmp_path, capsys):
 def test_item_model_exports_item_table(tmp_path, capsys, heuristics):
     run = tmp_path / "run"
     train_main([f"hydra.run.dir={run}", "task=item", *TINY,
-                f"model.item_heuristics={str(heuristics).lower()}", "task.item_order=shared"])
+                f"model.item_heuristics={str(heuristics).lower()}", "task.item_order=shared",
+                f"model.item_knn={10 if heuristics else 0}"])
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'e'}"])
     model, params, graph, _ = restore(run / "best.pt")
     assert model.heuristics == heuristics
@@ -115,6 +116,8 @@ def test_item_model_exports_item_table(tmp_path, capsys, heuristics):
         assert np.allclose(bias, params["item_bias.weight"].detach().numpy()[:, 0])
         assert np.abs(bias).max() > 0
         assert "not exported" in manifest["item_score"]
+        assert "ItemKNN" in manifest["item_score"]
+        assert model.item_knn == 10 and model.knn_weight.sum() > 0
     else:
         assert manifest["item_score"] == "user . item"
 

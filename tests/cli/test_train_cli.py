@@ -53,6 +53,15 @@ def test_bad_choice_lists_valid_ones():
         build_model(cfg.model, None, None)
 
 
+def test_item_knn_without_item_heuristics_is_a_config_error():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=["task=item", "model.item_knn=10",
+                                          "dataset.num_users=100"])
+    graph = dataset_from_config(cfg.dataset)
+    with pytest.raises(ConfigError, match=r"item_knn=10: .*only with heuristics=True"):
+        build_model(cfg.model, graph, task_config(cfg.task, 0))
+
+
 def test_end_to_end_tiny_run(tmp_path, capsys):
     main([f"hydra.run.dir={tmp_path}", "dataset.num_users=300", "train.steps=6",
           "train.eval_every=3", "train.batch_size=8", "train.val_users=20",

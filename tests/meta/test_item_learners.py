@@ -11,30 +11,34 @@ from socialmeta.tasks import TaskConfig, TaskSampler, split_users
 @pytest.fixture(scope="module")
 def setup():
     graph = generate_synthetic(400, avg_degree=8, seed=4)
-    sampler = TaskSampler(graph, split_users(graph, seed=0),
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split,
                           TaskConfig(kind="item", node_cap=24, item_cap=40, fanouts=(8, 4)))
     batch = sampler.train_batch(0, 0, 4).apply(
         lambda t: t.double() if t.is_floating_point() else t)
-    return graph, batch
+    return graph, batch, split
 
 
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "finetune",
                                      "noadapt", "protonet"])
-@pytest.mark.parametrize("social,heuristics", [(True, False), (False, False), (True, True)])
-def test_item_batched_equals_reference(setup, learner, social, heuristics,
+@pytest.mark.parametrize("social,heuristics,item_knn",
+                         [(True, False, 0), (False, False, 0), (True, True, 0), (True, True, 6)])
+def test_item_batched_equals_reference(setup, learner, social, heuristics, item_knn,
                                        assert_meta_equivalent):
-    graph, batch = setup
+    graph, batch, split = setup
     torch.manual_seed(0)
     model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8, social=social,
                       item_features=torch.randn(graph.num_items, 3),
-                      heuristics=heuristics).double()
+                      heuristics=heuristics, item_knn=item_knn).double()
     if heuristics:  # non-zero biases, so that the reference path must gather them too
         torch.nn.init.normal_(model.item_bias.weight)
+    if item_knn:  # the ItemKNN input is non-zero for the tasks' targets; per-fold tables
+        model.set_item_neighbours(graph.interaction_index, split.train)
     assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.5))
 
 
 def test_social_edges_matter_only_when_used(setup):
-    graph, batch = setup
+    graph, batch, split = setup
     b = batch.apply(lambda t: t.float() if t.is_floating_point() else t)
     torch.manual_seed(0)
     with_social = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8)
@@ -47,14 +51,16 @@ def test_social_edges_matter_only_when_used(setup):
     assert not torch.allclose(with_social(*args), with_social(*empty))
 
 
-@pytest.mark.parametrize("heuristics", [False, True])
-def test_item_candidate_scores_match_direct_scores(setup, heuristics):
+@pytest.mark.parametrize("heuristics,item_knn", [(False, 0), (True, 0), (True, 6)])
+def test_item_candidate_scores_match_direct_scores(setup, heuristics, item_knn):
     from socialmeta.meta import candidate_scores
 
-    graph, batch = setup
+    graph, batch, split = setup
     torch.manual_seed(0)
     model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8,
-                      heuristics=heuristics).double()
+                      heuristics=heuristics, item_knn=item_knn).double()
+    if item_knn:
+        model.set_item_neighbours(graph.interaction_index)
     inner = InnerLoop("noadapt")
     scores = candidate_scores(model, meta_parameters(model, inner), batch, inner,
                               graph.num_items)
@@ -67,7 +73,7 @@ def test_item_candidate_scores_match_direct_scores(setup, heuristics):
 
 def test_item_prototypes_by_hand(setup):
     """ProtoNet item scores: -|z - c_liked|^2 + |z - c_other|^2 with z = e_item * user."""
-    graph, batch = setup
+    graph, batch, split = setup
     b = batch.apply(lambda t: t.float() if t.is_floating_point() else t)
     torch.manual_seed(0)
     model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8)

@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from socialmeta.data import generate_synthetic
-from socialmeta.models.item import ItemModel, item_heuristics, taste_overlap
+from socialmeta.models.item import ItemModel, item_heuristics, item_neighbours, taste_overlap
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
 
 
@@ -114,3 +115,122 @@ def test_shared_item_order_keeps_the_most_held_items(graph):
 def test_item_order_validation():
     with pytest.raises(ValueError, match="unknown task item_order 'popular'"):
         TaskConfig(kind="item", item_order="popular")
+
+
+def _top_cosines(held: Tensor, k: int) -> Tensor:
+    r = held.double()
+    count = r.sum(0).clamp(min=1)
+    cos = (r.t() @ r) / (count[:, None] * count[None, :]).sqrt()
+    cos.fill_diagonal_(0)
+    return cos
+
+
+def test_item_neighbours_are_the_top_cosines():
+    """``item_neighbours``: every item's k most similar items by cosine between user
+    columns, never itself, zero-weight padding, equal for any chunk size; a group's
+    table is the one computed without its users."""
+    torch.manual_seed(0)
+    users, items, k = 40, 15, 4
+    held = torch.rand(users, items) < 0.2
+    held[:, 14] = False  # an item nobody holds: no neighbours
+    pairs = held.nonzero().t()
+    pairs = torch.cat([pairs, pairs[:, :5]], 1)  # duplicates count once
+    group = torch.arange(users) % 3
+    index, weight = item_neighbours(pairs, items, k, group, 3)
+    assert index.shape == weight.shape == (4, items, k)
+    for g in range(4):
+        kept = held & (group != g).unsqueeze(1) if g < 3 else held
+        cos = _top_cosines(kept, k)
+        assert torch.allclose(weight[g], cos.topk(k, 1).values.float())
+        for i in range(items):
+            nonzero = weight[g, i] > 0
+            assert i not in index[g, i][nonzero].tolist()
+            assert torch.allclose(cos[i, index[g, i][nonzero]].float(), weight[g, i][nonzero])
+            assert (index[g, i][~nonzero] == 0).all()
+        assert weight[g, 14].abs().sum() == 0
+    chunked = item_neighbours(pairs, items, k, group, 3, chunk_pairs=10)
+    assert torch.equal(chunked[0], index) and torch.equal(chunked[1], weight)
+    alone = item_neighbours(pairs, items, k)  # no groups: the table of everyone
+    assert torch.equal(alone[0][0], index[3]) and torch.equal(alone[1][0], weight[3])
+    with pytest.raises(ValueError, match=r"item ids must lie in \[0, 10\)"):
+        item_neighbours(pairs, 10, k)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        item_neighbours(pairs, items, 0)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_knn_input_equals_the_itemknn_baseline(graph, sparse):
+    """With every neighbour kept, the model's ItemKNN input of every item outside a
+    test user's visible items is the ItemKNN baseline's score on the same tasks (over
+    the training users' interactions): the same signal, two implementations."""
+    from socialmeta.baselines.item import ItemKNN
+    from socialmeta.data import INTERACTS
+
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="item", node_cap=24, fanouts=(8, 4),
+                                                   item_cap=1000, item_order="shared"))
+    batch = sampler.eval_batch(split.test[:6], 3)
+    baseline = ItemKNN().fit(sampler).scores(batch)
+    model = ItemModel(0, graph.num_items, num_hops=2, hidden_channels=8, heuristics=True,
+                      item_knn=graph.num_items)
+    model.set_item_neighbours(sampler.observed[INTERACTS].edge_index, split.train)
+    assert model.knn_index.shape == (6 * graph.num_items, graph.num_items)
+    for t in range(batch.num_tasks):
+        item_adj = batch.item_adj[t]
+        if sparse:
+            item_adj = item_adj.nonzero().t()
+        got = model._knn_features(batch.item_ids[t], item_adj, sparse, torch.float32,
+                                  batch.center[t])
+        support = batch.support_ids[t][batch.support_label[t] > 0]
+        outside = torch.ones(graph.num_items, dtype=torch.bool)
+        outside[support] = False
+        assert support.numel() == 3
+        assert torch.allclose(got[outside, 0].expm1(), baseline[t, outside], atol=1e-5)
+        assert torch.allclose(got[:, 1], got[:, 0].expm1() / 3, atol=1e-5)
+        assert baseline[t, outside].max() > 0
+
+
+def test_a_training_center_never_reads_its_own_items(graph):
+    """Leakage: for training tasks, the ItemKNN input is what the table of the other
+    training users gives (the center's fold left out), so removing the center's own
+    interactions from the data changes nothing; with the all-users table it would."""
+    from socialmeta.data import INTERACTS
+
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="item", node_cap=24, fanouts=(8, 4),
+                                                   item_cap=1000, item_order="shared"))
+    batch = sampler.train_batch(0, 0, 6)
+    pairs = sampler.observed[INTERACTS].edge_index
+    model = ItemModel(0, graph.num_items, num_hops=2, hidden_channels=8, heuristics=True,
+                      item_knn=graph.num_items)
+    model.set_item_neighbours(pairs, split.train, folds=4)
+    fold = model.knn_group[split.train]
+    assert torch.bincount(fold).tolist() == [split.train.numel() // 4 + (i < split.train.numel() % 4)
+                                             for i in range(4)]
+    assert (model.knn_group[split.test] == 4).all()
+    changed = 0
+    for t in range(batch.num_tasks):
+        center = batch.center[t]
+        args = (batch.item_ids[t], batch.item_adj[t], False, torch.float32)
+        got = model._knn_features(*args, center)
+        # the center's fold, computed without the center
+        same_fold = split.train[fold == model.knn_group[center]]
+        mine = torch.isin(pairs[0], same_fold) & (pairs[0] != center)
+        other = ItemModel(0, graph.num_items, num_hops=2, hidden_channels=8, heuristics=True,
+                          item_knn=graph.num_items)
+        other.set_item_neighbours(pairs[:, ~torch.isin(pairs[0], same_fold)])
+        assert torch.allclose(got, other._knn_features(*args), atol=1e-6)
+        assert mine.any()
+        # the table of all training users counts the center's own items
+        everyone = model._knn_features(*args)
+        query = batch.query_ids[t][batch.query_label[t] > 0]
+        changed += bool((everyone[query, 0] > got[query, 0] + 1e-6).any())
+    assert changed == batch.num_tasks
+
+
+def test_item_knn_needs_heuristics():
+    with pytest.raises(ValueError, match="only with heuristics=True"):
+        ItemModel(0, 10, num_hops=2, item_knn=5)
+    with pytest.raises(ValueError, match="no item neighbours"):
+        ItemModel(0, 10, num_hops=2, heuristics=True).set_item_neighbours(
+            torch.zeros(2, 0, dtype=torch.long))
