@@ -72,9 +72,11 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
         try:
             model = ItemModel(features, graph.num_items, num_hops, item_features=item_x,
                               social=cfg.social, item_knn=item_knn,
+                              loss=cfg.get("item_loss", "bce"),
                               heuristics=bool(cfg.get("item_heuristics", False)), **common)
         except ValueError as e:
-            raise ConfigError(f"model: {e} (model.item_knn, model.item_heuristics)") from None
+            raise ConfigError(f"model: {e} (model.item_knn, model.item_heuristics, "
+                              "model.item_loss)") from None
         if item_knn:
             if split is None:
                 raise ValueError("model.item_knn > 0 needs the user split (training users' "

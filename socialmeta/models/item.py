@@ -187,9 +187,13 @@ class ItemModel(ItemTasteMixin, nn.Module):
             item-item signal the ego-net's counts lack). The neighbour table is a
             buffer of zeros until :meth:`set_item_neighbours` fills it from the
             training users' interactions. (default: :obj:`0`, off)
+        loss (str): ``"bce"`` over the task's targets (positives and sampled
+            negatives) or ``"softmax"``, a list loss over the whole catalogue
+            (:func:`item_list_loss`), as the evaluator ranks it. (default: :obj:`"bce"`)
     """
 
     head_prefixes = ("head.",)
+    LOSSES = ("bce", "softmax")
     task_fields = ("x", "adj", "node_mask", "hop", "item_ids", "item_mask", "item_adj",
                    "support_ids", "support_label", "support_mask", "query_ids",
                    "query_label", "query_mask")
@@ -197,8 +201,12 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def __init__(self, in_channels: int, num_items: int, num_hops: int, conv: str = "sage",
                  hidden_channels: int = 32, num_layers: int = 2,
                  item_features: Tensor | None = None, social: bool = True,
-                 heuristics: bool = False, item_knn: int = 0, **encoder_kwargs) -> None:
+                 heuristics: bool = False, item_knn: int = 0, loss: str = "bce",
+                 **encoder_kwargs) -> None:
         super().__init__()
+        if loss not in self.LOSSES:
+            raise ValueError(f"unknown item loss {loss!r}; choose one of {list(self.LOSSES)}")
+        self.loss = loss
         if item_knn < 0 or (item_knn and not heuristics):
             raise ValueError(f"item_knn={item_knn}: must be >= 0, and > 0 only with "
                              "heuristics=True (it is an input of the heuristic score)")
@@ -397,14 +405,51 @@ class ItemModel(ItemTasteMixin, nn.Module):
 
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:
+        if self.loss == "softmax":
+            every = torch.arange(self.num_items, device=task["item_ids"].device)
+            return item_list_loss(self.score_targets(call, task, every, prototype),
+                                  task["support_ids"],
+                                  task["support_label"] * task["support_mask"],
+                                  task[f"{side}_ids"],
+                                  task[f"{side}_label"] * task[f"{side}_mask"], side)
         scores = self.score_targets(call, task, task[f"{side}_ids"], prototype)
         return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         support = ((data.support_ids, data.support_label,
                     torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)
+        targets = getattr(data, f"{side}_ids")
+        if self.loss == "softmax":
+            targets = torch.arange(self.num_items, device=data.x.device)
         scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
-                      getattr(data, f"{side}_ids"), sparse=True, support=support,
+                      targets, sparse=True, support=support,
                       center=data.center[0] if self.item_knn else None)
         label = getattr(data, f"{side}_label")
+        if self.loss == "softmax":
+            return item_list_loss(scores, data.support_ids, data.support_label,
+                                  getattr(data, f"{side}_ids"), label, side)
         return masked_bce(scores, label, torch.ones_like(label, dtype=torch.bool))
+
+
+def item_list_loss(scores: Tensor, support_ids: Tensor, support_positive: Tensor,
+                   target_ids: Tensor, target_positive: Tensor, side: str) -> Tensor:
+    r"""Softmax list loss of one item task: ``-mean_p log softmax(scores)[p]`` over the
+    positive targets ``p``, the softmax over every item of the catalogue except, for
+    the query side, the positive support items (the evaluator does not rank them).
+    A sampled negative of the task plays no part.
+
+    Args:
+        scores: ``[num_items]`` scores of every item.
+        support_ids, target_ids: Global item ids (``-1`` padding).
+        support_positive, target_positive: 0/1 weights of the positives (label times
+            validity).
+    """
+    candidate = torch.ones_like(scores, dtype=torch.bool)
+    if side == "query":
+        known = torch.zeros_like(scores).scatter_add(0, support_ids.clamp(min=0),
+                                                     support_positive.to(scores.dtype))
+        candidate = known == 0
+    log_z = torch.logsumexp(scores.masked_fill(~candidate, float("-inf")), -1)
+    picked = scores.gather(0, target_ids.clamp(min=0))
+    w = target_positive.to(scores.dtype)
+    return ((log_z - picked) * w).sum() / w.sum().clamp(min=1)

@@ -21,15 +21,17 @@ def setup():
 
 @pytest.mark.parametrize("learner", ["maml", "fomaml", "anil", "metasgd", "finetune",
                                      "noadapt", "protonet"])
-@pytest.mark.parametrize("social,heuristics,item_knn",
-                         [(True, False, 0), (False, False, 0), (True, True, 0), (True, True, 6)])
-def test_item_batched_equals_reference(setup, learner, social, heuristics, item_knn,
+@pytest.mark.parametrize("social,heuristics,item_knn,loss",
+                         [(True, False, 0, "bce"), (False, False, 0, "bce"),
+                          (True, True, 0, "bce"), (True, True, 6, "bce"),
+                          (True, False, 0, "softmax")])
+def test_item_batched_equals_reference(setup, learner, social, heuristics, item_knn, loss,
                                        assert_meta_equivalent):
     graph, batch, split = setup
     torch.manual_seed(0)
     model = ItemModel(17, graph.num_items, num_hops=2, hidden_channels=8, social=social,
                       item_features=torch.randn(graph.num_items, 3),
-                      heuristics=heuristics, item_knn=item_knn).double()
+                      heuristics=heuristics, item_knn=item_knn, loss=loss).double()
     if heuristics:  # non-zero biases, so that the reference path must gather them too
         torch.nn.init.normal_(model.item_bias.weight)
     if item_knn:  # the ItemKNN input is non-zero for the tasks' targets; per-fold tables
@@ -122,3 +124,22 @@ def test_friend_and_interest_models_with_items_context(learner, assert_meta_equi
             task["item_adj"] = torch.zeros_like(task["item_adj"])
             assert not torch.allclose(with_items,
                                       model.score_targets(model, task, task["query_local"]))
+
+
+def test_item_list_loss_by_hand():
+    """Softmax over the whole catalogue, the positive support items left out of the
+    query side's candidates; padding and sampled negatives play no part."""
+    from socialmeta.models.item import item_list_loss
+
+    scores = torch.tensor([0.5, 2.0, -1.0, 0.0, 1.0])
+    support_ids, support_positive = torch.tensor([1, 3, -1]), torch.tensor([1.0, 0.0, 0.0])
+    target_ids, target_positive = torch.tensor([4, 2, 0, -1]), torch.tensor([1.0, 1, 0, 0])
+    query = item_list_loss(scores, support_ids, support_positive, target_ids,
+                           target_positive, "query")
+    log_z = torch.logsumexp(scores[[0, 2, 3, 4]], 0)  # item 1 is a known support item
+    assert torch.isclose(query, ((log_z - 1.0) + (log_z + 1.0)) / 2)
+    support = item_list_loss(scores, support_ids, support_positive, support_ids,
+                             support_positive, "support")
+    assert torch.isclose(support, torch.logsumexp(scores, 0) - 2.0)
+    with pytest.raises(ValueError, match="unknown item loss 'hinge'"):
+        ItemModel(0, 5, num_hops=2, loss="hinge")
