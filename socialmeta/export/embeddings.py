@@ -242,8 +242,8 @@ def _item_score(model: torch.nn.Module) -> str:
         return ("user . item + item_bias + a term over ego-net counts and the ItemKNN "
                 "score from the user's items (not exported: it depends on each user's "
                 "ego-net and items)")
-    return "user . item + item_bias + ego-net count term (not exported: it depends on " \
-        "each user's ego-net)"
+    return ("user . item + item_bias + ego-net count term (not exported: it depends on "
+            "each user's ego-net)")
 
 
 def _require(fmt: str):

@@ -18,15 +18,6 @@ def _to_items(item_graph: Tensor, values: Tensor, num_items: int, sparse: bool) 
     return item_graph.transpose(-1, -2).to(values.dtype) @ values
 
 
-def _to_users(item_graph: Tensor, values: Tensor, num_users: int, sparse: bool) -> Tensor:
-    """``[N, C]``: per task user, the sum of :obj:`values` ``[I, C]`` over its items."""
-    if sparse:
-        user, item = item_graph
-        out = torch.zeros(num_users, values.size(-1), dtype=values.dtype, device=values.device)
-        return out.index_add(0, user, values[item])
-    return item_graph.to(values.dtype) @ values
-
-
 def item_heuristics(hop: Tensor, item_graph: Tensor, num_items: int, num_hops: int,
                     sparse: bool = False, dtype: torch.dtype | None = None) -> Tensor:
     r"""Parameter-free ego-net counts of every task item ``[I, 2 * num_hops]``: for
@@ -46,8 +37,9 @@ def _co_occurrences(user: Tensor, item: Tensor, group: Tensor, num_items: int,
                     num_groups: int, chunk_pairs: int) -> tuple[Tensor, Tensor]:
     r"""Distinct item pairs ``i != j`` held by a common user, as keys ``i * num_items
     + j`` ``[P]``, and their co-occurrence counts per user group ``[P, num_groups + 1]``
-    (the last column: users of no group). :obj:`user` is sorted; pairs are made user
-    by user in chunks of about :obj:`chunk_pairs` and merged."""
+    (:obj:`group` ``[num_users]`` in ``0..num_groups``, the last: users of no group).
+    :obj:`user` is sorted; pairs are made user by user in chunks of about
+    :obj:`chunk_pairs` and merged."""
     num_users = int(user.max()) + 1
     degree = torch.bincount(user, minlength=num_users)
     ptr = torch.cat([degree.new_zeros(1), degree.cumsum(0)])
@@ -68,7 +60,6 @@ def _co_occurrences(user: Tensor, item: Tensor, group: Tensor, num_items: int,
         ok = item[first] != item[second]
         new = item[first][ok] * num_items + item[second][ok]
         g = group[user[first][ok]]
-        g = torch.where(g < 0, num_groups, g)
         keys, inverse = torch.unique(torch.cat([keys, new]), return_inverse=True)
         merged = torch.zeros(keys.numel(), num_groups + 1)
         merged.index_add_(0, inverse[:counts.size(0)], counts)
@@ -246,16 +237,18 @@ class ItemModel(ItemTasteMixin, nn.Module):
             raise ValueError("this ItemModel has no item neighbours (item_knn=0)")
         interactions = interactions.cpu()
         groups = 0 if train_users is None else folds
-        if train_users is not None and folds < 2:
-            raise ValueError(f"item neighbours: folds must be >= 2, got {folds}")
-        train_users = (torch.zeros(0, dtype=torch.long) if train_users is None
-                       else train_users.cpu().long())
-        num_users = max(int(interactions[0].max()) + 1 if interactions.numel() else 0,
-                        int(train_users.max()) + 1 if train_users.numel() else 0)
+        num_users = int(interactions[0].max()) + 1 if interactions.numel() else 0
+        if train_users is not None:
+            if folds < 2:
+                raise ValueError(f"item neighbours: folds must be >= 2, got {folds}")
+            train_users = train_users.cpu().long()
+            if train_users.numel():
+                num_users = max(num_users, int(train_users.max()) + 1)
         user_group = torch.full((num_users,), groups, dtype=torch.long)
-        order = torch.randperm(train_users.numel(),
-                               generator=torch.Generator().manual_seed(seed))
-        user_group[train_users[order]] = torch.arange(train_users.numel()) % max(groups, 1)
+        if train_users is not None:
+            order = torch.randperm(train_users.numel(),
+                                   generator=torch.Generator().manual_seed(seed))
+            user_group[train_users[order]] = torch.arange(train_users.numel()) % folds
         index, weight = item_neighbours(interactions, self.num_items, self.item_knn,
                                         user_group, groups)
         device = self.item_embedding.weight.device
