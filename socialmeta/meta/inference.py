@@ -47,12 +47,19 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     tasks = task_tensors(model, batch)
     params = {n: p.detach() for n, p in params.items()}
     eval_inner = inner_for_new_users(inner)
-    if isinstance(model, ItemModel):
-        targets = torch.arange(num_targets, device=batch.center.device).expand(
-            batch.num_tasks, -1)
-    else:
-        targets = global_to_local(batch, num_targets)
     prototype = inner.learner == "protonet"
+    if isinstance(model, ItemModel):  # every item of the catalogue, in item order
+        if num_targets != model.num_items:
+            raise ValueError(f"item tasks rank all {model.num_items} items of the model, "
+                             f"not {num_targets}")
+
+        def per_item_task(task: dict[str, Tensor]) -> Tensor:
+            fast = adapt(model, params, task, eval_inner)
+            return model.score_targets(_call(model, fast), task, None, prototype)
+
+        with torch.no_grad():
+            return vmap(per_item_task, randomness="different")(tasks)
+    targets = global_to_local(batch, num_targets)
 
     def per_task(task: dict[str, Tensor], target: Tensor) -> Tensor:
         fast = adapt(model, params, task, eval_inner)

@@ -294,8 +294,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
                 layer.reset_parameters()
 
     def _heuristic_scores(self, h: Tensor, hop: Tensor, item_ids: Tensor, item_graph: Tensor,
-                          target_ids: Tensor, sparse: bool, center: Tensor | None = None
-                          ) -> Tensor:
+                          target_ids: Tensor | None, sparse: bool,
+                          center: Tensor | None = None) -> Tensor:
         r"""Bias plus count-MLP term of :obj:`target_ids` ``[M]``: the MLP runs on the
         task's ``I`` items and is scattered over the item space (an item outside the
         task has all-zero counts, so it gets the MLP's value at zero). Besides the
@@ -303,7 +303,8 @@ class ItemModel(ItemTasteMixin, nn.Module):
         ``u``, with a learned weight ``w_u = softplus(v . h_u) >= 0`` per ego-net user (a
         user-kNN whose similarities the encoder, and adaptation, choose). With
         ``item_knn`` it also sees the target's ItemKNN score (:meth:`_knn_features`),
-        and runs on the targets themselves (their task counts, zero outside the task)."""
+        and runs on the targets themselves (their task counts, zero outside the task).
+        :obj:`target_ids` ``None`` stands for every item of the catalogue, in order."""
         num_items = item_ids.size(-1)
         counts = item_heuristics(hop, item_graph, num_items, self.num_hops, sparse, h.dtype)
         weight = nn.functional.softplus(self.holder(h)) * (hop > 0).unsqueeze(-1).to(h.dtype)
@@ -317,19 +318,23 @@ class ItemModel(ItemTasteMixin, nn.Module):
                                     counts * valid)
             full = torch.cat([full, self._knn_features(item_ids, item_graph, sparse,
                                                         counts.dtype, center)], -1)
+            if target_ids is None:
+                return self.heuristic(full).squeeze(-1) + self.item_bias.weight.squeeze(-1)
             ids = target_ids.clamp(min=0)
             return self.heuristic(full[ids]).squeeze(-1) + self.item_bias(ids).squeeze(-1)
         zero = self.heuristic(torch.zeros_like(counts[..., :1, :]))  # [1, 1]
         term = (self.heuristic(counts) - zero).squeeze(-1) * (item_ids >= 0).to(counts.dtype)
         full = torch.zeros(self.num_items, dtype=term.dtype, device=term.device)
         full = full.scatter_add(0, item_ids.clamp(min=0), term)
+        if target_ids is None:
+            return full + zero.squeeze(-1) + self.item_bias.weight.squeeze(-1)
         ids = target_ids.clamp(min=0)
         return full[ids] + zero.squeeze(-1) + self.item_bias(ids).squeeze(-1)
 
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
                 sparse: bool = False, support: tuple[Tensor, Tensor, Tensor] | None = None,
-                center: Tensor | None = None) -> Tensor:
+                center: Tensor | None = None, all_items: bool = False) -> Tensor:
         r"""Scores of :obj:`target_ids` (global item ids) for the center of one task.
 
         Dense: :obj:`graph` is ``adj [N, N]``, :obj:`item_graph` ``item_adj [N, I]``
@@ -341,8 +346,12 @@ class ItemModel(ItemTasteMixin, nn.Module):
         embedded as ``e_item * (W h_center)`` (the item table modulated by the center's
         ego-net embedding), and a target scores ``-|z - c_liked|^2 + |z - c_other|^2``
         against the mean embeddings of the support's liked and other items.
-        With :obj:`target_ids` ``None`` it returns the center's user vector ``W h_c``
-        (scores are its dot products with :meth:`items`). :obj:`center`, the center's
+        With :obj:`all_items` (and :obj:`target_ids` ``None``) it scores every item of
+        the catalogue, ``[num_items]`` in item order, as matrix-vector products with the
+        item table: the same scores as ``target_ids = arange(num_items)`` without
+        gathering a copy of the table per task (the list loss's and the evaluator's
+        path). With :obj:`target_ids` ``None`` otherwise it returns the center's user
+        vector ``W h_c`` (scores are its dot products with :meth:`items`). :obj:`center`, the center's
         global user id, picks the ItemKNN table (``item_knn > 0``, see
         :meth:`set_item_neighbours`; without it, the table of all training users).
         """
@@ -367,10 +376,14 @@ class ItemModel(ItemTasteMixin, nn.Module):
         else:
             h = self.encoder.forward_dense(inputs, adj, mask)
         user = self.head(h[..., 0, :]).unsqueeze(-2)
-        if target_ids is None:  # the center's vector in the item space
+        if target_ids is None and not all_items:  # the center's vector in the item space
             return user.squeeze(-2)
+        if all_items and target_ids is not None:
+            raise ValueError("all_items=True scores every item: pass target_ids=None")
         extra = (self._heuristic_scores(h, hop, item_ids, item_graph, target_ids, sparse,
                                         center) if self.heuristics else 0.0)
+        if all_items:
+            return self._score_all(user.squeeze(-2), support) + extra
         if support is None:
             return (self.items(target_ids) * user).sum(-1) + extra
         ids, label, valid = support
@@ -382,13 +395,33 @@ class ItemModel(ItemTasteMixin, nn.Module):
             scores = scores + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
         return scores + extra
 
-    def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor,
+    def _score_all(self, user: Tensor, support: tuple[Tensor, Tensor, Tensor] | None
+                   ) -> Tensor:
+        r"""Dot-product (or ProtoNet) scores ``[num_items]`` of every item for the
+        center's vector :obj:`user` ``[H]``. ProtoNet's
+        ``-|z - c_1|^2 + |z - c_0|^2`` with ``z = e * u`` is linear in ``e``:
+        ``e . 2u(c_1 - c_0) + |c_0|^2 - |c_1|^2``."""
+        table = self.item_weight()
+        if support is None:
+            return table @ user
+        ids, label, valid = support
+        z_support = self.items(ids) * user
+        protos = []
+        for value in (1.0, 0.0):
+            w = (valid & (label == value)).to(z_support.dtype)
+            protos.append((w.unsqueeze(-1) * z_support).sum(-2) / w.sum().clamp(min=1))
+        liked, other = protos
+        return table @ (2 * user * (liked - other)) + other.pow(2).sum() - liked.pow(2).sum()
+
+    def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
                       prototype: bool = False) -> Tensor:
-        """Scores of arbitrary global item ids for the center of one task."""
+        """Scores of arbitrary global item ids for the center of one task;
+        :obj:`target_ids` ``None``: of every item of the catalogue (``[num_items]``)."""
         support = ((task["support_ids"], task["support_label"], task["support_mask"])
                    if prototype else None)
         return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
-                    target_ids, task["node_mask"], support=support, center=task.get("center"))
+                    target_ids, task["node_mask"], support=support, center=task.get("center"),
+                    all_items=target_ids is None)
 
     def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
         """The center's user vector ``[H]``: its dot product with an item's
@@ -399,8 +432,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:
         if self.loss == "softmax":
-            every = torch.arange(self.num_items, device=task["item_ids"].device)
-            return item_list_loss(self.score_targets(call, task, every, prototype),
+            return item_list_loss(self.score_targets(call, task, None, prototype),
                                   task["support_ids"],
                                   task["support_label"] * task["support_mask"],
                                   task[f"{side}_ids"],
@@ -411,12 +443,11 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         support = ((data.support_ids, data.support_label,
                     torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)
-        targets = getattr(data, f"{side}_ids")
-        if self.loss == "softmax":
-            targets = torch.arange(self.num_items, device=data.x.device)
+        every = self.loss == "softmax"
+        targets = None if every else getattr(data, f"{side}_ids")
         scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
                       targets, sparse=True, support=support,
-                      center=data.center[0] if self.item_knn else None)
+                      center=data.center[0] if self.item_knn else None, all_items=every)
         label = getattr(data, f"{side}_label")
         if self.loss == "softmax":
             return item_list_loss(scores, data.support_ids, data.support_label,

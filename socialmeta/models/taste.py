@@ -40,10 +40,14 @@ class ItemTasteMixin:
         if self.item_features is not None:
             self.item_proj.reset_parameters()
 
+    def item_weight(self) -> Tensor:
+        """The whole item table ``[num_items, H]`` (:func:`item_table`)."""
+        return item_table(self.item_embedding.weight, self.item_features,
+                          self.item_proj.weight if self.item_features is not None else None)
+
     def items(self, ids: Tensor) -> Tensor:
         """Embeddings of global item ids (``-1`` gives zeros)."""
-        weight = item_table(self.item_embedding.weight, self.item_features,
-                            self.item_proj.weight if self.item_features is not None else None)
+        weight = self.item_weight()
         rows = torch.nn.functional.embedding(ids.clamp(min=0), weight)
         return rows * (ids >= 0).unsqueeze(-1).to(weight.dtype)
 

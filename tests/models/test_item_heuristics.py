@@ -234,3 +234,46 @@ def test_item_knn_needs_heuristics():
     with pytest.raises(ValueError, match="no item neighbours"):
         ItemModel(0, 10, num_hops=2, heuristics=True).set_item_neighbours(
             torch.zeros(2, 0, dtype=torch.long))
+
+
+@pytest.mark.parametrize("heuristics,item_knn,features", [(False, 0, False), (True, 0, False),
+                                                          (True, 7, True)])
+@pytest.mark.parametrize("prototype", [False, True])
+def test_all_items_path_equals_scoring_every_id(graph, heuristics, item_knn, features,
+                                                prototype):
+    """``all_items=True`` (matrix-vector products with the item table; ProtoNet's
+    distances in closed form) gives the scores of ``target_ids = arange(num_items)``
+    (a gathered row per item), dense and sparse, with and without the count MLP,
+    ItemKNN and item features."""
+    from socialmeta.data import INTERACTS
+
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="item", node_cap=24, fanouts=(8, 4),
+                                                   item_cap=40, item_order="shared"))
+    batch = sampler.eval_batch(split.test[:4], 3)
+    torch.manual_seed(1)
+    feats = torch.rand(graph.num_items, 5) if features else None
+    model = ItemModel(batch.x.size(-1), graph.num_items, num_hops=2, hidden_channels=8,
+                      heuristics=heuristics, item_knn=item_knn, item_features=feats)
+    if heuristics:
+        torch.nn.init.normal_(model.item_bias.weight)
+    if item_knn:
+        model.set_item_neighbours(sampler.observed[INTERACTS].edge_index, split.train)
+    every = torch.arange(graph.num_items)
+    for t in range(batch.num_tasks):
+        support = ((batch.support_ids[t], batch.support_label[t], batch.support_mask[t])
+                   if prototype else None)
+        args = (batch.x[t], batch.adj[t], batch.hop[t], batch.item_ids[t], batch.item_adj[t])
+        kwargs = dict(mask=batch.node_mask[t], support=support, center=batch.center[t])
+        want = model(*args, every, **kwargs)
+        got = model(*args, None, all_items=True, **kwargs)
+        assert got.shape == (graph.num_items,)
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+        n = int(batch.node_mask[t].sum())
+        sparse = (batch.x[t][:n], batch.adj[t][:n, :n].nonzero().t(), batch.hop[t][:n],
+                  batch.item_ids[t], batch.item_adj[t][:n].nonzero().t())
+        got_sparse = model(*sparse, None, sparse=True, all_items=True, support=support,
+                           center=batch.center[t])
+        assert torch.allclose(got_sparse, want, atol=1e-5)
+    with pytest.raises(ValueError, match="target_ids=None"):
+        model(*args, every, all_items=True, **kwargs)
