@@ -173,3 +173,28 @@ def test_item_run_with_item_heuristics_new_user_equals_existing_user(tmp_path):
                               torch.tensor([r.score for r in by_links]), atol=1e-5)
         alone = rec.recommend(items=items, k=15)
         assert [r.score for r in alone] != [r.score for r in by_links]
+
+
+def test_item_run_with_softmax_loss_adapted_new_user_equals_existing_user(tmp_path):
+    """With the softmax item loss (``model.item_loss=softmax``) the inner loop ranks the
+    whole catalogue and uses no sampled negatives, so even the adapted scores of a new
+    user given an existing user's items + friends are that user's."""
+    run = tmp_path / "item-softmax"
+    train_main([f"hydra.run.dir={run}", "task=item", *TINY, *UNCAPPED, "task.item_cap=100000",
+                "task.item_order=shared", "model.item_heuristics=true",
+                "model.item_loss=softmax"])
+    rec = Recommender.from_checkpoint(run / "best.pt")
+    assert rec.model.loss == "softmax" and rec.inner.steps > 0
+    src, dst = rec.graph.interaction_index
+    for user in [rec.graph.raw_ids["user"][u] for u in rec.split.test.tolist()[:3]]:
+        u = rec.graph.raw_ids["user"].index(user)
+        items = [rec.graph.raw_ids["item"][int(i)] for i in dst[src == u]]
+        by_id = rec.recommend(user=user, k=15)
+        by_links = rec.recommend(items=items, friends=_training_friends(rec, user), k=15)
+        assert [r.id for r in by_id] == [r.id for r in by_links]
+        assert torch.allclose(torch.tensor([r.score for r in by_id]),
+                              torch.tensor([r.score for r in by_links]), atol=1e-5)
+        adapting, rec.inner = rec.inner, dataclasses.replace(rec.inner, steps=0)
+        unadapted = rec.recommend(user=user, k=15)
+        rec.inner = adapting
+        assert [r.score for r in unadapted] != [r.score for r in by_id]
