@@ -16,6 +16,14 @@ def test_quick_run_writes_csv_and_report(tmp_path, load_tool):
     assert "## synthetic:friend" in report and "| ppr | 30 |" in report
     assert "| noadapt (non-meta GNN) | 30 |" in report
     assert "`lastfm:friend`: not run yet." in report
+    # maml adapts: its run records the unadapted scores too; noadapt does not
+    maml = json.loads((out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").read_text())
+    assert set(maml["unadapted"]["3"]) >= {"recall@20"}
+    noadapt = out / "synthetic-friend" / "seed0" / "noadapt" / "metrics.json"
+    assert "unadapted" not in json.loads(noadapt.read_text())
+    gain = maml["test"]["3"]["recall@20"]["mean"] - maml["unadapted"]["3"]["recall@20"]["mean"]
+    assert "| synthetic:friend | maml | 1 |" in report and f"{gain:+.4f} [" in report
+    assert "| synthetic:friend | noadapt |" not in report
     # a second run skips every finished run and reproduces the same table
     mtime = (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime
     tool.main(["--quick", "--out", str(out), "--md", str(md)])
@@ -113,3 +121,18 @@ def test_learner_tuning_never_evaluates_test_users(tmp_path, load_tool):
     report = md.read_text()
     best = max(merged, key=lambda r: r["best_val"])["point"][0].split("=")[1]
     assert "## synthetic:friend · maml" in report and f"  inner_lr: {best}" in report
+
+
+def test_adaptation_table_by_hand(load_tool):
+    tool = load_tool("bench_quality")
+    rows = [{"cell": "lastfm:item", "seed": s, "method": "maml", "K": 3, "recall@20": a,
+             "unadapted": u} for s, (a, u) in enumerate([(0.17, 0.16), (0.18, 0.19)])]
+    rows += [{"cell": "lastfm:item", "seed": 0, "method": "noadapt", "K": 3,
+              "recall@20": 0.2},
+             {"cell": "lastfm:item", "seed": 0, "method": "maml", "K": 1, "recall@20": 0.1,
+              "unadapted": 0.0}]
+    lines = tool.adaptation_table(rows)
+    (row,) = [line for line in lines if line.startswith("| lastfm:item")]
+    # gains +0.01 and -0.01: mean 0, range [-0.01, +0.01]; K=1 and noadapt left out
+    assert row == "| lastfm:item | maml | 2 | 0.1750 | 0.1750 | +0.0000 [-0.0100, +0.0100] |"
+    assert tool.adaptation_table(rows[2:3]) == []

@@ -52,8 +52,11 @@ _ITEM_HEURISTICS = ("Learner runs with the item bias and ego-net holder counts i
                     "(`model.item_heuristics=true`), up to 2048 task items kept by how many "
                     "ego-net users hold them (`task.item_cap=2048 task.item_order=shared`) "
                     "and 32 taste neighbours (`task.taste_fanout=32`), chosen on validation "
-                    "users (docs/item-heuristics.md). The runs before them are in the git "
-                    "history at commit 74b08a9.")
+                    "users (docs/item-heuristics.md), trained with the softmax list loss over "
+                    "the whole catalogue (`model.item_loss=softmax`), chosen on validation "
+                    "users over BCE with one sampled negative and over an ItemKNN input "
+                    "(docs/item-knn.md). The BCE runs before them are in the git history at "
+                    "commit a58f30f; those before the heuristics at commit 74b08a9.")
 _HEURISTICS = ("Learner runs with the heuristic node inputs (`model.link_heuristics=true`{}), "
                "chosen on validation users ({}). The runs before them are in the git "
                "history at commit 711dca9.")
@@ -71,6 +74,7 @@ NOTES = {
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+ADAPT_METRIC = "recall@20"  # of the test-time adaptation table
 # Student t quantiles (two-sided 95%) by degrees of freedom
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
        9: 2.262}
@@ -140,8 +144,12 @@ def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
         except SystemExit as e:  # Hydra printed the error: keep its last line
             raise RuntimeError(tail.error() or f"exit status {e.code}") from None
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"test": metrics["test"][learner], "best_val": metrics["best_val"],
-            "steps": metrics["steps"]}
+    result = {"test": metrics["test"][learner], "best_val": metrics["best_val"],
+              "steps": metrics["steps"]}
+    unadapted = metrics["test"].get(f"{learner} without test-time adaptation")
+    if unadapted is not None:  # learners that adapt: the same checkpoint, no inner loop
+        result["unadapted"] = unadapted
+    return result
 
 
 def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]) -> None:
@@ -201,6 +209,8 @@ def collect(out: Path) -> list[dict]:
                    "users": metrics["recall@20"]["users"], "val": _validation(data),
                    "error": ""}
             row.update({m: metrics[m]["mean"] for m in METRICS})
+            if k in data.get("unadapted", {}):
+                row["unadapted"] = data["unadapted"][k][ADAPT_METRIC]["mean"]
             rows.append(row)
     return rows
 
@@ -238,6 +248,33 @@ def summarise(rows: list[dict]) -> dict:
             entry[m] = (mean, half, n)
         out[key] = entry
     return out
+
+
+def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
+    r"""What test-time adaptation changes: per cell and learner that adapts, the test
+    :data:`ADAPT_METRIC` at K of the selected checkpoint with and without the inner
+    loop on the new user's support, and their difference (mean and range over
+    seeds). Only runs that recorded both."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["K"] == k and r.get("unadapted") is not None:
+            groups.setdefault((r["cell"], r["method"]), []).append(r)
+    if not groups:
+        return []
+    lines = [f"## Test-time adaptation (K={k}, {ADAPT_METRIC})", "",
+             "The same checkpoint scored with and without the inner loop on the new "
+             "user's K support links (learners that adapt; runs that recorded both). "
+             "`gain` is adapted minus unadapted: mean over seeds [lowest, highest].", "",
+             "| cell | learner | seeds | adapted | unadapted | gain |", "|---|---|---:|---:|---:|---|"]
+    for (cell, method), rs in sorted(groups.items(), key=lambda kv: (
+            CELLS.index(kv[0][0]) if kv[0][0] in CELLS else len(CELLS), kv[0][1])):
+        adapted = [r[ADAPT_METRIC] for r in rs]
+        unadapted = [r["unadapted"] for r in rs]
+        gains = [a - u for a, u in zip(adapted, unadapted)]
+        lines.append(f"| {cell} | {method} | {len(rs)} | {sum(adapted) / len(rs):.4f} | "
+                     f"{sum(unadapted) / len(rs):.4f} | {sum(gains) / len(rs):+.4f} "
+                     f"[{min(gains):+.4f}, {max(gains):+.4f}] |")
+    return [*lines, ""]
 
 
 def _is_meta(method: str) -> bool:
@@ -364,7 +401,7 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "## Verdicts with side information (context)", "",
              "Every baseline of a cell sees at most the cell's context, so the best "
              "baseline there is the best one that uses the same information.", "",
-             *verdicts(summary, CONTEXT_TARGETS), ""]
+             *verdicts(summary, CONTEXT_TARGETS), "", *adaptation_table(rows)]
     failures = [r for r in rows if r["error"]]
     if failures:
         lines += ["## Failed runs", "", "| cell | seed | method | error |", "|---|---:|---|---|"]
