@@ -68,7 +68,11 @@ NOTES = {
         "docs/heuristics.md, docs/taste.md"),
     "ego_facebook:friend": _WITH_HEURISTICS,
     "lastfm:item": _ITEM_HEURISTICS,
-    "lastfm:item:none": _ITEM_HEURISTICS,
+    "lastfm:item:none": ("Learner runs with the item heuristics of `experiment=lastfm_item` "
+                         "(docs/item-heuristics.md) but the BCE item loss "
+                         "(`model.item_loss=bce`): run at commit a58f30f's config, before "
+                         "the softmax list loss became the experiment's, and not rerun "
+                         "since (seed 0 only)."),
     "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"
@@ -264,7 +268,9 @@ def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
     lines = [f"## Test-time adaptation (K={k}, {ADAPT_METRIC})", "",
              "The same checkpoint scored with and without the inner loop on the new "
              "user's K support links (learners that adapt; runs that recorded both). "
-             "`gain` is adapted minus unadapted: mean over seeds [lowest, highest].", "",
+             "`gain` is adapted minus unadapted: mean over seeds [lowest, highest]. "
+             "ProtoNet adapts no weight: its adaptation is scoring against the support's "
+             "prototypes, and unadapted it scores with the plain dot product.", "",
              "| cell | learner | seeds | adapted | unadapted | gain |", "|---|---|---:|---:|---:|---|"]
     for (cell, method), rs in sorted(groups.items(), key=lambda kv: (
             CELLS.index(kv[0][0]) if kv[0][0] in CELLS else len(CELLS), kv[0][1])):
