@@ -68,11 +68,7 @@ NOTES = {
         "docs/heuristics.md, docs/taste.md"),
     "ego_facebook:friend": _WITH_HEURISTICS,
     "lastfm:item": _ITEM_HEURISTICS,
-    "lastfm:item:none": ("Learner runs with the item heuristics of `experiment=lastfm_item` "
-                         "(docs/item-heuristics.md) but the BCE item loss "
-                         "(`model.item_loss=bce`): run at commit a58f30f's config, before "
-                         "the softmax list loss became the experiment's, and not rerun "
-                         "since (seed 0 only)."),
+    "lastfm:item:none": _ITEM_HEURISTICS,
     "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"
