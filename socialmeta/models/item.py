@@ -386,14 +386,24 @@ class ItemModel(ItemTasteMixin, nn.Module):
             return self._score_all(user.squeeze(-2), support) + extra
         if support is None:
             return (self.items(target_ids) * user).sum(-1) + extra
-        ids, label, valid = support
-        z, z_support = self.items(target_ids) * user, self.items(ids) * user
+        z = self.items(target_ids) * user
         scores = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
-        for value, sign in ((1.0, -1.0), (0.0, 1.0)):
-            w = (valid & (label == value)).to(z.dtype)
-            proto = (w.unsqueeze(-1) * z_support).sum(-2) / w.sum(-1, keepdim=True).clamp(min=1)
+        for proto, sign in zip(self._prototypes(user, support), (-1.0, 1.0)):
             scores = scores + sign * (z - proto.unsqueeze(-2)).pow(2).sum(-1)
         return scores + extra
+
+    def _prototypes(self, user: Tensor, support: tuple[Tensor, Tensor, Tensor]
+                    ) -> tuple[Tensor, Tensor]:
+        r"""ProtoNet's prototypes ``(c_liked, c_other)``, each ``[H]``: the mean
+        embedding ``e_item * user`` of the support's valid items labelled 1 and 0."""
+        ids, label, valid = support
+        z_support = self.items(ids) * user
+        protos = []
+        for value in (1.0, 0.0):
+            w = (valid & (label == value)).to(z_support.dtype)
+            protos.append((w.unsqueeze(-1) * z_support).sum(-2)
+                          / w.sum(-1, keepdim=True).clamp(min=1))
+        return protos[0], protos[1]
 
     def _score_all(self, user: Tensor, support: tuple[Tensor, Tensor, Tensor] | None
                    ) -> Tensor:
@@ -404,13 +414,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
         table = self.item_weight()
         if support is None:
             return table @ user
-        ids, label, valid = support
-        z_support = self.items(ids) * user
-        protos = []
-        for value in (1.0, 0.0):
-            w = (valid & (label == value)).to(z_support.dtype)
-            protos.append((w.unsqueeze(-1) * z_support).sum(-2) / w.sum().clamp(min=1))
-        liked, other = protos
+        liked, other = self._prototypes(user, support)
         return table @ (2 * user * (liked - other)) + other.pow(2).sum() - liked.pow(2).sum()
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
