@@ -5,7 +5,7 @@ import json
 import pytest
 
 from socialmeta.ablation import collect_runs, write_report
-from socialmeta.cli.ablate import ablations
+from socialmeta.cli.ablate import _is_sweep, ablations
 from socialmeta.cli.ablate import main as ablate_main
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -63,6 +63,17 @@ def test_unknown_ablation_lists_the_choices(capsys):
     assert {"learner", "encoder", "lastfm_learner_shots"} <= set(ablations())
 
 
+@pytest.mark.parametrize("override,sweep", [
+    ("meta=maml,anil", True), ("seed=0", False), ("task.context=[],[items]", True),
+    ("task.context=[friends,features]", False), ("task.context=[]", False),
+    ("seed=range(3)", True), ("name='a,b'", False), ("x={a:1,b:2}", False),
+    ("x={a:1},{a:2}", True), ('name="a,b",c', True)])
+def test_is_sweep_finds_top_level_commas(override, sweep):
+    """The sweep folder is composed from the overrides that are not sweeps: a list
+    value is one value, a comma between lists is a sweep over them."""
+    assert _is_sweep(override) is sweep
+
+
 def test_report_of_an_empty_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no runs"):
         write_report(tmp_path)
@@ -85,5 +96,8 @@ def test_every_ablation_composes_with_a_sweep(name):
     if name == "context":  # learner x context on lastfm friend tasks
         assert cfg.dataset.name == "lastfm" and cfg.task.kind == "friend"
         assert params["task.context"] == "[],[items]" and "protonet" in params.meta
+    if name == "support_input":  # the support in the input or in the inner loop only
+        assert cfg.task.kind == "item" and cfg.task.support_input is True
+        assert params["task.support_input"] == "true,false"
     if name == "lastfm_learner_shots":
         assert cfg.dataset.name == "lastfm" and "reptile" in params.meta

@@ -26,9 +26,24 @@ from socialmeta.cli.train import train_command
 
 
 def _is_sweep(override: str) -> bool:
+    """Whether :obj:`override` sweeps: a comma outside brackets and quotes
+    (``meta=maml,anil``, ``task.context=[],[items]``) or a sweep function."""
     value = override.partition("=")[2]
-    return ("," in value and not value.startswith(("[", "{", "'", '"'))) or value.startswith(
-        ("choice(", "range(", "interval(", "glob(", "sort(", "shuffle("))
+    if value.startswith(("choice(", "range(", "interval(", "glob(", "sort(", "shuffle(")):
+        return True
+    depth, quote = 0, None
+    for ch in value:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
 
 
 def ablations() -> list[str]:

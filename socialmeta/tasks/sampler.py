@@ -73,6 +73,12 @@ class TaskConfig:
             for interest tasks (default ``[friends]``). Without ``features`` the
             center's own feature row is zeroed and flagged (see
             :func:`task_feature_channels`). The query relation is never context.
+        support_input: Item tasks: whether the center's K support items are part of
+            the task's input (its rows of the user-item adjacency, the first task
+            items, the taste neighbours they select). With :obj:`False` only the
+            support targets carry them, so only a learner's inner loop (its support
+            loss) can use them: an ablation of amortised conditioning against
+            gradient adaptation. (default: :obj:`True`)
         seed: Seed of every random choice. (default: :obj:`0`)
     """
 
@@ -88,6 +94,7 @@ class TaskConfig:
     negatives: int = 1
     taste_fanout: int = 0
     context: Sequence[str] | None = None
+    support_input: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,6 +124,10 @@ class TaskConfig:
                 raise ValueError(f"unknown context {relation!r} for {self.kind!r} tasks; "
                                  f"choose from {list(allowed)}")
         self.context = tuple(r for r in allowed if r in self.context)  # canonical order
+        if not self.support_input and self.kind != "item":
+            raise ValueError(f"support_input=false is defined for item tasks only, not "
+                             f"{self.kind!r}: a {self.kind} task's support builds the "
+                             "ego-net its model scores")
         if self.kind == "interest" and "friends" not in self.context:
             raise ValueError("interest tasks need 'friends' in their context: the support "
                              "is the labelled friends of the ego-net")
@@ -452,6 +463,8 @@ class TaskSampler:
                                       torch.arange(self.num_items), self.item_keys)
         f_pos, friend = self._context_friends(centers, links)
         support_items = sides["support"][:2]
+        if not self.config.support_input:  # only the support targets carry them
+            support_items = tuple(v[:0] for v in support_items)
         ego = self._egonets(centers, keys, f_pos, friend, visible_items=support_items)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
         item_keys = self._add_items(batch, ego, keys, *support_items)

@@ -170,3 +170,34 @@ def test_support_batch_uses_given_items_as_context(lastfm):
                                   items=[torch.tensor([5, 7, 11])])
     assert _center_row(batch, 0, batch.adj) == set(friends.tolist())
     assert _center_items(batch, 0) == {5, 7, 11}
+
+
+def test_item_support_input_false_hides_the_support_from_the_input(lastfm):
+    """``support_input=False``: same targets as the default, but the support items
+    are nowhere in the task's input (no center row, no taste neighbours from them);
+    the ego-net is that of a task without taste neighbours and the same user cap."""
+    split = split_users(lastfm, seed=0)
+    options = dict(kind="item", seed=5, taste_fanout=16, item_cap=256, item_order="shared")
+    shown = TaskSampler(lastfm, split, TaskConfig(**options))
+    hidden = TaskSampler(lastfm, split, TaskConfig(**options, support_input=False))
+    no_taste = TaskSampler(lastfm, split, TaskConfig(**{**options, "taste_fanout": 0,
+                                                        "node_cap": 64 + 16}))
+    users = shown.eval_centers("test", 3)
+    batches = [(s.train_batch(0, 0, 300) for s in (shown, hidden, no_taste)),
+               (s.eval_batch(users, 3) for s in (shown, hidden, no_taste))]
+    for a, b, c in batches:
+        for side in ("support", "query"):
+            for field in ("ids", "label", "mask"):
+                assert torch.equal(getattr(a, f"{side}_{field}"),
+                                   getattr(b, f"{side}_{field}"))
+        assert torch.equal(b.node_ids, c.node_ids) and torch.equal(b.adj, c.adj)
+        assert not b.item_adj[:, 0].any()   # the center holds no visible item
+        assert a.item_adj[:, 0].any(dim=-1).all()
+        for t in range(b.num_tasks):
+            assert _center_items(a, t) == set(
+                a.support_ids[t][a.support_mask[t] & (a.support_label[t] == 1)].tolist())
+            # every task item is held by another ego-net user
+            held = b.item_adj[t].sum(0) > 0
+            assert torch.equal(held, b.item_mask[t])
+    with pytest.raises(ValueError, match="item tasks only, not 'friend'"):
+        TaskConfig(kind="friend", support_input=False)
