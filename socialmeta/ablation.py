@@ -8,7 +8,9 @@ finished). :func:`write_report` writes
 * ``ablation.csv``: one row per configuration x K with mean, 95% interval and number
   of seeds for every metric, and the status of its runs;
 * ``ablation.md``: the same as Markdown tables (one per K, best mean per column in
-  bold), then the failed and unfinished runs with their errors;
+  bold); for runs that also scored their checkpoint without test-time adaptation, what
+  adaptation changes (adapted, unadapted, gain); then the failed and unfinished runs
+  with their errors;
 * ``metric_vs_shots.png``: the metric against K, one line per configuration;
 * ``factor_<name>.png``: one bar chart per swept factor (mean over the other factors
   and seeds, at the K given by ``shots_for_bars``).
@@ -44,6 +46,8 @@ class Run:
     status: str                               # done | failed | unfinished
     error: str = ""
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: the same checkpoint's test metrics without test-time adaptation, where recorded
+    unadapted: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @property
     def config(self) -> str:
@@ -70,9 +74,11 @@ def collect_runs(sweep_dir: str | Path) -> list[Run]:
         run = Run(folder, factors, seed, "unfinished", "no metrics.json or failed.json")
         if (folder / "metrics.json").is_file():
             data = json.loads((folder / "metrics.json").read_text())
-            per_k = data["test"][data["learner"]]
             run.status, run.error = "done", ""
-            run.metrics = {int(k): {m: v[m]["mean"] for m in METRICS} for k, v in per_k.items()}
+            run.metrics, run.unadapted = (
+                {int(k): {m: v[m]["mean"] for m in METRICS} for k, v in per_k.items()}
+                for per_k in (data["test"][data["learner"]], data["test"].get(
+                    f"{data['learner']} without test-time adaptation", {})))
         elif (folder / "failed.json").is_file():
             run.status = "failed"
             run.error = json.loads((folder / "failed.json").read_text())["error"]
@@ -118,7 +124,32 @@ def summarise(runs: list[Run]) -> list[dict]:
     return rows
 
 
-def _markdown(rows: list[dict], runs: list[Run], title: str) -> str:
+def _adaptation_lines(runs: list[Run], metric: str) -> list[str]:
+    """What test-time adaptation changes, per configuration and K, over the runs that
+    recorded their checkpoint's scores without it."""
+    groups: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for run in runs:
+        for k, values in sorted(run.unadapted.items()):
+            groups.setdefault((run.config, k), []).append(
+                (run.metrics[k][metric], values[metric]))
+    if not groups:
+        return []
+    lines = ["## Test-time adaptation", "",
+             f"The same checkpoint's test {metric} with and without the inner loop on the "
+             "support; `gain` is adapted minus unadapted, mean over seeds [lowest, highest].",
+             "", "| configuration | K | seeds | adapted | unadapted | gain |",
+             "|---|---:|---:|---:|---:|---|"]
+    for (config, k), pairs in groups.items():
+        gains = [a - u for a, u in pairs]
+        lines.append(f"| {config} | {k} | {len(pairs)} | "
+                     f"{sum(a for a, _ in pairs) / len(pairs):.4f} | "
+                     f"{sum(u for _, u in pairs) / len(pairs):.4f} | "
+                     f"{sum(gains) / len(gains):+.4f} [{min(gains):+.4f}, {max(gains):+.4f}] |")
+    return [*lines, ""]
+
+
+def _markdown(rows: list[dict], runs: list[Run], title: str, metric: str = "recall@20"
+              ) -> str:
     lines = [f"# Ablation: {title}", "",
              "Mean over seeds of the test-user mean ± 95% interval over seeds (Student t); "
              "`seeds` counts finished runs. Best mean per column in bold.", ""]
@@ -136,6 +167,7 @@ def _markdown(rows: list[dict], runs: list[Run], title: str) -> str:
                 cells.append(f"**{text}**" if r[m] == best[m] else text)
             lines.append(f"| {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _adaptation_lines(runs, metric)
     bad = [r for r in runs if r.status != "done"]
     if bad:
         lines += ["## Failed or unfinished runs", "", "| configuration | seed | status | error |",
@@ -220,7 +252,7 @@ def write_report(sweep_dir: str | Path, metric: str = "recall@20",
         writer.writeheader()
         writer.writerows(rows)
     with atomic_write(out / "ablation.md", "w") as f:
-        f.write(_markdown(rows, runs, Path(sweep_dir).name) + "\n")
+        f.write(_markdown(rows, runs, Path(sweep_dir).name, metric) + "\n")
     files = [out / "ablation.csv", out / "ablation.md",
              *_plots(rows, runs, out, metric, shots_for_bars)]
     return {"rows": rows, "runs": runs, "files": files}

@@ -31,6 +31,14 @@ def test_two_by_two_sweep_report_and_rerun(tmp_path, capsys):
         assert (sweep / name).read_bytes()[:8] == PNG
     report = (sweep / "ablation.md").read_text()
     assert "## K = 3" in report and "| meta=noadapt | 2 |" in report and "**" in report
+    # maml's runs also scored their checkpoint unadapted: the gain row is exact
+    tests = [json.loads((sweep / f"meta=maml,seed={s}" / "metrics.json").read_text())["test"]
+             for s in (0, 1)]
+    gains = [t["maml"]["3"]["recall@20"]["mean"]
+             - t["maml without test-time adaptation"]["3"]["recall@20"]["mean"] for t in tests]
+    row = next(line for line in report.splitlines() if line.startswith("| meta=maml | 3 | 2 |"))
+    assert row.endswith(f"| {sum(gains) / 2:+.4f} [{min(gains):+.4f}, {max(gains):+.4f}] |")
+    assert "| meta=noadapt | 3 |" not in report.split("## Test-time adaptation")[1]
     # re-running the sweep skips the finished runs
     stamp = (sweep / "meta=maml,seed=0" / "metrics.json").stat().st_mtime_ns
     ablate_main(["ablation=tiny", f"hydra.sweep.dir={sweep}"])
