@@ -106,6 +106,6 @@ def test_every_ablation_composes_with_a_sweep(name):
         assert params["task.context"] == "[],[items]" and "protonet" in params.meta
     if name == "support_input":  # the support in the input or in the inner loop only
         assert cfg.task.kind == "item" and cfg.task.support_input is True
-        assert params["task.support_input"] == "true,false"
+        assert params["task.support_input"] == "true,false" and "metasgd" in params.meta
     if name == "lastfm_learner_shots":
         assert cfg.dataset.name == "lastfm" and "reptile" in params.meta

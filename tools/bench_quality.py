@@ -391,7 +391,10 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              *plain_summary(summary, cells),
              "Why the friend-task meta-learners are capped (every user outside the task's "
              "ego-net gets one shared score; the ego-net holds well under all of the new "
-             "user's friends): [`egonet-ceiling.md`](egonet-ceiling.md).", "",
+             "user's friends): [`egonet-ceiling.md`](egonet-ceiling.md). Why test-time "
+             "adaptation adds nothing on item tasks (the encoder already reads the support "
+             "from the task's input; moved out of it, the inner loop recovers almost none "
+             "of its worth): [`support-input.md`](support-input.md).", "",
              "## Verdicts (target: best meta-learner ≥ 10% relative over the best baseline)",
              "", "The headline picks each side's best method by its test mean, which flatters "
              "both sides alike; the second figure of each line picks them by the "
