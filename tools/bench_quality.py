@@ -393,8 +393,8 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "ego-net gets one shared score; the ego-net holds well under all of the new "
              "user's friends): [`egonet-ceiling.md`](egonet-ceiling.md). Why test-time "
              "adaptation adds nothing on item tasks (the encoder already reads the support "
-             "from the task's input; moved out of it, the inner loop recovers almost none "
-             "of its worth): [`support-input.md`](support-input.md).", "",
+             "from the task's input; moved out of it, the inner loop recovers a fifth of "
+             "its worth at most): [`support-input.md`](support-input.md).", "",
              "## Verdicts (target: best meta-learner ≥ 10% relative over the best baseline)",
              "", "The headline picks each side's best method by its test mean, which flatters "
              "both sides alike; the second figure of each line picks them by the "
