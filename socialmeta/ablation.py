@@ -91,7 +91,10 @@ def collect_runs(sweep_dir: str | Path) -> list[Run]:
     return runs
 
 
-def _mean_ci(values: list[float]) -> tuple[float, float, int]:
+def mean_ci_over_seeds(values: list[float]) -> tuple[float, float, int]:
+    """``(mean, half-width of the 95% Student t interval, count)`` of the non-NaN
+    :obj:`values`, one per seed (the interval is NaN for fewer than two). Over test
+    users, :func:`socialmeta.eval.mean_ci` uses the normal interval instead."""
     values = [v for v in values if not math.isnan(v)]
     n = len(values)
     if n == 0:
@@ -101,6 +104,15 @@ def _mean_ci(values: list[float]) -> tuple[float, float, int]:
         return mean, math.nan, 1
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n), n
+
+
+def gain_cells(pairs: list[tuple[float, float]]) -> str:
+    """The Markdown cells ``adapted | unadapted | gain [lowest, highest]`` of a
+    test-time adaptation table, from one ``(adapted, unadapted)`` pair per seed."""
+    gains = [a - u for a, u in pairs]
+    return (f"{sum(a for a, _ in pairs) / len(pairs):.4f} | "
+            f"{sum(u for _, u in pairs) / len(pairs):.4f} | "
+            f"{sum(gains) / len(gains):+.4f} [{min(gains):+.4f}, {max(gains):+.4f}]")
 
 
 def summarise(runs: list[Run]) -> list[dict]:
@@ -118,7 +130,7 @@ def summarise(runs: list[Run]) -> list[dict]:
         for k in ks:
             row = {"config": config, **group[0].factors, "K": k, "status": status}
             for m in METRICS:
-                mean, half, n = _mean_ci([r.metrics[k][m] for r in done if k in r.metrics])
+                mean, half, n = mean_ci_over_seeds([r.metrics[k][m] for r in done if k in r.metrics])
                 row[m], row[f"{m}_ci95"], row["seeds"] = mean, half, n
             rows.append(row)
     return rows
@@ -140,11 +152,7 @@ def _adaptation_lines(runs: list[Run], metric: str) -> list[str]:
              "", "| configuration | K | seeds | adapted | unadapted | gain |",
              "|---|---:|---:|---:|---:|---|"]
     for (config, k), pairs in groups.items():
-        gains = [a - u for a, u in pairs]
-        lines.append(f"| {config} | {k} | {len(pairs)} | "
-                     f"{sum(a for a, _ in pairs) / len(pairs):.4f} | "
-                     f"{sum(u for _, u in pairs) / len(pairs):.4f} | "
-                     f"{sum(gains) / len(gains):+.4f} [{min(gains):+.4f}, {max(gains):+.4f}] |")
+        lines.append(f"| {config} | {k} | {len(pairs)} | {gain_cells(pairs)} |")
     return [*lines, ""]
 
 
@@ -212,7 +220,7 @@ def _plots(rows: list[dict], runs: list[Run], out: Path, metric: str,
     k = shots_for_bars if shots_for_bars in ks else ks[len(ks) // 2]
     for factor in dict.fromkeys(f for r in runs for f in r.factors):
         levels = list(dict.fromkeys(r.factors.get(factor, "") for r in runs))
-        stats = [_mean_ci([r.metrics[k][metric] for r in done
+        stats = [mean_ci_over_seeds([r.metrics[k][metric] for r in done
                            if r.factors.get(factor, "") == level and k in r.metrics])
                  for level in levels]
         fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(levels) + 2), 3.6))

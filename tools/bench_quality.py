@@ -75,9 +75,6 @@ SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 ADAPT_METRIC = "recall@20"  # of the test-time adaptation table
-# Student t quantiles (two-sided 95%) by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262}
 
 
 def cell_context(cell: str) -> list[str]:
@@ -227,6 +224,8 @@ def _validation(data: dict) -> float:
 def summarise(rows: list[dict]) -> dict:
     """``{(cell, method, K): {metric: (mean, ci95, seeds), "users": [...], "val": mean}}``
     (``val``: the mean over seeds of the validation score the runs were selected by)."""
+    from socialmeta.ablation import mean_ci_over_seeds
+
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["K"] is not None:
@@ -237,15 +236,7 @@ def summarise(rows: list[dict]) -> dict:
         vals = [v for v in (r.get("val") for r in rs) if v is not None and v == v]
         entry["val"] = sum(vals) / len(vals) if vals else float("nan")
         for m in METRICS:
-            values = [r[m] for r in rs if r[m] == r[m]]
-            n = len(values)
-            mean = sum(values) / n if n else float("nan")
-            if n > 1:
-                sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-                half = T95.get(n - 1, 1.96) * sd / math.sqrt(n)
-            else:
-                half = float("nan")
-            entry[m] = (mean, half, n)
+            entry[m] = mean_ci_over_seeds([r[m] for r in rs])
         out[key] = entry
     return out
 
@@ -255,6 +246,8 @@ def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
     :data:`ADAPT_METRIC` at K of the selected checkpoint with and without the inner
     loop on the new user's support, and their difference (mean and range over
     seeds). Only runs that recorded both."""
+    from socialmeta.ablation import gain_cells
+
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["K"] == k and r.get("unadapted") is not None:
@@ -270,12 +263,8 @@ def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
              "| cell | learner | seeds | adapted | unadapted | gain |", "|---|---|---:|---:|---:|---|"]
     for (cell, method), rs in sorted(groups.items(), key=lambda kv: (
             CELLS.index(kv[0][0]) if kv[0][0] in CELLS else len(CELLS), kv[0][1])):
-        adapted = [r[ADAPT_METRIC] for r in rs]
-        unadapted = [r["unadapted"] for r in rs]
-        gains = [a - u for a, u in zip(adapted, unadapted)]
-        lines.append(f"| {cell} | {method} | {len(rs)} | {sum(adapted) / len(rs):.4f} | "
-                     f"{sum(unadapted) / len(rs):.4f} | {sum(gains) / len(rs):+.4f} "
-                     f"[{min(gains):+.4f}, {max(gains):+.4f}] |")
+        pairs = [(r[ADAPT_METRIC], r["unadapted"]) for r in rs]
+        lines.append(f"| {cell} | {method} | {len(rs)} | {gain_cells(pairs)} |")
     return [*lines, ""]
 
 
