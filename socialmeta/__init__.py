@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Recommender", "__version__"]
+__all__ = ["Experiment", "Recommender", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from socialmeta.recommend import Recommender
 
         return Recommender
+    if name == "Experiment":
+        from socialmeta.experiment import Experiment
+
+        return Experiment
     raise AttributeError(f"module 'socialmeta' has no attribute {name!r}")

@@ -66,15 +66,14 @@ class Recommender:
                             if graph.has_items else {})
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, device: str | torch.device = "cpu"
-                        ) -> Recommender:
-        """Loads a training checkpoint (``weights_only``), its graph and its split."""
-        from socialmeta.cli.export import restore
-        from socialmeta.cli.train import inner_loop, split_from_config, task_config
+    def from_checkpoint(cls, checkpoint: str | Path, device: str | torch.device = "cpu",
+                        allow_other_data: bool = False) -> Recommender:
+        """Loads a training checkpoint (``weights_only``), its graph and its split
+        (:meth:`socialmeta.Experiment.from_checkpoint`)."""
+        from socialmeta.experiment import Experiment
 
-        model, params, graph, cfg = restore(checkpoint)
-        return cls(model, params, graph, split_from_config(graph, cfg.split),
-                   task_config(cfg.task, cfg.seed), inner_loop(cfg.meta), device)
+        return Experiment.from_checkpoint(
+            checkpoint, allow_other_data=allow_other_data).recommender(device)
 
     # ------------------------------------------------------------------ API
     def recommend(self, user: str | None = None, friends: Sequence[str] = (),

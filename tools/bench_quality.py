@@ -154,9 +154,9 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     from hydra import compose, initialize_config_dir
 
     from socialmeta.baselines import BASELINES, tune
-    from socialmeta.cli.common import config_dir, dataset_from_config
-    from socialmeta.cli.train import split_from_config, task_config
+    from socialmeta.config import config_dir
     from socialmeta.eval.protocol import evaluate_scorer
+    from socialmeta.experiment import dataset_from_config, split_from_config, task_config
     from socialmeta.tasks import TaskSampler
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -35,8 +35,8 @@ FRIEND_CELLS = ("lastfm:friend", "lastfm:friend:items", "ego_facebook:friend",
 
 def sampler_for(cell: str, seed: int):
     """The test-time sampler of a benchmark cell, built as ``socialmeta-train`` does."""
-    from socialmeta.cli.common import config_dir, dataset_from_config
-    from socialmeta.cli.train import split_from_config, task_config
+    from socialmeta.config import config_dir
+    from socialmeta.experiment import dataset_from_config, split_from_config, task_config
     from socialmeta.tasks import TaskSampler
 
     overrides = bench_quality._overrides(cell, seed, quick=False, shots=[3])

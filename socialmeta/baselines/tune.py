@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from socialmeta import progress
 from socialmeta.baselines.base import Baseline
 from socialmeta.tasks import TaskSampler
 
@@ -18,7 +19,9 @@ def tune(baseline: Baseline, sampler: TaskSampler, shots: int = 3,
 
     trials: list[tuple[dict[str, Any], float]] = []
     best, best_value = None, float("-inf")
-    for point in baseline.grid_points() if baseline.grid else [{}]:
+    points = list(baseline.grid_points()) if baseline.grid else [{}]
+    for i, point in enumerate(points):
+        progress.tick("  %s: grid point %d/%d", baseline.name, i + 1, len(points))
         candidate = type(baseline)(**point).fit(sampler)
         value = evaluate_scorer(candidate.scores, sampler, "val", (shots,),
                                 max_users=max_users)[shots][metric]["mean"]

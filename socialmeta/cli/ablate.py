@@ -21,29 +21,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from socialmeta.ablation import write_report
-from socialmeta.cli.common import config_dir, run_hydra
+from socialmeta.cli.common import _is_sweep, config_dir, run_hydra
 from socialmeta.cli.train import train_command
-
-
-def _is_sweep(override: str) -> bool:
-    """Whether :obj:`override` sweeps: a comma outside brackets and quotes
-    (``meta=maml,anil``, ``task.context=[],[items]``) or a sweep function."""
-    value = override.partition("=")[2]
-    if value.startswith(("choice(", "range(", "interval(", "glob(", "sort(", "shuffle(")):
-        return True
-    depth, quote = 0, None
-    for ch in value:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            return True
-    return False
 
 
 def ablations() -> list[str]:

@@ -1,4 +1,8 @@
-"""Shared plumbing of the Hydra entry points."""
+"""Shared plumbing of the Hydra entry points.
+
+Kept light (no torch at import), so that a command can say something before the heavy
+imports and ``socialmeta-data list`` answers at once.
+"""
 from __future__ import annotations
 
 import functools
@@ -8,52 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import socialmeta
-from socialmeta.data import DATASETS, GraphValidationError, SocialGraph, load_dataset
+from socialmeta.config import ConfigError, choose, compose, config_dir
+from socialmeta.errors import InputError
 
-
-def config_dir() -> str:
-    """The ``configs/`` folder: inside the installed package, else the source tree."""
-    installed = Path(socialmeta.__file__).resolve().parent / "configs"
-    if installed.is_dir():
-        return str(installed)
-    return str(Path(__file__).resolve().parents[2] / "configs")
+__all__ = ["ConfigError", "choose", "config_dir", "run_hydra"]
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid (the message lists the valid choices)."""
-
-
-def choose(registry: dict[str, Any], name: str, what: str) -> Any:
-    """``registry[name]``, or a :class:`ConfigError` listing the valid names."""
-    if name not in registry:
-        raise ConfigError(f"unknown {what} {name!r}; choose one of {sorted(registry)}")
-    return registry[name]
-
-
-def dataset_from_config(cfg: DictConfig) -> SocialGraph:
-    r"""Loads the graph that a ``dataset`` config group entry describes."""
-    options = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(options, dict)
-    name = options.pop("name")
-    use_features = options.pop("features", True)
-    spec = choose(DATASETS, name, "dataset")
-    kwargs: dict[str, Any] = {}
-    if spec.takes_root:
-        kwargs["root"] = options.pop("root", None)
-        kwargs["download"] = options.pop("download", True)
-        kwargs["cache_dir"] = True if options.pop("cache", True) else None
-    try:
-        spec.check_options(name, options)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    graph = load_dataset(name, **kwargs, **options)
-    if not use_features:  # the ablation "without user features"
-        graph["user"].x = graph["user"].x[:, :0]
-        graph.feature_names = []
-    return graph
+def _is_sweep(override: str) -> bool:
+    """Whether :obj:`override` sweeps: a comma outside brackets and quotes
+    (``meta=maml,anil``, ``task.context=[],[items]``) or a sweep function."""
+    value = override.partition("=")[2]
+    if value.startswith(("choice(", "range(", "interval(", "glob(", "sort(", "shuffle(")):
+        return True
+    depth, quote = 0, None
+    for ch in value:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
 
 
 def _in_sweep() -> bool:
@@ -70,7 +55,7 @@ def _record_failure(error: BaseException) -> None:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from socialmeta.data import atomic_write
+    from socialmeta.data.cache import atomic_write
 
     out = Path(HydraConfig.get().runtime.output_dir)
     message = f"{type(error).__name__}: {error}"
@@ -79,17 +64,30 @@ def _record_failure(error: BaseException) -> None:
         json.dump({"error": message, "traceback": traceback.format_exc()}, f, indent=2)
 
 
+def _fail(error: InputError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
               argv: Sequence[str] | None, commands: Sequence[str] = ()) -> None:
     r"""Runs :obj:`task` as a Hydra app with :obj:`argv` as overrides.
 
-    A leading word that is one of :obj:`commands` becomes ``command=<word>``. Errors in
-    the user's input (:class:`GraphValidationError`, :class:`ConfigError`) print one
-    clear line and exit with status 2 instead of a traceback.
+    A leading word that is one of :obj:`commands` becomes ``command=<word>``. The
+    overrides are checked first (:func:`socialmeta.config.compose`: unknown group
+    options and keys, values of the wrong type). Errors in the user's input
+    (:class:`~socialmeta.errors.InputError`: a bad file, config value or checkpoint)
+    print one clear line and exit with status 2 instead of a traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in commands:
         args = [f"command={args[0]}"] + args[1:]
+    # not --multirun, --help, --cfg ..., nor a sweep: those Hydra checks itself
+    if not any(a.startswith("-") or _is_sweep(a) for a in args):
+        try:
+            compose(config_name, args)
+        except InputError as e:
+            _fail(e)
 
     @functools.wraps(task)
     def guarded(cfg: DictConfig) -> Any:
@@ -99,9 +97,8 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
             if _in_sweep():  # one failed run of a sweep: record it, go on with the rest
                 _record_failure(e)
                 return None
-            if isinstance(e, (GraphValidationError, ConfigError)):
-                print(f"error: {e}", file=sys.stderr)
-                sys.exit(2)
+            if isinstance(e, InputError):
+                _fail(e)
             raise
 
     app = hydra.main(config_path=config_dir(), config_name=config_name,

@@ -14,8 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from socialmeta.cli.common import ConfigError, dataset_from_config, run_hydra
-from socialmeta.data import DATASETS, graph_info
+from socialmeta.cli.common import ConfigError, run_hydra
+from socialmeta.data.catalog import DESCRIPTIONS
 
 COMMANDS = ("info", "list")
 
@@ -34,13 +34,16 @@ def format_info(info: dict[str, Any]) -> str:
 
 def data_command(cfg: DictConfig) -> dict[str, Any] | None:
     if cfg.command == "list":
-        for name, spec in DATASETS.items():
-            print(f"{name:>14}  {spec.description}")
+        for name, description in DESCRIPTIONS.items():
+            print(f"{name:>14}  {description}")
         return None
     if cfg.command != "info":
         raise ConfigError(f"unknown command {cfg.command!r}; choose one of {list(COMMANDS)}")
     if cfg.output not in ("table", "json"):
         raise ConfigError(f"unknown output {cfg.output!r}; choose one of ['json', 'table']")
+    from socialmeta.data import graph_info
+    from socialmeta.experiment import dataset_from_config
+
     info = graph_info(dataset_from_config(cfg.dataset), top_k=cfg.top_k)
     print(json.dumps(info, indent=2) if cfg.output == "json" else format_info(info))
     return info

@@ -14,32 +14,23 @@ from typing import Any
 from omegaconf import DictConfig
 
 from socialmeta.cli.common import ConfigError, run_hydra
-from socialmeta.cli.export import restore
-from socialmeta.cli.train import (
-    cold_start_results,
-    format_results,
-    inner_loop,
-    results_json,
-    split_from_config,
-    task_config,
-)
-from socialmeta.data import atomic_write
-from socialmeta.tasks import TaskSampler
 
 
 def eval_command(cfg: DictConfig) -> dict[str, Any]:
+    from socialmeta.data import atomic_write
+    from socialmeta.eval.report import format_results, results_json
+    from socialmeta.experiment import Experiment, cold_start_results
+
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"unknown split {cfg.split!r}; choose one of ['test', 'val']")
-    model, params, graph, run = restore(cfg.checkpoint)
-    sampler = TaskSampler(graph, split_from_config(graph, run.split),
-                          task_config(run.task, run.seed))
-    results = cold_start_results(
-        model, params, inner_loop(run.meta), cfg.no_adaptation, sampler=sampler,
-        split=cfg.split, shots=tuple(cfg.shots), batch_size=cfg.batch_size,
-        max_users=cfg.max_users)
+    exp = Experiment.from_checkpoint(cfg.checkpoint,
+                                     allow_other_data=cfg.get("allow_other_data", False))
+    settings = exp.evaluation_settings(cfg.split, tuple(cfg.shots))
+    settings.update(batch_size=cfg.batch_size, max_users=cfg.max_users)
+    results = cold_start_results(exp.model, exp.params, exp.inner, cfg.no_adaptation,
+                                 **settings)
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).parent / f"eval-{cfg.split}.json"
-    metrics = {cfg.split: results_json(results),
-               "checkpoint": str(cfg.checkpoint)}
+    metrics = {cfg.split: results_json(results), "checkpoint": str(cfg.checkpoint)}
     with atomic_write(out, "w") as f:
         json.dump(metrics, f, indent=2)
     print(format_results(results))

@@ -15,14 +15,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from socialmeta.cli.common import ConfigError, run_hydra
-from socialmeta.device import resolve_device
-from socialmeta.recommend import Recommender
 
 
 def recommend_command(cfg: DictConfig) -> list[dict[str, Any]]:
     if cfg.output not in ("table", "json"):
         raise ConfigError(f"unknown output {cfg.output!r}; choose one of ['json', 'table']")
-    recommender = Recommender.from_checkpoint(cfg.checkpoint, resolve_device(cfg.device))
+    from socialmeta.device import resolve_device
+    from socialmeta.recommend import Recommender
+
+    recommender = Recommender.from_checkpoint(
+        cfg.checkpoint, resolve_device(cfg.device),
+        allow_other_data=cfg.get("allow_other_data", False))
     friends = [str(f) for f in OmegaConf.to_container(cfg["friends"])]
     items = [str(i) for i in OmegaConf.to_container(cfg["items"])]
     user = None if cfg.user is None else str(cfg.user)

@@ -1,20 +1,37 @@
-"""Data layer: raw files, networkx graphs and generators -> validated SocialGraph."""
-from socialmeta.data.cache import atomic_write, load_or_build, torch_save_atomic
-from socialmeta.data.csv_graph import read_csv_graph
-from socialmeta.data.datasets import DATASETS, DatasetSpec, load_dataset
-from socialmeta.data.ego_facebook import read_ego_facebook
-from socialmeta.data.errors import GraphValidationError
-from socialmeta.data.graph import FRIEND, INTERACTS, MEMBER_OF, SocialGraph, validate_graph
-from socialmeta.data.lastfm import read_lastfm
-from socialmeta.data.networkx_graphs import davis, from_networkx, karate
-from socialmeta.data.stats import graph_info
-from socialmeta.data.synthetic import generate_synthetic
-from socialmeta.data.transforms import StructuralFeatures, structural_features
+"""Data layer: raw files, networkx graphs and generators -> validated SocialGraph.
 
-__all__ = [
-    "DATASETS", "DatasetSpec", "FRIEND", "GraphValidationError", "INTERACTS", "MEMBER_OF",
-    "SocialGraph", "StructuralFeatures", "atomic_write", "davis", "from_networkx",
-    "generate_synthetic", "graph_info", "karate", "load_dataset", "load_or_build",
-    "read_csv_graph", "read_ego_facebook", "read_lastfm", "structural_features",
-    "torch_save_atomic", "validate_graph",
-]
+The names below load on first use, so that light modules (``socialmeta.data.errors``,
+``socialmeta.data.catalog``) import without torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "atomic_write": "cache", "load_or_build": "cache", "torch_save_atomic": "cache",
+    "read_csv_graph": "csv_graph",
+    "DATASETS": "datasets", "DatasetSpec": "datasets", "load_dataset": "datasets",
+    "read_ego_facebook": "ego_facebook",
+    "GraphValidationError": "errors",
+    "FRIEND": "graph", "INTERACTS": "graph", "MEMBER_OF": "graph", "SocialGraph": "graph",
+    "validate_graph": "graph",
+    "read_lastfm": "lastfm",
+    "davis": "networkx_graphs", "from_networkx": "networkx_graphs", "karate": "networkx_graphs",
+    "graph_info": "stats",
+    "generate_synthetic": "synthetic",
+    "StructuralFeatures": "transforms", "structural_features": "transforms",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'socialmeta.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"socialmeta.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 log = logging.getLogger("socialmeta")
 
@@ -40,10 +41,83 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         raise
 
 
+@contextmanager
+def atomic_dir(path: str | Path, marker: str = "manifest.json"):
+    r"""Yields a fresh temporary folder beside :obj:`path` and, on success, moves it
+    into place as :obj:`path` in one rename, replacing an earlier output.
+
+    A crash or exception leaves :obj:`path` as it was (the old output, whole) and no
+    temporary folder behind; a process killed outright leaves a hidden
+    ``.<name>.tmp-<pid>-*`` folder that the next call removes. An existing non-empty
+    :obj:`path` without :obj:`marker` (not an earlier output) is refused, never
+    replaced.
+
+    Example:
+        >>> with atomic_dir("export/") as tmp:
+        ...     (tmp / "manifest.json").write_text("{}")
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir())
+                                                 and not (path / marker).is_file())):
+        raise ValueError(f"{path} exists and is not an earlier output (no {marker}); "
+                         "choose a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = stale.name.split("-")[-2] if stale.name.count("-") >= 2 else ""
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
+                                dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
+                                        dir=path.parent))
+            os.replace(path, old / "old")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def torch_save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` through :func:`atomic_write`."""
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def tensor_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over names, shapes and bytes of :obj:`tensors` (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def graph_digest(graph) -> str:
+    """Digest of a :class:`SocialGraph`'s tensors (friendships, features, interactions,
+    labels): what a checkpoint and an export record of the data they were made on."""
+    return tensor_digest({k: v for k, v in graph.to_dict().items() if isinstance(v, Tensor)})
 
 
 def file_digest(path: str | Path, chunk_size: int = 1 << 20) -> str:

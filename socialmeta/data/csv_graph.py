@@ -1,6 +1,7 @@
 """Bring your own graph: a folder of CSV files (format in ``docs/data-format.md``)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,20 @@ from socialmeta.data.readers import IdIndex, Table, read_table
 
 FRIENDSHIPS, USERS, ITEMS = "friendships.csv", "users.csv", "items.csv"
 INTERACTIONS, INTERESTS = "interactions.csv", "interests.csv"
+#: the columns interactions.csv may have (any other is an error)
+INTERACTION_COLUMNS = ["user_id", "item_id", "weight"]
 CSV_FILES = (FRIENDSHIPS, USERS, ITEMS, INTERACTIONS, INTERESTS)
 
 
 def csv_raw_files(root: str | Path) -> list[Path]:
-    """The files of a CSV graph folder that exist (the cache key hashes them)."""
+    """The files of a CSV graph folder that exist (the cache key hashes them); one of
+    their names that is not a regular file (a directory) is an error, not skipped."""
     root = Path(root)
-    return [root / f for f in CSV_FILES if (root / f).is_file()]
+    for name in CSV_FILES:
+        if (root / name).exists() and not (root / name).is_file():
+            raise GraphValidationError("not a file (a directory?)", file=root / name,
+                                       expected="a regular file")
+    return [root / f for f in CSV_FILES if (root / f).exists()]
 
 
 def _features(table: Table, id_column: str) -> tuple[np.ndarray, list[str]]:
@@ -43,6 +51,7 @@ def read_csv_graph(
     dedupe: bool = False,
     drop_self_loops: bool = False,
     symmetric: bool = False,
+    strip_ids: bool = False,
     name: str = "csv",
 ) -> SocialGraph:
     r"""Reads a graph from ``root/friendships.csv`` and optional ``users.csv``,
@@ -60,6 +69,8 @@ def read_csv_graph(
             (default: :obj:`False`)
         symmetric (bool): ``friendships.csv`` lists each friendship in both directions
             (otherwise ``a,b`` plus ``b,a`` is a duplicate). (default: :obj:`False`)
+        strip_ids (bool): Strip whitespace around ids (reported) instead of failing;
+            ids are otherwise kept verbatim. (default: :obj:`False`)
         name (str): Name of the graph. (default: :obj:`"csv"`)
 
     Example:
@@ -68,25 +79,33 @@ def read_csv_graph(
     """
     root = Path(root)
     repairs: list[str] = []
-    friends = read_table(root / FRIENDSHIPS, required=["src", "dst"])
+    friends = read_table(root / FRIENDSHIPS, required=["src", "dst"], allowed=["src", "dst"])
     if len(friends) == 0:
         raise GraphValidationError("empty graph: no friendship rows", file=friends.path,
                                    expected="at least one 'src,dst' row")
-    optional = {f: read_table(root / f, required=req) for f, req in (
-        (USERS, ["user_id"]), (ITEMS, ["item_id"]),
-        (INTERACTIONS, ["user_id", "item_id"]), (INTERESTS, ["user_id", "interest"]),
-    ) if (root / f).is_file()}
+    if (root / ITEMS).exists() and not (root / INTERACTIONS).exists():
+        raise GraphValidationError(
+            f"{ITEMS} without {INTERACTIONS}: its items would link to no user",
+            file=root / ITEMS, expected=f"{INTERACTIONS} beside it (or no {ITEMS})")
+    optional = {f: read_table(root / f, required=req, allowed=allowed) for f, req, allowed in (
+        (USERS, ["user_id"], None), (ITEMS, ["item_id"], None),
+        (INTERACTIONS, ["user_id", "item_id"], INTERACTION_COLUMNS),
+        (INTERESTS, ["user_id", "interest"], ["user_id", "interest"]),
+    ) if (root / f).exists()}
     users_t, items_t = optional.get(USERS), optional.get(ITEMS)
     inter_t, interest_t = optional.get(INTERACTIONS), optional.get(INTERESTS)
 
+    def ids(table: Table, column: str, kind: str) -> np.ndarray:
+        return table.ids(column, kind, strip=strip_ids, repairs=repairs)
+
     if users_t is not None:
-        users = _unique_ids(users_t, "user_id", "user")
+        users = _unique_ids(ids(users_t, "user_id", "user"), users_t, "user")
     else:
-        named = [friends.strings("src"), friends.strings("dst")]
-        named += [t.strings("user_id") for t in (inter_t, interest_t) if t is not None]
+        named = [ids(friends, "src", "user"), ids(friends, "dst", "user")]
+        named += [ids(t, "user_id", "user") for t in (inter_t, interest_t) if t is not None]
         users = IdIndex.from_values(*named, kind="user")
-    src = users.lookup(friends.strings("src"), friends, "src")
-    dst = users.lookup(friends.strings("dst"), friends, "dst")
+    src = users.lookup(ids(friends, "src", "user"), friends, "src")
+    dst = users.lookup(ids(friends, "dst", "user"), friends, "dst")
     friend_index = undirected_from_pairs(
         src, dst, lines=friends.lines, path=friends.path, ids=users.ids,
         listing="both" if symmetric else "once", dedupe=dedupe,
@@ -98,17 +117,16 @@ def read_csv_graph(
         x = torch.from_numpy(x_np)
     parts: dict = {}
     if inter_t is not None:
-        parts.update(_interactions(inter_t, items_t, users, dedupe, repairs))
+        parts.update(_interactions(inter_t, items_t, users, dedupe, ids, repairs))
     if interest_t is not None:
-        parts.update(_interests(interest_t, users, dedupe, repairs))
+        parts.update(_interests(interest_t, users, dedupe, ids, repairs))
     return SocialGraph.from_parts(
         user_ids=users.ids, friend_index=friend_index, x=x, feature_names=feature_names,
         name=name, repairs=repairs, **parts)
 
 
 
-def _unique_ids(table: Table, column: str, kind: str) -> IdIndex:
-    values = table.strings(column)
+def _unique_ids(values: np.ndarray, table: Table, kind: str) -> IdIndex:
     keep = keep_first_of_duplicates(
         values, table.lines, table.path, False, [], f"{kind} id", lambda i: repr(str(values[i])),
         f"each {kind} once")
@@ -117,16 +135,16 @@ def _unique_ids(table: Table, column: str, kind: str) -> IdIndex:
 
 
 def _interactions(inter_t: Table, items_t: Table | None, users: IdIndex, dedupe: bool,
-                  repairs: list[str]) -> dict:
+                  ids: Callable[[Table, str, str], np.ndarray], repairs: list[str]) -> dict:
     if items_t is not None:
-        items = _unique_ids(items_t, "item_id", "item")
+        items = _unique_ids(ids(items_t, "item_id", "item"), items_t, "item")
         item_x_np, _ = _features(items_t, "item_id")
         item_x = torch.from_numpy(item_x_np) if item_x_np.shape[1] else None
     else:
-        items = IdIndex.from_values(inter_t.strings("item_id"), kind="item")
+        items = IdIndex.from_values(ids(inter_t, "item_id", "item"), kind="item")
         item_x = None
-    u = users.lookup(inter_t.strings("user_id"), inter_t, "user_id")
-    i = items.lookup(inter_t.strings("item_id"), inter_t, "item_id")
+    u = users.lookup(ids(inter_t, "user_id", "user"), inter_t, "user_id")
+    i = items.lookup(ids(inter_t, "item_id", "item"), inter_t, "item_id")
     weight = inter_t.floats("weight") if "weight" in inter_t.columns else None
     if weight is not None and not np.isfinite(weight).all():
         r = int(np.flatnonzero(~np.isfinite(weight))[0])
@@ -143,10 +161,12 @@ def _interactions(inter_t: Table, items_t: Table | None, users: IdIndex, dedupe:
     return out
 
 
-def _interests(table: Table, users: IdIndex, dedupe: bool, repairs: list[str]) -> dict:
-    u = users.lookup(table.strings("user_id"), table, "user_id")
-    labels = IdIndex.from_values(table.strings("interest"), kind="interest")
-    lab = labels.lookup(table.strings("interest"), table, "interest")
+def _interests(table: Table, users: IdIndex, dedupe: bool,
+               ids: Callable[[Table, str, str], np.ndarray], repairs: list[str]) -> dict:
+    u = users.lookup(ids(table, "user_id", "user"), table, "user_id")
+    names = ids(table, "interest", "interest")
+    labels = IdIndex.from_values(names, kind="interest")
+    lab = labels.lookup(names, table, "interest")
     keep = keep_first_of_duplicates(
         u * len(labels) + lab, table.lines, table.path, dedupe, repairs, "interest",
         lambda r: f"({users.ids[u[r]]!r}, {labels.ids[lab[r]]!r})",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from socialmeta.data.cache import default_cache_dir, load_or_build
+from socialmeta.data.catalog import DESCRIPTIONS
 from socialmeta.data.csv_graph import csv_raw_files, read_csv_graph
 from socialmeta.data.download import ensure_raw_files
 from socialmeta.data.ego_facebook import (
@@ -58,23 +59,21 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "synthetic": DatasetSpec(
-        generate_synthetic,
-        "seeded social graph with communities, interests, items and features"),
-    "karate": DatasetSpec(karate, "Zachary's karate club (networkx); club as interest"),
-    "davis": DatasetSpec(davis, "Davis Southern Women (networkx); events as items"),
+    "synthetic": DatasetSpec(generate_synthetic, DESCRIPTIONS["synthetic"]),
+    "karate": DatasetSpec(karate, DESCRIPTIONS["karate"]),
+    "davis": DatasetSpec(davis, DESCRIPTIONS["davis"]),
     "ego_facebook": DatasetSpec(
-        read_ego_facebook, "SNAP ego-Facebook: 4,039 users, features, 193 circles",
+        read_ego_facebook, DESCRIPTIONS["ego_facebook"],
         takes_root=True,
         raw_files=lambda root: [root / f for f in EGO_FACEBOOK_FILES]
         + [combined_edges_path(root)],
         urls=EGO_FACEBOOK_URLS, required=EGO_FACEBOOK_FILES),
     "lastfm": DatasetSpec(
-        read_lastfm, "HetRec 2011 LastFM-2k: 1,892 users, 17,632 artists, tag interests",
+        read_lastfm, DESCRIPTIONS["lastfm"],
         takes_root=True, raw_files=lambda root: [root / f for f in LASTFM_FILES],
         urls=(LASTFM_URL,), required=LASTFM_FILES, flatten="hetrec2011-lastfm-2k"),
     "csv": DatasetSpec(
-        read_csv_graph, "your own graph: a folder of CSV files (docs/data-format.md)",
+        read_csv_graph, DESCRIPTIONS["csv"],
         takes_root=True, raw_files=csv_raw_files, required=("friendships.csv",)),
 }
 

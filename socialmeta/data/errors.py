@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from socialmeta.errors import InputError
 
-class GraphValidationError(ValueError):
+
+class GraphValidationError(InputError):
     r"""Raised when a raw file or an assembled graph breaks the SocialGraph contract.
 
     The message always says *where* (file and line, or the offending id) and *what was

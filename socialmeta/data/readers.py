@@ -40,22 +40,60 @@ class Table:
         """Column :obj:`name` as a numpy array of stripped strings."""
         return np.asarray([v.strip() for v in self.columns[name]], dtype=str)
 
+    def ids(self, name: str, kind: str, strip: bool = False,
+            repairs: list[str] | None = None) -> np.ndarray:
+        r"""Column :obj:`name` as ids, kept verbatim.
+
+        An empty id or one holding a NUL byte is an error naming its line; so is an id
+        with surrounding whitespace, unless :obj:`strip` (then it is stripped and the
+        repair is reported in :obj:`repairs`).
+        """
+        values = self.columns[name]
+        stripped = [v.strip() for v in values]
+        for i, (raw, clean) in enumerate(zip(values, stripped)):
+            if not clean or "\x00" in raw:
+                what = "an empty" if not clean else "a NUL byte in the"
+                raise GraphValidationError(
+                    f"{what} {kind} id {raw!r} in column {name!r}", file=self.path,
+                    line=int(self.lines[i]), expected=f"a non-empty {kind} id without "
+                    "NUL bytes")
+        changed = [i for i, (raw, clean) in enumerate(zip(values, stripped)) if raw != clean]
+        if changed and not strip:
+            i = changed[0]
+            raise GraphValidationError(
+                f"{kind} id {values[i]!r} in column {name!r} has surrounding whitespace; "
+                "ids are kept verbatim", file=self.path, line=int(self.lines[i]),
+                expected="no spaces around ids (or dataset.strip_ids=true to strip them, "
+                "reported)")
+        if changed and repairs is not None:
+            repairs.append(f"{self.path.name}: stripped the whitespace around "
+                           f"{len(changed)} {kind} id(s) in column {name!r} (first on line "
+                           f"{int(self.lines[changed[0]])}: {values[changed[0]]!r})")
+        return np.asarray(stripped if strip else values, dtype=str)
+
     def floats(self, name: str) -> np.ndarray:
         """Column :obj:`name` parsed as float64; an unparsable cell names its line."""
         values = self.columns[name]
         try:
-            return np.asarray(values, dtype=np.float64)
+            parsed = np.asarray(values, dtype=np.float64)
         except ValueError:
-            pass
-        for i, v in enumerate(values):
-            try:
-                float(v)
-            except ValueError:
-                raise GraphValidationError(
-                    f"unparsable value {v!r} in column {name!r}",
-                    file=self.path, line=int(self.lines[i]), expected="a number",
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            for i, v in enumerate(values):
+                try:
+                    float(v)
+                except ValueError:
+                    raise GraphValidationError(
+                        f"unparsable value {v!r} in column {name!r}",
+                        file=self.path, line=int(self.lines[i]), expected="a number",
+                    ) from None
+            raise AssertionError("unreachable") from None  # pragma: no cover
+        too_big = np.isfinite(parsed) & (np.abs(parsed) > np.finfo(np.float32).max)
+        if too_big.any():
+            i = int(np.flatnonzero(too_big)[0])
+            raise GraphValidationError(
+                f"value {values[i].strip()!r} in column {name!r} overflows float32",
+                file=self.path, line=int(self.lines[i]),
+                expected=f"a magnitude of at most {float(np.finfo(np.float32).max):.4g}")
+        return parsed
 
     def ints(self, name: str) -> np.ndarray:
         """Column :obj:`name` parsed as int64; an unparsable cell names its line."""
@@ -76,18 +114,31 @@ class Table:
 
 
 def _split_rows(path: Path, sep: str | None, encoding: str):
-    """Yields ``(line_number, fields)`` for every non-blank line."""
+    """Yields ``(first line, fields, last line)`` for every non-blank record (a quoted
+    field may span lines)."""
     with open(path, newline="", encoding=encoding) as f:
         if sep is None:
             for lineno, raw in enumerate(f, start=1):
                 fields = raw.split()
                 if fields:
-                    yield lineno, fields
+                    yield lineno, fields, lineno
         else:
             reader = csv.reader(f, delimiter=sep)
-            for fields in reader:
+            while True:
+                start = reader.line_num + 1  # the line this record starts on
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    raise GraphValidationError(
+                        f"unreadable field ({e}); a quote opened on this line may never "
+                        "close", file=path, line=start,
+                        expected="fields of at most "
+                        f"{csv.field_size_limit():,} characters, every quote closed"
+                    ) from None
                 if fields and any(v.strip() for v in fields):
-                    yield reader.line_num, fields
+                    yield start, fields, reader.line_num
 
 
 def read_table(
@@ -96,8 +147,9 @@ def read_table(
     sep: str | None = ",",
     header: bool | Sequence[str] = True,
     required: Sequence[str] = (),
-    encoding: str = "utf-8",
+    encoding: str = "utf-8-sig",
     allow_extra_fields: bool = False,
+    allowed: Sequence[str] | None = None,
 ) -> Table:
     r"""Reads a delimited file into a :class:`Table`.
 
@@ -108,42 +160,45 @@ def read_table(
         header (bool or list[str]): :obj:`True` if the first non-blank line names the
             columns, else the column names to use. (default: :obj:`True`)
         required (list[str]): Columns that must be present. (default: :obj:`()`)
-        encoding (str): Text encoding. (default: :obj:`"utf-8"`)
+        encoding (str): Text encoding; ``utf-8-sig`` reads UTF-8 with or without the
+            byte-order mark that spreadsheet programs write. (default: :obj:`"utf-8-sig"`)
         allow_extra_fields (bool): Keep rows with more fields than columns (the extra
             fields are ignored). (default: :obj:`False`)
+        allowed (list[str], optional): The only columns the header may name (an
+            unexpected or misnamed column is an error). (default: :obj:`None`, any)
 
     Raises:
-        GraphValidationError: If the file is missing, lacks a required column, or a row
-            has the wrong number of fields.
+        GraphValidationError: If the file is missing or not a file; its header has a
+            blank, repeated, missing or (with :obj:`allowed`) unexpected column; a row
+            has the wrong number of fields; or a quoted field never closes.
 
     Example:
         >>> table = read_table("friendships.csv", required=["src", "dst"])
         >>> table.strings("src")[:3]
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GraphValidationError("file not found", file=path, expected="an existing file")
+    if not path.is_file():
+        raise GraphValidationError("not a file (a directory?)", file=path,
+                                   expected="a regular file")
     rows = _split_rows(path, sep, encoding)
     try:
         if header is True:
-            header_line, names = next(rows)
+            header_line, names, _ = next(rows)
             names = [n.strip() for n in names]
         else:
             header_line, names = 0, list(header)
-        missing = [c for c in required if c not in names]
-        if missing:
-            raise GraphValidationError(
-                f"missing column(s) {missing}; header has {names}",
-                file=path, line=header_line or None,
-                expected=f"columns {list(required)}",
-            )
+        _check_header(path, header_line, names, required, allowed)
         num_cols = len(names)
         cells: list[list[str]] = [[] for _ in names]
         lines: list[int] = []
-        for lineno, fields in rows:
+        for lineno, fields, last in rows:
             if len(fields) != num_cols and not (allow_extra_fields and len(fields) > num_cols):
+                spans = (f"; the record runs from this line to line {last}: a quote opened "
+                         "here may never close" if last > lineno else "")
                 raise GraphValidationError(
-                    f"unparsable row: {len(fields)} field(s) {fields[:6]!r}",
+                    f"unparsable row: {len(fields)} field(s) {_short(fields)}{spans}",
                     file=path, line=lineno, expected=f"{num_cols} fields {names}",
                 )
             for col, value in zip(cells, fields):
@@ -157,6 +212,36 @@ def read_table(
             expected=f"{encoding} text",
         ) from None
     return Table(path, dict(zip(names, cells)), np.asarray(lines, dtype=np.int64))
+
+
+def _short(fields: Sequence[str], width: int = 60) -> str:
+    """The first fields of a row, each cut to :obj:`width` characters, for messages."""
+    return repr([f if len(f) <= width else f[:width] + "..." for f in fields[:6]])
+
+
+def _check_header(path: Path, line: int, names: Sequence[str], required: Sequence[str],
+                  allowed: Sequence[str] | None) -> None:
+    """Blank, repeated, missing and (with :obj:`allowed`) unexpected column names."""
+    where = {"file": path, "line": line or None}
+    for i, name in enumerate(names):
+        if not name:
+            raise GraphValidationError(f"column {i + 1} of the header has no name; header "
+                                       f"has {list(names)}", **where,
+                                       expected=f"named columns {list(required)}")
+        if name in names[:i]:
+            raise GraphValidationError(
+                f"column {name!r} appears twice in the header (columns "
+                f"{names.index(name) + 1} and {i + 1})", **where, expected="unique names")
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise GraphValidationError(f"missing column(s) {missing}; header has {list(names)}",
+                                   **where, expected=f"columns {list(required)}")
+    if allowed is not None:
+        extra = [c for c in names if c not in allowed]
+        if extra:
+            raise GraphValidationError(
+                f"unexpected column(s) {extra}; header has {list(names)}", **where,
+                expected=f"only the columns {list(allowed)}")
 
 
 class IdIndex:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from socialmeta import progress
 from socialmeta.eval.metrics import mean_ci, ranking_metrics
 from socialmeta.meta import InnerLoop, candidate_scores, interest_logits
 from socialmeta.tasks import TaskBatch, TaskSampler
@@ -89,6 +90,8 @@ def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
             scores = scorer(batch).float().cpu()
             for key, value in task_metrics(scores, sampler, batch).items():
                 per_task.setdefault(key, []).append(value)
+            progress.tick("  %s users, K=%d: %d/%d evaluated", split, k,
+                          min(start + batch_size, users.numel()), users.numel())
         out[k] = {}
         for key in REPORTED:
             values = torch.cat(per_task[key]) if key in per_task else torch.zeros(0)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,24 +15,9 @@ from torch_geometric.utils import degree
 
 import socialmeta
 from socialmeta.data import SocialGraph, atomic_write
+from socialmeta.data.cache import atomic_dir, graph_digest, tensor_digest
 from socialmeta.models.link import node_inputs
 from socialmeta.models.taste import item_table
-
-
-def tensor_digest(tensors: dict[str, Tensor]) -> str:
-    """SHA-256 over names, shapes and bytes of :obj:`tensors` (sorted by name)."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def graph_digest(graph: SocialGraph) -> str:
-    """Digest of a graph's tensors (friendships, features, interactions, labels)."""
-    return tensor_digest({k: v for k, v in graph.to_dict().items() if isinstance(v, Tensor)})
 
 
 @torch.no_grad()
@@ -136,7 +120,10 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
                       chunk_size: int | None = None, users: Tensor | None = None,
                       kind: str = "meta-init") -> dict[str, Any]:
     r"""Writes meta-init embeddings of every user (and item, for item models) for
-    downstream systems. Every file is written atomically. Returns the manifest.
+    downstream systems. The files are written into a fresh temporary folder that
+    replaces :obj:`out_dir` in one rename (:func:`~socialmeta.data.cache.atomic_dir`):
+    an export never mixes with an earlier one's files, and a failed or killed export
+    leaves the earlier one whole. Returns the manifest.
 
     Files, per :obj:`formats`:
 
@@ -180,6 +167,17 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     if normalize:
         tables = {k: torch.nn.functional.normalize(v, dim=1) for k, v in tables.items()}
     arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
+    with atomic_dir(out_dir) as tmp:
+        manifest = _write(tmp, arrays, tables, writers, params, graph, model, kind,
+                          normalize, checkpoint)
+    return manifest
+
+
+def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tensor],
+           writers: dict[str, Any], params: dict[str, Tensor], graph: SocialGraph,
+           model: nn.Module, kind: str, normalize: bool, checkpoint: str | None
+           ) -> dict[str, Any]:
+    """Writes every file of an export into :obj:`out_dir`; returns the manifest."""
     written = []
     for table, array in arrays.items():
         with atomic_write(out_dir / f"{table}_embeddings.npy", "wb") as f:

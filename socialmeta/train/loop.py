@@ -1,9 +1,7 @@
 """The meta-training loop: optimiser, validation, early stopping, checkpoints, resume."""
 from __future__ import annotations
 
-import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -13,13 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from socialmeta import progress
 from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
 from socialmeta.tasks import TaskSampler
 from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
-
-log = logging.getLogger("socialmeta")
 
 
 @dataclass
@@ -48,6 +45,20 @@ class TrainConfig:
     val_users: int | None = 200
     stop_after: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "patience", "val_shots",
+                     "val_users", "stop_after"):
+            value, lowest = getattr(self, name), 0 if name in ("steps", "stop_after") else 1
+            if value is None and name in ("val_users", "stop_after"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        if (not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool)
+                or not 0 < self.lr < math.inf):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.val_metric, str):
+            raise ValueError(f"val_metric must be a metric name, got {self.val_metric!r}")
+
 
 class Trainer:
     r"""Meta-trains :obj:`model` with :obj:`inner`'s learner on :obj:`sampler`'s tasks.
@@ -57,7 +68,10 @@ class Trainer:
     resumed run sees exactly the tasks an uninterrupted run would. ``last.pt`` and
     ``best.pt`` hold the meta-parameters, the optimiser state, the step, the early-
     stopping state, the RNG state and the config; they load with
-    ``torch.load(weights_only=True)`` and are written atomically.
+    ``torch.load(weights_only=True)`` and are written atomically. With
+    :obj:`data_sha256` (:func:`~socialmeta.data.cache.graph_digest` of the graph) they
+    also record the data they were trained on, so that a checkpoint is not restored on
+    other data by mistake.
 
     Example:
         >>> trainer = Trainer(model, InnerLoop("maml"), sampler, TrainConfig(), "runs/x")
@@ -67,7 +81,9 @@ class Trainer:
     def __init__(self, model: nn.Module, inner: InnerLoop, sampler: TaskSampler,
                  config: TrainConfig, out_dir: str | Path,
                  device: torch.device | str = "cpu", run_config: dict | None = None,
-                 loggers: Sequence[Any] | None = None) -> None:
+                 loggers: Sequence[Any] | None = None, data_sha256: str | None = None
+                 ) -> None:
+        self.data_sha256 = data_sha256
         self.model, self.inner, self.sampler, self.config = model, inner, sampler, config
         self.out_dir, self.device = Path(out_dir), torch.device(device)
         self.run_config = run_config or {}
@@ -76,6 +92,7 @@ class Trainer:
         self.params = meta_parameters(model, inner)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=config.lr)
         self.step, self.best, self.bad_evals = 0, -math.inf, 0
+        self.steps_run = 0  # steps done when fit() returned (step is the best's after a load)
 
     # ------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -83,7 +100,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "best": self.best, "bad_evals": self.bad_evals,
                 "rng": torch.get_rng_state(), "learner": self.inner.learner,
-                "train_config": asdict(self.config), "config": self.run_config}
+                "train_config": asdict(self.config), "config": self.run_config,
+                "data_sha256": self.data_sha256}
 
     def load_state(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -107,12 +125,14 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume and last.is_file():
             self.load_state(load_checkpoint(last))
-            log.info("resumed from %s at step %d", last, self.step)
+            progress.info("resumed from %s at step %d", last, self.step)
         for logger in self.loggers:
             logger.resume(self.step)
         rows: list[dict[str, float]] = []
         start_step, started = self.step, time.perf_counter()
-        bar = _Progress(cfg.steps, self.step)
+        progress.info("meta-training %s: steps %d-%d of %d tasks, validation every %d",
+                      self.inner.learner, self.step + 1, cfg.steps, cfg.batch_size,
+                      cfg.eval_every)
         while self.step < cfg.steps and self.bad_evals < cfg.patience:
             if cfg.stop_after is not None and self.step - start_step >= cfg.stop_after:
                 break
@@ -135,32 +155,15 @@ class Trainer:
             rows.append(row)
             for logger in self.loggers:
                 logger.log(row)
-            bar.update(self.step, row)
+            if row["val"] == row["val"]:  # not NaN: a validation step
+                progress.info("step %d/%d  loss %.4f  val %s %.4f%s", self.step, cfg.steps,
+                              row["loss"], cfg.val_metric, row["val"],
+                              "  (best)" if self.bad_evals == 0 else "")
+            else:
+                progress.tick("step %d/%d  loss %.4f  (%.1f steps/s)", self.step, cfg.steps,
+                              row["loss"], (self.step - start_step) / max(row["seconds"], 1e-9))
         save_checkpoint(last, self.state())
-        bar.close()
         for logger in self.loggers:
             logger.close()
+        self.steps_run = self.step
         return rows
-
-
-class _Progress:
-    """A one-line progress bar on a TTY (silent otherwise)."""
-
-    def __init__(self, total: int, start: int) -> None:
-        self.total, self.enabled = total, sys.stderr.isatty()
-        self.update(start, {})
-
-    def update(self, step: int, row: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        done = int(width * step / max(self.total, 1))
-        extra = f" loss {row['loss']:.4f}" if "loss" in row else ""
-        if row.get("val") == row.get("val") and "val" in row:  # not NaN
-            extra += f" val {row['val']:.4f}"
-        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {step}/{self.total}{extra}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")

@@ -7,13 +7,18 @@ import torch
 from torch_geometric.utils import degree
 
 from socialmeta.cli.export import main as export_main
-from socialmeta.cli.export import restore
 from socialmeta.cli.train import main as train_main
+from socialmeta.experiment import Experiment
 from socialmeta.models.link import node_inputs
 
 TINY = ["dataset.num_users=300", "train.steps=4", "train.eval_every=2", "train.batch_size=8",
         "train.val_users=20", "eval.shots=[3]", "eval.max_users=10", "task.node_cap=24",
         "task.fanouts=[8,4]"]
+
+
+def _restore(checkpoint):
+    exp = Experiment.from_checkpoint(checkpoint)
+    return exp.model, exp.params, exp.graph, exp.config
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def test_export_round_trip(run_dir, tmp_path, capsys):
     assert "wrote 300 meta-init user embeddings (dim 32" in capsys.readouterr().out
     emb = np.load(tmp_path / "user_embeddings.npy")
     assert emb.dtype == np.float32 and emb.shape == (300, 32)
-    model, params, graph, _ = restore(run_dir / "best.pt")
+    model, params, graph, _ = _restore(run_dir / "best.pt")
     ids = (tmp_path / "user_ids.txt").read_text().split()
     assert ids == graph.raw_ids["user"]
     # independent computation: load the weights into the model, run its sparse forward
@@ -103,7 +108,7 @@ def test_item_model_exports_item_table(tmp_path, capsys, heuristics):
                 f"model.item_heuristics={str(heuristics).lower()}", "task.item_order=shared",
                 f"model.item_knn={10 if heuristics else 0}"])
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'e'}"])
-    model, params, graph, _ = restore(run / "best.pt")
+    model, params, graph, _ = _restore(run / "best.pt")
     assert model.heuristics == heuristics
     items = np.load(tmp_path / "e" / "item_embeddings.npy")
     assert items.shape == (graph.num_items, 32)
@@ -211,7 +216,7 @@ def test_heuristic_link_model_trains_exports_and_recommends(tmp_path, capsys):
 
     run = tmp_path / "run"
     train_main([f"hydra.run.dir={run}", "model.link_heuristics=true", *TINY])
-    model, params, graph, _ = restore(run / "best.pt")
+    model, params, graph, _ = _restore(run / "best.pt")
     assert model.heuristic_channels == 3  # CN, AA, feature cosine
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'export'}"])
     emb = np.load(tmp_path / "export" / "user_embeddings.npy")

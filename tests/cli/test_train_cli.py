@@ -6,8 +6,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from socialmeta.cli.common import ConfigError, config_dir, dataset_from_config
-from socialmeta.cli.train import build_model, inner_loop, main, task_config
+from socialmeta.cli.train import main
+from socialmeta.config import ConfigError, config_dir
+from socialmeta.experiment import build_model, dataset_from_config, inner_loop, task_config
 
 CONFIGS = Path(config_dir())
 
@@ -68,8 +69,12 @@ def test_end_to_end_tiny_run(tmp_path, capsys):
           "eval.shots=[1,3]", "eval.max_users=20", "task.node_cap=24",
           "task.fanouts=[8,4]"])
     out = capsys.readouterr().out
-    assert "| maml | 3 |" in out and "without test-time adaptation" in out
-    assert "| baseline: ppr(alpha=" in out and "| baseline: adamic_adar | 3 |" in out
+    # the printed summary: K=3, the learner, its unadapted twin and the best baselines
+    assert "test users at K=3 (20 users" in out and "| maml | " in out
+    assert "| maml without test-time adaptation | " in out and "| baseline: " in out
+    table = (tmp_path / "results.md").read_text()  # the full table
+    assert "| maml | 3 |" in table and "| maml | 1 |" in table
+    assert "| baseline: ppr(alpha=" in table and "| baseline: adamic_adar | 3 |" in table
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["test"]["maml"]) == {"1", "3"}
     assert metrics["test"]["baseline: popularity"]["3"]["recall@20"]["users"] == 20

@@ -1,5 +1,4 @@
 """Training loop: resume equals an uninterrupted run; checkpoints are safe to load."""
-import pickle
 
 import pytest
 import torch
@@ -8,7 +7,7 @@ from socialmeta.data import generate_synthetic
 from socialmeta.meta import InnerLoop
 from socialmeta.models import LinkModel
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
-from socialmeta.train import TrainConfig, Trainer, load_checkpoint
+from socialmeta.train import CheckpointError, TrainConfig, Trainer, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +77,6 @@ def test_malicious_checkpoint_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
     torch.save({"params": _Evil()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused: unpickling it would run"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()

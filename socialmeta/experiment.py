@@ -1,0 +1,360 @@
+"""Building a run: dataset -> user split -> task sampler -> model -> learner.
+
+The one place where a run configuration becomes objects. ``socialmeta-train``,
+``-eval``, ``-export``, ``-recommend``, :class:`~socialmeta.Recommender` and the tools
+all go through it, so a Python user gets exactly the run the command line would build.
+
+Example:
+    >>> from socialmeta import Experiment
+    >>> exp = Experiment.from_config(overrides=["train.steps=20", "dataset.num_users=300"])
+    >>> exp.fit("runs/demo")                    # meta-train, checkpoints in runs/demo
+    >>> table = exp.evaluate(shots=[3])         # the cold-start protocol on test users
+    >>> exp.recommender().recommend(friends=["3", "17", "40"], k=5)
+    >>> again = Experiment.from_checkpoint("runs/demo/best.pt")
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from socialmeta import progress
+from socialmeta.config import ConfigError, as_config, choose, compose
+from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
+from socialmeta.data.cache import graph_digest
+from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
+from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
+from socialmeta.tasks import (
+    KINDS,
+    TaskConfig,
+    TaskSampler,
+    UserSplit,
+    split_users,
+    task_feature_channels,
+)
+from socialmeta.tasks.split import observed_graph
+from socialmeta.train import TrainConfig, Trainer
+from socialmeta.train.checkpoint import CheckpointError, load_checkpoint
+
+Results = dict[str, dict[int, dict]]
+
+
+# ------------------------------------------------------------ config -> parts
+def dataset_from_config(cfg: DictConfig) -> SocialGraph:
+    r"""Loads the graph that a ``dataset`` config group entry describes."""
+    options = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(options, dict)
+    name = options.pop("name")
+    use_features = options.pop("features", True)
+    spec = choose(DATASETS, name, "dataset")
+    kwargs: dict[str, Any] = {}
+    if spec.takes_root:
+        kwargs["root"] = options.pop("root", None)
+        kwargs["download"] = options.pop("download", True)
+        kwargs["cache_dir"] = True if options.pop("cache", True) else None
+    try:
+        spec.check_options(name, options)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    graph = load_dataset(name, **kwargs, **options)
+    if not use_features:  # the ablation "without user features"
+        graph["user"].x = graph["user"].x[:, :0]
+        graph.feature_names = []
+    return graph
+
+
+def task_config(cfg: DictConfig, seed: int) -> TaskConfig:
+    """The :class:`TaskConfig` of a ``task`` config group entry."""
+    choose(dict.fromkeys(KINDS), cfg.kind, "task kind")
+    options = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        return TaskConfig(**options, seed=seed)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"task: {e}") from None
+
+
+def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
+                split: UserSplit | None = None) -> nn.Module:
+    """The task model for ``task.kind`` from the ``model`` config group. An item model
+    with ``model.item_knn > 0`` takes its item neighbours from the interactions of the
+    training users of :obj:`split` (required then)."""
+    choose(dict.fromkeys(ENCODERS), cfg.conv, "encoder")
+    common = {"conv": cfg.conv, "hidden_channels": cfg.hidden_channels,
+              "num_layers": cfg.num_layers, "dropout": cfg.dropout, "norm": cfg.norm,
+              "heads": cfg.heads}
+    num_hops, features = len(task.fanouts), task_feature_channels(graph)
+    context_items = graph.num_items if task.observes("items") and graph.has_items else 0
+    if task.kind == "friend":
+        choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
+        choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
+        return LinkModel(features, num_hops, head=cfg.link_head, loss=cfg.link_loss,
+                         num_users=graph.num_users, num_items=context_items,
+                         heuristics=bool(cfg.get("link_heuristics", False)), **common)
+    if task.kind == "item":
+        item_x = graph["item"].x if "x" in graph["item"] else None
+        item_knn = int(cfg.get("item_knn", 0))
+        try:
+            model = ItemModel(features, graph.num_items, num_hops, item_features=item_x,
+                              social=cfg.social, item_knn=item_knn,
+                              loss=cfg.get("item_loss", "bce"),
+                              heuristics=bool(cfg.get("item_heuristics", False)), **common)
+        except ValueError as e:
+            raise ConfigError(f"model: {e} (model.item_knn, model.item_heuristics, "
+                              "model.item_loss)") from None
+        if item_knn:
+            if split is None:
+                raise ValueError("model.item_knn > 0 needs the user split (training users' "
+                                 "interactions)")
+            model.set_item_neighbours(observed_graph(graph, split)[INTERACTS].edge_index,
+                                      split.train, folds=int(cfg.get("item_knn_folds", 5)))
+        return model
+    num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
+                  else int(torch.bincount(graph["circle"].ego).max()))
+    return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)
+
+
+def inner_loop(cfg: DictConfig) -> InnerLoop:
+    """The learner of a ``meta`` config group entry."""
+    choose(dict.fromkeys(LEARNERS), cfg.learner, "learner")
+    if cfg.inner_steps < 0:
+        raise ConfigError(f"meta.inner_steps must be >= 0, got {cfg.inner_steps}")
+    return InnerLoop(cfg.learner, cfg.inner_steps, cfg.inner_lr, tuple(cfg.adapt_prefixes))
+
+
+def split_from_config(graph: SocialGraph, cfg: DictConfig) -> UserSplit:
+    """The user split that the ``split`` section of a run config describes."""
+    pool = cfg.get("eval_pool")
+    if pool not in (None, "egos"):
+        raise ConfigError(f"unknown split.eval_pool {pool!r}; choose one of [null, 'egos']")
+    eval_pool = None
+    if pool == "egos":
+        if not graph.has_circles:
+            raise ConfigError(f"split.eval_pool=egos needs circles; dataset {graph.name!r} "
+                              f"has {graph.relations}")
+        eval_pool = torch.unique(graph["circle"].ego)
+    try:
+        return split_users(graph, val_fraction=cfg.val_fraction,
+                           test_fraction=cfg.test_fraction, seed=cfg.seed,
+                           test_max_degree=cfg.test_max_degree, eval_pool=eval_pool)
+    except ValueError as e:
+        raise ConfigError(f"split: {e}") from None
+
+
+def train_config(cfg: DictConfig) -> TrainConfig:
+    """The :class:`TrainConfig` of the ``train`` section, with its values checked."""
+    try:
+        return TrainConfig(**OmegaConf.to_container(cfg, resolve=True))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"train: {e}") from None
+
+
+def check_shots(sampler: TaskSampler, shots: Sequence[int], split: str, what: str) -> None:
+    """Every K of :obj:`shots` must be positive and leave at least one :obj:`split` user
+    with a query (more than K links); else a :class:`ConfigError` naming the largest K
+    that does."""
+    for k in shots:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"{what}: K must be a positive integer, got {k!r}")
+        if sampler.eval_centers(split, k).numel() == 0:
+            largest = max((j for j in range(1, k) if sampler.eval_centers(split, j).numel()),
+                          default=None)
+            hint = (f"the largest K with {split} users is {largest}" if largest
+                    else f"no {split} user has a query even at K=1")
+            raise ConfigError(f"{what}: K={k} leaves no {split} user with links left to "
+                              f"predict ({hint})")
+
+
+# --------------------------------------------------------------- evaluation
+def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_init: bool,
+                       **settings: Any) -> Results:
+    r"""The cold-start protocol for the trained learner and, with
+    :obj:`with_meta_init`, for the same meta-parameters without test-time adaptation.
+    :obj:`settings` go to :func:`~socialmeta.eval.protocol.evaluate_cold_start`."""
+    from socialmeta.eval.protocol import evaluate_cold_start
+
+    progress.info("evaluating %s on %s users, K=%s", inner.learner, settings.get("split"),
+             list(settings.get("shots", ())))
+    results = {inner.learner: evaluate_cold_start(model, params, inner=inner, **settings)}
+    if with_meta_init and inner.learner != "noadapt":
+        progress.info("evaluating %s without test-time adaptation", inner.learner)
+        results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
+            model, params, inner=InnerLoop("noadapt"), **settings)
+    return results
+
+
+def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_metric: str, *,
+                     sampler: TaskSampler, **settings: Any) -> Results:
+    r"""The cold-start table rows of the baselines :obj:`names` (``"all"``: every
+    baseline of the task kind that the dataset supports), each tuned on validation
+    users at K = :obj:`tune_shots` on :obj:`val_metric`; test results come from
+    :func:`~socialmeta.eval.protocol.evaluate_scorer` with :obj:`settings`."""
+    from socialmeta.baselines import BASELINES, tune
+    from socialmeta.eval.protocol import evaluate_scorer
+
+    kind = sampler.config.kind
+    available = BASELINES[kind]
+    if names is None:
+        return {}
+    names = list(available) if names == "all" else list(names)
+    results = {}
+    for i, name in enumerate(names, start=1):
+        choose(available, name, f"{kind} baseline")
+        progress.info("baseline %d/%d %s: tuning on validation users at K=%d", i, len(names),
+                 name, tune_shots)
+        try:
+            best, _ = tune(available[name](), sampler, tune_shots, val_metric,
+                           max_users=settings.get("max_users"))
+        except ValueError as e:  # e.g. a feature baseline on a featureless dataset
+            if len(names) > 1 and names == list(available):
+                progress.info("baseline %s skipped: %s", name, e)
+                continue
+            raise ConfigError(str(e)) from None
+        progress.info("baseline %s: evaluating %s on %s users", name, best.label(),
+                 settings.get("split"))
+        results[f"baseline: {best.label()}"] = evaluate_scorer(best.scores, sampler, **settings)
+    return results
+
+
+# --------------------------------------------------------------- experiment
+class Experiment:
+    r"""One run: its graph, user split, task sampler, model, learner and
+    meta-parameters, built from a run config.
+
+    Args:
+        config: The run config (the composed ``train`` config: ``dataset``, ``task``,
+            ``model``, ``meta``, ``train``, ``split``, ``eval``, ``seed``).
+        graph: An already loaded graph for ``config.dataset`` (loaded if omitted).
+        params: Meta-parameters to start from (fresh from the model if omitted).
+
+    Use :meth:`from_config` and :meth:`from_checkpoint` rather than the constructor.
+    """
+
+    def __init__(self, config: DictConfig | Mapping[str, Any],
+                 graph: SocialGraph | None = None,
+                 params: dict[str, Tensor] | None = None) -> None:
+        self.config = cfg = as_config(config)
+        progress.info("loading dataset %s", cfg.dataset.name)
+        self.graph = graph if graph is not None else dataset_from_config(cfg.dataset)
+        self.task = task_config(cfg.task, cfg.seed)
+        self.split = split_from_config(self.graph, cfg.split)
+        try:
+            self.sampler = TaskSampler(self.graph, self.split, self.task)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.train_config = train_config(cfg.train)
+        check_shots(self.sampler, (self.train_config.val_shots,), "val", "train.val_shots")
+        if cfg.get("eval") is not None and cfg.eval.get("test", True):
+            check_shots(self.sampler, tuple(cfg.eval.shots), "test", "eval.shots")
+        self.model = build_model(cfg.model, self.graph, self.task, self.split)
+        self.inner = inner_loop(cfg.meta)
+        self.params = meta_parameters(self.model, self.inner)
+        if params is not None:
+            self.load_params(params)
+        self.trainer: Trainer | None = None
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.graph.name}, {self.task.kind}, "
+                f"{self.config.model.conv}, {self.inner.learner}, "
+                f"users={self.graph.num_users})")
+
+    # ---------------------------------------------------------- constructors
+    @classmethod
+    def from_config(cls, config: DictConfig | Mapping[str, Any] | None = None,
+                    overrides: Sequence[str] = ()) -> Experiment:
+        r"""Builds a run from :obj:`config`, or from the packaged ``train`` config with
+        command-line style :obj:`overrides` (``["dataset=lastfm", "meta=anil"]``)."""
+        if config is None:
+            config = compose("train", overrides)
+        elif overrides:
+            raise ValueError("give either a config or overrides of the packaged one")
+        return cls(config)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, *, allow_other_data: bool = False
+                        ) -> Experiment:
+        r"""Rebuilds the run of a training checkpoint (loaded with
+        ``weights_only=True``) with its meta-parameters.
+
+        Raises:
+            CheckpointError: One line naming the file if it is missing, unreadable,
+                not a socialmeta checkpoint, made for another model, or made on other
+                data than the dataset now loads (unless :obj:`allow_other_data`).
+        """
+        state = load_checkpoint(checkpoint)
+        exp = cls(state["config"])
+        saved = state.get("data_sha256")
+        if saved is not None and not allow_other_data:
+            now = graph_digest(exp.graph)
+            if now != saved:
+                raise CheckpointError(
+                    checkpoint, f"was trained on other data than dataset "
+                    f"{exp.graph.name!r} now loads (data hash {saved[:12]} vs "
+                    f"{now[:12]}); pass allow_other_data=true to use it anyway")
+        try:
+            exp.load_params(state["params"])
+        except ValueError as e:
+            raise CheckpointError(checkpoint, str(e)) from None
+        return exp
+
+    def load_params(self, params: Mapping[str, Tensor]) -> None:
+        """Copies :obj:`params` into the meta-parameters (names and shapes must match)."""
+        missing = sorted(set(self.params) - set(params))
+        if missing:
+            raise ValueError(f"has no parameter {missing[0]!r} that this "
+                             f"{self.inner.learner} model needs (made for another model?)")
+        with torch.no_grad():
+            for name, p in self.params.items():
+                if params[name].shape != p.shape:
+                    raise ValueError(f"parameter {name!r} has shape "
+                                     f"{tuple(params[name].shape)}, the model expects "
+                                     f"{tuple(p.shape)} (made for another model or dataset?)")
+                p.copy_(params[name])
+
+    # ---------------------------------------------------------------- verbs
+    def fit(self, out_dir: str | Path, resume: bool = False, device: str | torch.device = "cpu",
+            loggers: Sequence[Any] | None = None) -> list[dict[str, float]]:
+        r"""Meta-trains with early stopping on validation users; checkpoints go to
+        :obj:`out_dir` (``resume``: continue from its ``last.pt``). The meta-parameters
+        are the best checkpoint's afterwards. Returns the logged rows."""
+        resolved = OmegaConf.to_container(self.config, resolve=True)
+        self.trainer = Trainer(self.model, self.inner, self.sampler, self.train_config,
+                               out_dir, device, resolved, loggers,
+                               data_sha256=graph_digest(self.graph))
+        self.params = self.trainer.params
+        rows = self.trainer.fit(resume=resume)
+        best = Path(out_dir) / "best.pt"
+        if best.is_file():
+            self.trainer.load_state(load_checkpoint(best))
+        return rows
+
+    def evaluation_settings(self, split: str = "test", shots: Sequence[int] | None = None
+                            ) -> dict[str, Any]:
+        """What :meth:`evaluate` passes to the protocol, from ``config.eval``."""
+        ev = self.config.eval
+        shots = tuple(ev.shots if shots is None else shots)
+        check_shots(self.sampler, shots, split, "eval.shots")
+        return dict(sampler=self.sampler, split=split, shots=shots,
+                    batch_size=ev.batch_size, max_users=ev.max_users)
+
+    def evaluate(self, split: str = "test", shots: Sequence[int] | None = None,
+                 with_meta_init: bool = True, baselines: Sequence[str] | str | None = None
+                 ) -> Results:
+        r"""The cold-start protocol on :obj:`split` users for the learner (and, with
+        :obj:`with_meta_init`, its unadapted twin) and the :obj:`baselines` (names or
+        ``"all"``, each tuned on validation users). ``{method: {K: {metric: {...}}}}``."""
+        settings = self.evaluation_settings(split, shots)
+        results = cold_start_results(self.model, self.params, self.inner, with_meta_init,
+                                     **settings)
+        tc = self.train_config
+        return results | baseline_results(baselines, tc.val_shots, tc.val_metric, **settings)
+
+    def recommender(self, device: str | torch.device = "cpu"):
+        """A :class:`~socialmeta.Recommender` over this run's model and parameters."""
+        from socialmeta.recommend import Recommender
+
+        return Recommender(self.model, self.params, self.graph, self.split, self.task,
+                           self.inner, device)

@@ -1,0 +1,150 @@
+"""Bad configuration values and bad checkpoints end in one line naming what is wrong
+(exit status 2), never a traceback, and write nothing."""
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from socialmeta.cli.evaluate import main as eval_main
+from socialmeta.cli.export import main as export_main
+from socialmeta.cli.recommend import main as recommend_main
+from socialmeta.cli.train import main as train_main
+
+TINY = ["dataset.num_users=300", "train.steps=2", "train.eval_every=2", "train.batch_size=4",
+        "train.val_users=10", "eval.shots=[3]", "eval.max_users=5", "eval.baselines=null",
+        "task.node_cap=24", "task.fanouts=[8,4]"]
+
+
+def _error_line(capsys, run, argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        run(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # progress lines ("[12:00:00] loading dataset ...") may come first; then one error line
+    errors = [line for line in err if not line.startswith("[")]
+    assert len(errors) == 1 and errors[0] == err[-1] and err[-1].startswith("error: "), err
+    return err[-1]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("meta=mamll", r"Could not find 'meta/mamll'; choose one of the meta options "
+                   r"\['anil', 'finetune', 'fomaml', 'maml', 'metasgd'"),
+    ("train.stepz=5", r"unknown key 'train.stepz'; train has keys \['batch_size', "),
+    ("train.lr=abc", r"train.lr: expected a number like the default 0.003, got 'abc'"),
+    ("train.steps=2.5", r"train.steps: expected an integer like the default 300, got 2.5"),
+    ("model.dropout=[1]", r"model.dropout: expected a number like the default 0.0"),
+    ("task.shots=[1,x]", r"task.shots: expected a list like the default \[1, 3, 5, 10\]"),
+    ("eval.shots=[-1]", r"eval.shots: K must be a positive integer, got -1"),
+    ("eval.shots=[0,3]", r"eval.shots: K must be a positive integer, got 0"),
+    ("eval.shots=[500]", r"eval.shots: K=500 leaves no test user with links left to predict "
+                         r"\(the largest K with test users is \d+\)"),
+    ("train.val_shots=500", r"train.val_shots: K=500 leaves no val user"),
+    ("task.context=[items,features]", None),  # fine on synthetic: a control
+    ("dataset.nusers=5", r"unknown key 'dataset.nusers'; dataset has keys \["),
+])
+def test_config_errors_are_one_line(tmp_path, capsys, override, message):
+    argv = [f"hydra.run.dir={tmp_path}", *TINY, override]
+    if message is None:
+        train_main(argv)
+        assert (tmp_path / "metrics.json").is_file()
+        return
+    line = _error_line(capsys, train_main, argv)
+    assert re.search(message, line), line
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_context_the_dataset_lacks(tmp_path, capsys):
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path}", "dataset=karate",
+                                            "task.context=[items]"])
+    assert "task context 'items' is not available: dataset 'karate' has only" in line
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path}", "dataset=csv"])
+    assert line == ("error: dataset.root is required (no default): add dataset.root=... to "
+                    "the command line")
+
+
+def test_bad_type_under_plain_python():
+    from socialmeta.train import TrainConfig
+
+    with pytest.raises(ValueError, match=r"lr must be a positive number, got 'abc'"):
+        TrainConfig(lr="abc")
+    with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1, got 0"):
+        TrainConfig(batch_size=0)
+
+
+# ------------------------------------------------------------- checkpoints
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    train_main([f"hydra.run.dir={run}", *TINY])
+    return run / "best.pt"
+
+
+def _bad_checkpoints(trained, folder):
+    good = trained.read_bytes()
+    state = torch.load(trained, weights_only=True)
+    files = {"empty": (b"", r"the file is empty"),
+             "random": (bytes(range(256)) * 8, r"not a torch checkpoint"),
+             "truncated": (good[: len(good) // 3], r"unreadable, truncated or damaged")}
+    for name, (data, _) in files.items():
+        (folder / f"{name}.pt").write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save({**state, "params": _Evil()}, folder / "malicious.pt")
+    torch.save({k: v for k, v in state.items() if k != "params"}, folder / "nokey.pt")
+    other = dict(state, config=dict(state["config"],
+                                    dataset=dict(state["config"]["dataset"], seed=7)))
+    torch.save(other, folder / "otherdata.pt")
+    return {**{k: m for k, (_, m) in files.items()},
+            "malicious": r"refused: unpickling it would run code",
+            "nokey": r"missing key\(s\) \['params'\]: not a socialmeta training checkpoint",
+            "otherdata": r"was trained on other data than dataset 'synthetic' now loads "
+                         r"\(data hash [0-9a-f]{12} vs [0-9a-f]{12}\); pass "
+                         r"allow_other_data=true",
+            "missing": r"does not exist"}
+
+
+@pytest.mark.parametrize("tool", ["eval", "export", "recommend"])
+def test_bad_checkpoints_are_one_line(trained, tmp_path, capsys, tool):
+    run = {"eval": eval_main, "export": export_main, "recommend": recommend_main}[tool]
+    extra = {"eval": ["shots=[3]", "max_users=5", f"out={tmp_path / 'm.json'}"],
+             "export": [f"out={tmp_path / 'export'}"],
+             "recommend": ["friends=[u1,u2]"]}[tool]
+    for name, message in _bad_checkpoints(trained, tmp_path).items():
+        path = tmp_path / f"{name}.pt"
+        line = _error_line(capsys, run, [f"checkpoint={path}", *extra])
+        assert f"checkpoint {path}: " in line, line
+        assert re.search(message, line), (name, line)
+        assert "this must never run" not in capsys.readouterr().out
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "export").exists()
+    # the explicit flag takes a checkpoint made on other data
+    run([f"checkpoint={tmp_path / 'otherdata.pt'}", "allow_other_data=true", *extra])
+
+
+def test_checkpoint_records_the_data_hash(trained):
+    from socialmeta.data.cache import graph_digest
+    from socialmeta.experiment import Experiment
+
+    state = torch.load(trained, weights_only=True)
+    exp = Experiment.from_checkpoint(trained)
+    assert state["data_sha256"] == graph_digest(exp.graph)
+
+
+def test_data_list_does_not_import_torch():
+    code = ("import sys; from socialmeta.cli.data import main; main(['list']); "
+            "assert 'torch' not in sys.modules and 'torch_geometric' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith('torch'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    from socialmeta.data import DATASETS
+
+    assert [line.split()[0] for line in out.strip().splitlines()] == list(DATASETS)
+    for name, spec in DATASETS.items():
+        assert spec.description in out, name
