@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from socialmeta import progress
 from socialmeta.baselines.base import Baseline
 from socialmeta.tasks import TaskBatch, TaskSampler
 
@@ -112,7 +113,9 @@ class FeatureMLP(_InterestBaseline):
             p.data.uniform_(-1, 1, generator=gen).mul_(p.size(-1) ** -0.5)
         opt = torch.optim.Adam(self.mlp.parameters(), lr=1e-2)
         features, labels = x[labelled], self.train_labels
-        for _ in range(int(self.hyper["epochs"])):
+        epochs = int(self.hyper["epochs"])
+        for epoch in range(epochs):
+            progress.tick("  %s: epoch %d/%d", self.name, epoch + 1, epochs)
             opt.zero_grad()
             nn.functional.binary_cross_entropy_with_logits(self.mlp(features), labels).backward()
             opt.step()

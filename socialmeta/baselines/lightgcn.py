@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from socialmeta import progress
 from socialmeta.baselines.base import Baseline, Sparse, interaction_index, support_matrix
 from socialmeta.data import FRIEND
 from socialmeta.tasks import TaskBatch, TaskSampler
@@ -61,7 +62,9 @@ class LightGCN(Baseline):
                    else torch.arange(u_count, n))        # what negatives are drawn from
         layers, l2, batch = int(self.hyper["layers"]), float(self.hyper["l2"]), int(
             self.hyper["batch"])
-        for _ in range(int(self.hyper["epochs"])):
+        epochs = int(self.hyper["epochs"])
+        for epoch in range(epochs):
+            progress.tick("  lightgcn: epoch %d/%d", epoch + 1, epochs)
             order = torch.randperm(src.numel(), generator=gen)
             for start in range(0, order.numel(), batch):
                 idx = order[start:start + batch]

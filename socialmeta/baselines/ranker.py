@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from socialmeta import progress
 from socialmeta.baselines.base import (
     Baseline,
     candidate_normalized,
@@ -108,6 +109,8 @@ class LearnedRanker(Baseline):
         for shots in pseudo.config.shots:
             users = pseudo.eval_centers("val", shots)
             for start in range(0, users.numel(), 64):
+                progress.tick("  learned_ranker: features of simulated new users, K=%d",
+                              shots)
                 batch = pseudo.eval_batch(users[start:start + 64], shots)
                 x, candidates = features(batch)
                 positive = torch.zeros_like(candidates)
@@ -125,7 +128,9 @@ class LearnedRanker(Baseline):
         for p in self.mlp.parameters():  # seeded init, independent of the global RNG
             p.data.uniform_(-1, 1, generator=gen).mul_(p.size(-1) ** -0.5)
         opt = torch.optim.Adam(self.mlp.parameters(), lr=1e-2)
-        for _ in range(int(self.hyper["epochs"])):
+        epochs = int(self.hyper["epochs"])
+        for epoch in range(epochs):
+            progress.tick("  learned_ranker: epoch %d/%d", epoch + 1, epochs)
             opt.zero_grad()
             total = sum(float(p.sum()) for p in positives)
             for x, positive, candidates in zip(xs, positives, masks):
