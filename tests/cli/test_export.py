@@ -234,3 +234,47 @@ def test_heuristic_link_model_trains_exports_and_recommends(tmp_path, capsys):
     top = rec.recommend(friends=["u5", "u17", "u33"], k=5)
     assert len(top) == 5 and not {"u5", "u17", "u33"} & {r.id for r in top}
     assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
+
+
+def test_export_replaces_an_earlier_one_whole_and_leaves_no_temp_files(run_dir, tmp_path,
+                                                                        monkeypatch):
+    import socialmeta.export.embeddings as embeddings
+
+    out = tmp_path / "export"
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={out}",
+                 "formats=[npy,parquet]"])
+    first = sorted(p.name for p in out.iterdir())
+    assert "user_embeddings.parquet" in first and "manifest.json" in first
+    # a second export with fewer formats: nothing of the first one stays behind
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={out}"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(manifest["files"] +
+                                                           ["manifest.json"])
+    assert "user_embeddings.parquet" not in manifest["files"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    # an export that fails half-way leaves the earlier export whole and no temp folder
+    def broken(*args, **kwargs):
+        (args[0] / "user_embeddings.npy").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(embeddings, "_write", broken)
+    with pytest.raises((OSError, SystemExit)):  # Hydra reports the error and exits
+        export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={out}"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    monkeypatch.undo()
+
+    # a killed export's hidden folder (its process is gone) is removed by the next one
+    stale = tmp_path / ".export.tmp-999999999-abc"
+    (stale / "x").mkdir(parents=True)
+    export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={out}"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_export_refuses_a_folder_that_is_not_an_earlier_export(run_dir, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}"])
+    assert "exists and is not an earlier output (no manifest.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
