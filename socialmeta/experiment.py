@@ -48,7 +48,9 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     r"""Loads the graph that a ``dataset`` config group entry describes."""
     options = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(options, dict)
-    name = options.pop("name")
+    # "loader" picks the registry entry where "name" is the loader's own option
+    # (dataset=recbole dataset.name=NAME: the atomic files' stem)
+    name = options.pop("loader") if "loader" in options else options.pop("name")
     use_features = options.pop("features", True)
     spec = choose(DATASETS, name, "dataset")
     kwargs: dict[str, Any] = {}

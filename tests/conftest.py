@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SOCIALMETA_SHARED", REPO.parent / "shared")) / "datasets"
 LASTFM_ROOT = SHARED / "hetrec-lastfm-2k"
 EGO_FACEBOOK_ROOT = SHARED / "snap-ego-facebook"
+CIAODVD_ROOT = SHARED / "ciaodvd"
 
 
 def _require(path: Path) -> Path:
@@ -27,6 +28,19 @@ def lastfm_root() -> Path:
 @pytest.fixture(scope="session")
 def ego_facebook_root() -> Path:
     return _require(EGO_FACEBOOK_ROOT)
+
+
+@pytest.fixture(scope="session")
+def ciaodvd_root() -> Path:
+    return _require(CIAODVD_ROOT)
+
+
+@pytest.fixture(scope="session")
+def ciaodvd(ciaodvd_root):
+    from socialmeta.data import load_dataset
+
+    return load_dataset("ciaodvd", root=ciaodvd_root, cache_dir=None, download=False,
+                        dedupe=True)
 
 
 @pytest.fixture(scope="session")

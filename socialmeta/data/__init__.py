@@ -10,7 +10,8 @@ from typing import Any
 
 _EXPORTS = {
     "atomic_write": "cache", "load_or_build": "cache", "torch_save_atomic": "cache",
-    "read_csv_graph": "csv_graph",
+    "read_ciaodvd": "ciaodvd",
+    "read_csv_graph": "csv_graph", "read_recbole": "recbole",
     "DATASETS": "datasets", "DatasetSpec": "datasets", "load_dataset": "datasets",
     "read_ego_facebook": "ego_facebook",
     "GraphValidationError": "errors",

@@ -14,7 +14,7 @@ from socialmeta.data.readers import IdIndex, Table, read_table
 FRIENDSHIPS, USERS, ITEMS = "friendships.csv", "users.csv", "items.csv"
 INTERACTIONS, INTERESTS = "interactions.csv", "interests.csv"
 #: the columns interactions.csv may have (any other is an error)
-INTERACTION_COLUMNS = ["user_id", "item_id", "weight"]
+INTERACTION_COLUMNS = ["user_id", "item_id", "weight", "timestamp"]
 CSV_FILES = (FRIENDSHIPS, USERS, ITEMS, INTERACTIONS, INTERESTS)
 
 
@@ -78,11 +78,7 @@ def read_csv_graph(
         >>> graph.num_users, graph.num_friendships
     """
     root = Path(root)
-    repairs: list[str] = []
     friends = read_table(root / FRIENDSHIPS, required=["src", "dst"], allowed=["src", "dst"])
-    if len(friends) == 0:
-        raise GraphValidationError("empty graph: no friendship rows", file=friends.path,
-                                   expected="at least one 'src,dst' row")
     if (root / ITEMS).exists() and not (root / INTERACTIONS).exists():
         raise GraphValidationError(
             f"{ITEMS} without {INTERACTIONS}: its items would link to no user",
@@ -92,8 +88,35 @@ def read_csv_graph(
         (INTERACTIONS, ["user_id", "item_id"], INTERACTION_COLUMNS),
         (INTERESTS, ["user_id", "interest"], ["user_id", "interest"]),
     ) if (root / f).exists()}
-    users_t, items_t = optional.get(USERS), optional.get(ITEMS)
-    inter_t, interest_t = optional.get(INTERACTIONS), optional.get(INTERESTS)
+    return assemble_graph(friends, optional.get(USERS), optional.get(ITEMS),
+                          optional.get(INTERACTIONS), optional.get(INTERESTS), dedupe=dedupe,
+                          drop_self_loops=drop_self_loops, symmetric=symmetric,
+                          strip_ids=strip_ids, name=name)
+
+
+def assemble_graph(
+    friends: Table,
+    users_t: Table | None = None,
+    items_t: Table | None = None,
+    inter_t: Table | None = None,
+    interest_t: Table | None = None,
+    *,
+    dedupe: bool = False,
+    drop_self_loops: bool = False,
+    symmetric: bool = False,
+    strip_ids: bool = False,
+    name: str = "csv",
+    repairs: list[str] | None = None,
+) -> SocialGraph:
+    r"""A :class:`SocialGraph` from tables in the CSV format's columns (``src``/``dst``;
+    ``user_id`` + numeric features; ``item_id`` + numeric features;
+    ``user_id``/``item_id``[/``weight``][/``timestamp``]; ``user_id``/``interest``),
+    whichever file format they were read from. The options are
+    :func:`read_csv_graph`'s; :obj:`repairs` may hold the reader's own reports."""
+    repairs = [] if repairs is None else repairs
+    if len(friends) == 0:
+        raise GraphValidationError("empty graph: no friendship rows", file=friends.path,
+                                   expected="at least one friendship row")
 
     def ids(table: Table, column: str, kind: str) -> np.ndarray:
         return table.ids(column, kind, strip=strip_ids, repairs=repairs)
@@ -123,7 +146,6 @@ def read_csv_graph(
     return SocialGraph.from_parts(
         user_ids=users.ids, friend_index=friend_index, x=x, feature_names=feature_names,
         name=name, repairs=repairs, **parts)
-
 
 
 def _unique_ids(values: np.ndarray, table: Table, kind: str) -> IdIndex:
@@ -158,6 +180,8 @@ def _interactions(inter_t: Table, items_t: Table | None, users: IdIndex, dedupe:
            "interaction_index": torch.from_numpy(np.stack([u[keep], i[keep]]))}
     if weight is not None:
         out["interaction_weight"] = torch.from_numpy(weight[keep]).float()
+    if "timestamp" in inter_t.columns:
+        out["interaction_time"] = torch.from_numpy(inter_t.times("timestamp")[keep])
     return out
 
 

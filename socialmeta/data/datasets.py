@@ -10,6 +10,7 @@ from typing import Any
 
 from socialmeta.data.cache import default_cache_dir, load_or_build
 from socialmeta.data.catalog import DESCRIPTIONS
+from socialmeta.data.ciaodvd import CIAODVD_FILES, CIAODVD_URL, read_ciaodvd
 from socialmeta.data.csv_graph import csv_raw_files, read_csv_graph
 from socialmeta.data.download import ensure_raw_files
 from socialmeta.data.ego_facebook import (
@@ -21,6 +22,7 @@ from socialmeta.data.ego_facebook import (
 from socialmeta.data.graph import SocialGraph
 from socialmeta.data.lastfm import LASTFM_FILES, LASTFM_URL, read_lastfm
 from socialmeta.data.networkx_graphs import davis, karate
+from socialmeta.data.recbole import read_recbole, recbole_raw_files
 from socialmeta.data.synthetic import generate_synthetic
 
 
@@ -32,7 +34,8 @@ class DatasetSpec:
         reader: The function that builds the graph; its keyword arguments are the
             dataset's options (``dataset.<option>=...`` on the command line).
         takes_root: Whether :obj:`reader` reads raw files from a root folder.
-        raw_files: Files under root whose content keys the processed cache.
+        raw_files: Files under root whose content keys the processed cache, from the
+            root and the dataset's options.
         urls: Where the raw files come from (empty for generated/bundled graphs).
         description: One line for ``socialmeta-data list``.
         required: Raw files that must exist under root (downloaded if missing).
@@ -42,7 +45,7 @@ class DatasetSpec:
     reader: Callable[..., SocialGraph]
     description: str
     takes_root: bool = False
-    raw_files: Callable[[Path], list[Path]] | None = None
+    raw_files: Callable[..., list[Path]] | None = None
     urls: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     flatten: str | None = None
@@ -65,16 +68,24 @@ DATASETS: dict[str, DatasetSpec] = {
     "ego_facebook": DatasetSpec(
         read_ego_facebook, DESCRIPTIONS["ego_facebook"],
         takes_root=True,
-        raw_files=lambda root: [root / f for f in EGO_FACEBOOK_FILES]
+        raw_files=lambda root, **_: [root / f for f in EGO_FACEBOOK_FILES]
         + [combined_edges_path(root)],
         urls=EGO_FACEBOOK_URLS, required=EGO_FACEBOOK_FILES),
     "lastfm": DatasetSpec(
         read_lastfm, DESCRIPTIONS["lastfm"],
-        takes_root=True, raw_files=lambda root: [root / f for f in LASTFM_FILES],
+        takes_root=True, raw_files=lambda root, **_: [root / f for f in LASTFM_FILES],
         urls=(LASTFM_URL,), required=LASTFM_FILES, flatten="hetrec2011-lastfm-2k"),
+    "ciaodvd": DatasetSpec(
+        read_ciaodvd, DESCRIPTIONS["ciaodvd"], takes_root=True,
+        raw_files=lambda root, **_: [root / f for f in CIAODVD_FILES],
+        urls=(CIAODVD_URL,), required=CIAODVD_FILES),
     "csv": DatasetSpec(
         read_csv_graph, DESCRIPTIONS["csv"],
-        takes_root=True, raw_files=csv_raw_files, required=("friendships.csv",)),
+        takes_root=True, raw_files=lambda root, **_: csv_raw_files(root),
+        required=("friendships.csv",)),
+    "recbole": DatasetSpec(
+        read_recbole, DESCRIPTIONS["recbole"], takes_root=True,
+        raw_files=lambda root, name="", **_: recbole_raw_files(root, name)),
 }
 
 
@@ -85,6 +96,7 @@ def default_data_root(name: str) -> Path:
 
 def load_dataset(
     name: str,
+    /,
     *,
     root: str | Path | None = None,
     cache_dir: str | Path | None | bool = True,
@@ -125,6 +137,6 @@ def load_dataset(
     if cache_dir is True:
         cache_dir = default_cache_dir()
     processed = load_or_build(
-        name, options, spec.raw_files(root),
+        name, options, spec.raw_files(root, **options),
         lambda: spec.reader(root, **options).to_dict(), cache_dir or None)
     return SocialGraph.from_dict(processed)

@@ -74,6 +74,16 @@ class SocialGraph(HeteroData):
         return self[INTERACTS].edge_index
 
     @property
+    def has_times(self) -> bool:
+        """Whether interactions carry times (``graph[INTERACTS].time``)."""
+        return self.has_items and "time" in self[INTERACTS]
+
+    @property
+    def interaction_time(self) -> Tensor:
+        """Each interaction's time, int64 Unix seconds (UTC)."""
+        return self[INTERACTS].time
+
+    @property
     def has_interests(self) -> bool:
         return "interests" in self[USER]
 
@@ -111,6 +121,7 @@ class SocialGraph(HeteroData):
         item_x: Tensor | None = None,
         interaction_index: Tensor | None = None,
         interaction_weight: Tensor | None = None,
+        interaction_time: Tensor | None = None,
         interests: Tensor | None = None,
         interest_mask: Tensor | None = None,
         interest_names: Sequence[str] | None = None,
@@ -125,7 +136,9 @@ class SocialGraph(HeteroData):
         r"""Assembles and validates a :class:`SocialGraph` from tensors.
 
         :obj:`friend_index` may list each friendship in one or both directions; it is
-        stored in both. Raises :class:`GraphValidationError` if the parts disagree.
+        stored in both. :obj:`interaction_time` holds each interaction's time as int64
+        Unix seconds (UTC), stored as ``graph["user", "interacts", "item"].time``.
+        Raises :class:`GraphValidationError` if the parts disagree.
         """
         num_users = len(user_ids)
         g = cls()
@@ -148,6 +161,8 @@ class SocialGraph(HeteroData):
             g[INTERACTS].edge_index = interaction_index.long()
             if interaction_weight is not None:
                 g[INTERACTS].edge_weight = interaction_weight.float()
+            if interaction_time is not None:
+                g[INTERACTS].time = interaction_time
         if interests is not None:
             g[USER].interests = interests.bool()
             g[USER].interest_mask = (
@@ -174,7 +189,8 @@ class SocialGraph(HeteroData):
         }
         if self.has_items:
             out["interaction_index"] = self.interaction_index
-            for key, attr in (("interaction_weight", "edge_weight"),):
+            for key, attr in (("interaction_weight", "edge_weight"),
+                              ("interaction_time", "time")):
                 if attr in self[INTERACTS]:
                     out[key] = self[INTERACTS][attr]
             if "x" in self[ITEM]:
@@ -220,6 +236,7 @@ class SocialGraph(HeteroData):
             item_ids=raw.get(ITEM), item_x=d.get("item_x"),
             interaction_index=d.get("interaction_index"),
             interaction_weight=d.get("interaction_weight"),
+            interaction_time=d.get("interaction_time"),
             interests=d.get("interests"), interest_mask=d.get("interest_mask"),
             interest_names=d.get("interest_names"), circle_ids=raw.get(CIRCLE),
             circle_ego=d.get("circle_ego"), membership_index=d.get("membership_index"),
@@ -309,6 +326,12 @@ def validate_graph(g: SocialGraph) -> None:
                 raise GraphValidationError(
                     f"interaction ({u!r}, {i!r}) has weight {w[k].item()}",
                     expected="finite weights (no NaN/inf)")
+        if "time" in g[INTERACTS]:
+            t = g[INTERACTS].time
+            if t.dtype != torch.int64 or t.shape != (ii.size(1),):
+                raise GraphValidationError(
+                    f"interaction times have dtype {t.dtype} and shape {tuple(t.shape)}",
+                    expected=f"int64 Unix seconds of shape [{ii.size(1)}]")
     if g.has_interests:
         y, mask = g[USER].interests, g[USER].interest_mask
         if y.dim() != 2 or y.size(0) != num_users or y.size(1) != len(g.interest_names):

@@ -6,6 +6,8 @@ id, self-loop, duplicate, bad number) can name the exact line of the raw file.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +25,18 @@ class Table:
         path (Path): The file the rows were read from.
         columns (dict[str, list[str]]): Column name to raw string values.
         lines (np.ndarray): 1-based line number of each row, ``int64 [num_rows]``.
+        labels (dict[str, str]): The file's own name of a column that was renamed
+            (e.g. RecBole's ``rating:float`` read as ``weight``), used in messages.
     """
 
     path: Path
     columns: dict[str, list[str]]
     lines: np.ndarray = field(repr=False)
+    labels: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def label(self, name: str) -> str:
+        """How the file itself names column :obj:`name` (for messages)."""
+        return self.labels.get(name, name)
 
     def __len__(self) -> int:
         return int(self.lines.shape[0])
@@ -54,20 +63,20 @@ class Table:
             if not clean or "\x00" in raw:
                 what = "an empty" if not clean else "a NUL byte in the"
                 raise GraphValidationError(
-                    f"{what} {kind} id {raw!r} in column {name!r}", file=self.path,
+                    f"{what} {kind} id {raw!r} in column {self.label(name)!r}", file=self.path,
                     line=int(self.lines[i]), expected=f"a non-empty {kind} id without "
                     "NUL bytes")
         changed = [i for i, (raw, clean) in enumerate(zip(values, stripped)) if raw != clean]
         if changed and not strip:
             i = changed[0]
             raise GraphValidationError(
-                f"{kind} id {values[i]!r} in column {name!r} has surrounding whitespace; "
+                f"{kind} id {values[i]!r} in column {self.label(name)!r} has surrounding whitespace; "
                 "ids are kept verbatim", file=self.path, line=int(self.lines[i]),
                 expected="no spaces around ids (or dataset.strip_ids=true to strip them, "
                 "reported)")
         if changed and repairs is not None:
             repairs.append(f"{self.path.name}: stripped the whitespace around "
-                           f"{len(changed)} {kind} id(s) in column {name!r} (first on line "
+                           f"{len(changed)} {kind} id(s) in column {self.label(name)!r} (first on line "
                            f"{int(self.lines[changed[0]])}: {values[changed[0]]!r})")
         return np.asarray(stripped if strip else values, dtype=str)
 
@@ -82,7 +91,7 @@ class Table:
                     float(v)
                 except ValueError:
                     raise GraphValidationError(
-                        f"unparsable value {v!r} in column {name!r}",
+                        f"unparsable value {v!r} in column {self.label(name)!r}",
                         file=self.path, line=int(self.lines[i]), expected="a number",
                     ) from None
             raise AssertionError("unreachable") from None  # pragma: no cover
@@ -90,10 +99,29 @@ class Table:
         if too_big.any():
             i = int(np.flatnonzero(too_big)[0])
             raise GraphValidationError(
-                f"value {values[i].strip()!r} in column {name!r} overflows float32",
+                f"value {values[i].strip()!r} in column {self.label(name)!r} overflows float32",
                 file=self.path, line=int(self.lines[i]),
                 expected=f"a magnitude of at most {float(np.finfo(np.float32).max):.4g}")
         return parsed
+
+    def times(self, name: str) -> np.ndarray:
+        r"""Column :obj:`name` as int64 Unix seconds (UTC), from ISO-8601 dates
+        (``2013-11-28``, midnight UTC), date-times (``2013-11-28T14:03:00``, with an
+        optional ``Z`` or ``±HH:MM`` offset; without one, UTC) or Unix seconds
+        (``1385647380``; a fraction of a second is dropped). A missing or unparsable
+        time names its line."""
+        values = self.columns[name]
+        out = np.empty(len(values), dtype=np.int64)
+        for i, raw in enumerate(values):
+            value = raw.strip()
+            try:
+                out[i] = _unix_seconds(value)
+            except (ValueError, OverflowError):
+                raise GraphValidationError(
+                    f"{'missing' if not value else 'unparsable'} time {raw!r} in column "
+                    f"{name!r}", file=self.path, line=int(self.lines[i]),
+                    expected="an ISO-8601 date or date-time, or Unix seconds") from None
+        return out
 
     def ints(self, name: str) -> np.ndarray:
         """Column :obj:`name` parsed as int64; an unparsable cell names its line."""
@@ -107,10 +135,28 @@ class Table:
                 int(v)
             except ValueError:
                 raise GraphValidationError(
-                    f"unparsable value {v!r} in column {name!r}",
+                    f"unparsable value {v!r} in column {self.label(name)!r}",
                     file=self.path, line=int(self.lines[i]), expected="an integer",
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unix_seconds(value: str) -> int:
+    """One time as Unix seconds (see :meth:`Table.times`)."""
+    if not value:
+        raise ValueError("empty")
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(value)
+        return math.floor(seconds)
+    when = dt.datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return math.floor(when.timestamp())
 
 
 def _split_rows(path: Path, sep: str | None, encoding: str):
@@ -276,7 +322,8 @@ class IdIndex:
             j = index.get(v)
             if j is None:
                 line = None if table is None else int(table.lines[i])
-                where = f" in column {column!r}" if column else ""
+                shown = table.label(column) if table is not None and column else column
+                where = f" in column {shown!r}" if column else ""
                 raise GraphValidationError(
                     f"unknown {self.kind} id {v!r}{where}",
                     file=None if table is None else table.path, line=line,

@@ -46,6 +46,13 @@ def graph_info(graph: SocialGraph, top_k: int = 10) -> dict[str, Any]:
         info["users_per_item"] = {"mean": round(float(item_users.mean()), 3),
                                   **_quantiles(item_users)}
         info["interaction_weights"] = "edge_weight" in graph[INTERACTS]
+        if graph.has_times:
+            import datetime as dt
+
+            t = graph.interaction_time
+            day = [dt.datetime.fromtimestamp(int(v), dt.UTC).date().isoformat()
+                   for v in (t.min(), t.max())]
+            info["interaction_times"] = f"{day[0]} .. {day[1]} (UTC)"
     if graph.has_interests:
         y, mask = graph[USER].interests, graph[USER].interest_mask
         info["interest_labels"] = int(y.size(1))

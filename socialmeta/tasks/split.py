@@ -112,8 +112,9 @@ def observed_graph(graph: SocialGraph, split: UserSplit) -> SocialGraph:
     if graph.has_items:
         keep = is_train[graph.interaction_index[0]]
         out[INTERACTS].edge_index = graph.interaction_index[:, keep]
-        if "edge_weight" in graph[INTERACTS]:
-            out[INTERACTS].edge_weight = graph[INTERACTS].edge_weight[keep]
+        for attr in ("edge_weight", "time"):
+            if attr in graph[INTERACTS]:
+                out[INTERACTS][attr] = graph[INTERACTS][attr][keep]
     if graph.has_interests:
         out["user"].interest_mask = graph["user"].interest_mask & is_train
     if graph.has_circles:

@@ -40,7 +40,7 @@ def _replace(path, old, new):
 @pytest.mark.parametrize("file, header, pattern", [
     ("interactions.csv", "user_id,item_id,wieght",
      r"interactions.csv, line 1: unexpected column\(s\) \['wieght'\]; header has .* "
-     r"\(expected only the columns \['user_id', 'item_id', 'weight'\]\)"),
+     r"\(expected only the columns \['user_id', 'item_id', 'weight', 'timestamp'\]\)"),
     ("interactions.csv", "user_id,item_id,",
      r"interactions.csv, line 1: column 3 of the header has no name"),
     ("interests.csv", "user_id,interest,source",

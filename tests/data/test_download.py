@@ -28,7 +28,7 @@ def test_missing_files_without_download(tmp_path):
 
 
 def test_unknown_dataset_and_option():
-    with pytest.raises(ValueError, match=r"unknown dataset 'nope'; choose one of \['csv'"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'nope'; choose one of \['ciaodvd', 'csv'"):
         load_dataset("nope")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['users'\].*num_users"):
         load_dataset("synthetic", users=10)
