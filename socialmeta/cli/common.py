@@ -6,6 +6,7 @@ imports and ``socialmeta-data list`` answers at once.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -82,6 +83,9 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in commands:
         args = [f"command={args[0]}"] + args[1:]
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes Hydra's files
+        args += ["hydra.output_subdir=null", "hydra/job_logging=none",
+                 "hydra/hydra_logging=none"]
     # not --multirun, --help, --cfg ..., nor a sweep: those Hydra checks itself
     if not any(a.startswith("-") or _is_sweep(a) for a in args):
         try:

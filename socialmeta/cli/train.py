@@ -6,6 +6,7 @@ Examples::
     socialmeta-train task=interest meta=anil train.steps=500
     socialmeta-train dataset=lastfm dataset.root=../shared/datasets/hetrec-lastfm-2k task=item
     socialmeta-train hydra.run.dir=runs/a resume=auto  # continue an interrupted run
+    torchrun --standalone --nproc_per_node=2 -m socialmeta train hydra.run.dir=runs/b
 
 The run is built by :class:`socialmeta.Experiment`; this module parses, prints and
 writes the run's files (``metrics.json``, ``results.md``, ``train.log``, checkpoints).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,28 +33,51 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     if cfg.resume not in (None, "auto"):
         raise ConfigError(f"unknown resume {cfg.resume!r}; choose one of [null, 'auto']")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun
+        if not any(o.startswith("hydra.run.dir=") for o in HydraConfig.get().overrides.hydra):
+            raise ConfigError("under torchrun every rank needs the same run dir: pass "
+                              "hydra.run.dir=DIR (the default has the time in it)")
+        if int(os.environ.get("RANK", "0")) > 0:
+            logging.getLogger("socialmeta").setLevel(logging.WARNING)  # rank 0 talks
     if cfg.skip_done and (out_dir / "metrics.json").is_file():
         print(f"already complete, skipped: {out_dir}")
         return json.loads((out_dir / "metrics.json").read_text())
     log.info("socialmeta-train: %s · %s · %s · %s, run dir %s", cfg.dataset.name,
              cfg.task.kind, cfg.model.conv, cfg.meta.learner, out_dir)
-    import torch  # after the first line: importing torch and PyG takes seconds
-
-    from socialmeta.data import atomic_write
+    # after the first line: importing torch and PyG takes seconds
+    from socialmeta import distributed
     from socialmeta.device import resolve_device
+
+    device = resolve_device(cfg.device)
+    try:
+        if distributed.init_from_env(device, cfg.get("dist_timeout", 300)):
+            log.info("rank 0 of %d processes (%s)", distributed.world_size(),
+                     "nccl" if device.type == "cuda" else "gloo")
+        return _train(cfg, out_dir, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
+    import torch
+
+    from socialmeta import distributed
+    from socialmeta.data import atomic_write
     from socialmeta.eval.report import format_results, format_summary, results_json
     from socialmeta.experiment import Experiment
     from socialmeta.train import LOGGERS
 
-    (out_dir / "failed.json").unlink(missing_ok=True)  # a re-run replaces an old failure
+    main_rank = distributed.is_main()
+    if main_rank:
+        (out_dir / "failed.json").unlink(missing_ok=True)  # a re-run replaces an old failure
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
     if cfg.dataset.get("root"):  # checkpoints name the data absolutely (eval/export anywhere)
         cfg.dataset.root = str(Path(cfg.dataset.root).expanduser().resolve())
     exp = Experiment(cfg)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if main_rank:
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers = []
-    for name in cfg.logger.names:
+    for name in cfg.logger.names if main_rank else ():
         logger_cls = choose(LOGGERS, name, "logger")
         try:
             loggers.append(logger_cls(out_dir, exp.train_config.val_metric)
@@ -70,6 +95,8 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
                "steps": trainer.steps_run, "best_step": trainer.step,
                "dataset": exp.graph.name, "task": exp.task.kind,
                "learner": exp.inner.learner, "encoder": cfg.model.conv}
+    if not main_rank:
+        return metrics
     with atomic_write(out_dir / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=2)
     title = (f"{exp.graph.name} · {exp.task.kind} · {cfg.model.conv} · {exp.inner.learner} · "

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from socialmeta import progress
+from socialmeta import distributed, progress
 from socialmeta.eval.metrics import mean_ci, ranking_metrics
 from socialmeta.meta import InnerLoop, candidate_scores, interest_logits
 from socialmeta.tasks import TaskBatch, TaskSampler
@@ -74,7 +74,9 @@ def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
     Every val/test user with more than K links is a new user with K support links;
     its query is ranked against all candidates (training users not in its support, or
     all items not in its support, or all labels). For ``members`` interest tasks the
-    unit is (task, label): see :func:`member_metrics`.
+    unit is (task, label): see :func:`member_metrics`. Under torchrun each rank
+    evaluates its share of the users (:func:`socialmeta.distributed.shard`) and the
+    per-user values are gathered, so every rank returns the whole table.
 
     Returns:
         ``{K: {metric: {"mean": ..., "ci95": ..., "users": ...}}}``
@@ -84,7 +86,8 @@ def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
         users = sampler.eval_centers(split, k)
         if max_users is not None:
             users = users[:max_users]
-        per_task: dict[str, list[Tensor]] = {}
+        users = users[distributed.shard(users.numel())]  # this rank's share (all of them
+        per_task: dict[str, list[Tensor]] = {}          # in one process), gathered below
         for start in range(0, users.numel(), batch_size):
             batch = sampler.eval_batch(users[start:start + batch_size], k)
             scores = scorer(batch).float().cpu()
@@ -95,7 +98,7 @@ def evaluate_scorer(scorer: Scorer, sampler: TaskSampler, split: str = "test",
         out[k] = {}
         for key in REPORTED:
             values = torch.cat(per_task[key]) if key in per_task else torch.zeros(0)
-            mean, half, n = mean_ci(values)
+            mean, half, n = mean_ci(distributed.gather(values))
             out[k][key] = {"mean": mean, "ci95": half, "users": n}
     return out
 

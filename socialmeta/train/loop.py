@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from socialmeta import progress
+from socialmeta import distributed, progress
 from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
 from socialmeta.tasks import TaskSampler
@@ -88,6 +88,8 @@ class Trainer:
         self.out_dir, self.device = Path(out_dir), torch.device(device)
         self.run_config = run_config or {}
         self.loggers = list(loggers) if loggers is not None else [CSVLogger(self.out_dir)]
+        if not distributed.is_main():  # rank 0 alone logs
+            self.loggers = []
         self.model.to(self.device)
         self.params = meta_parameters(model, inner)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=config.lr)
@@ -123,6 +125,7 @@ class Trainer:
         Returns the rows written to ``log.csv``."""
         cfg, last = self.config, self.out_dir / "last.pt"
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        distributed.check_batch(cfg.batch_size)
         if resume and last.is_file():
             self.load_state(load_checkpoint(last))
             progress.info("resumed from %s at step %d", last, self.step)
@@ -136,8 +139,7 @@ class Trainer:
         while self.step < cfg.steps and self.bad_evals < cfg.patience:
             if cfg.stop_after is not None and self.step - start_step >= cfg.stop_after:
                 break
-            batch = self.sampler.train_batch(self.step, 0, cfg.batch_size).to(self.device)
-            loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
+            loss, grads = self._meta_gradient()
             for name, p in self.params.items():
                 p.grad = grads[name]
             self.optimizer.step()
@@ -148,10 +150,10 @@ class Trainer:
                 row["val"] = self.validate()
                 if row["val"] > self.best:
                     self.best, self.bad_evals = row["val"], 0
-                    save_checkpoint(self.out_dir / "best.pt", self.state())
+                    self._save(self.out_dir / "best.pt")
                 else:
                     self.bad_evals += 1
-                save_checkpoint(last, self.state())
+                self._save(last)
             rows.append(row)
             for logger in self.loggers:
                 logger.log(row)
@@ -162,8 +164,26 @@ class Trainer:
             else:
                 progress.tick("step %d/%d  loss %.4f  (%.1f steps/s)", self.step, cfg.steps,
                               row["loss"], (self.step - start_step) / max(row["seconds"], 1e-9))
-        save_checkpoint(last, self.state())
+        self._save(last)
         for logger in self.loggers:
             logger.close()
         self.steps_run = self.step
         return rows
+
+    def _meta_gradient(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """This step's loss and meta-gradient over the T tasks of the meta-batch; under
+        torchrun each rank takes its shard of the T tasks and the shards' gradients are
+        averaged (weighted by their task counts), equal to one process's."""
+        size = self.config.batch_size
+        part = distributed.shard(size)
+        index = torch.arange(size)[part]
+        batch = self.sampler.train_tasks(self.step, index).to(self.device)
+        loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
+        grads, loss = distributed.average_gradients(grads, loss, index.numel() / size)
+        return loss, grads
+
+    def _save(self, path: Path) -> None:
+        """Rank 0 writes the checkpoint; the others wait until it is there."""
+        if distributed.is_main():
+            save_checkpoint(path, self.state())
+        distributed.barrier()
