@@ -19,6 +19,9 @@ from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     r"""Meta-training settings.
@@ -33,6 +36,9 @@ class TrainConfig:
         val_metric: Metric that selects the best checkpoint. (default: ``"recall@20"``)
         val_users: At most this many validation users per check (speed).
         stop_after: Stop (as if interrupted) after this many steps of this run.
+        precision: ``"fp32"`` or ``"bf16"``: the meta-gradient of the batched path under
+            ``torch.autocast`` in bfloat16 (matrix products in bf16, parameters,
+            optimiser state and evaluation in float32). (default: ``"fp32"``)
     """
 
     steps: int = 300
@@ -44,6 +50,7 @@ class TrainConfig:
     val_metric: str = "recall@20"
     val_users: int | None = 200
     stop_after: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "patience", "val_shots",
@@ -56,6 +63,9 @@ class TrainConfig:
         if (not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool)
                 or not 0 < self.lr < math.inf):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of "
+                             f"{list(PRECISIONS)}")
         if not isinstance(self.val_metric, str):
             raise ValueError(f"val_metric must be a metric name, got {self.val_metric!r}")
 
@@ -177,8 +187,13 @@ class Trainer:
         size = self.config.batch_size
         part = distributed.shard(size)
         index = torch.arange(size)[part]
-        batch = self.sampler.train_tasks(self.step, index).to(self.device)
-        loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
+        batch = self.sampler.train_tasks(self.step, index)
+        if self.device.type == "cuda":  # one pinned host buffer per tensor, async copy
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.config.precision == "bf16"):
+            loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
+        grads = {n: g.float() for n, g in grads.items()}
         grads, loss = distributed.average_gradients(grads, loss, index.numel() / size)
         return loss, grads
 
