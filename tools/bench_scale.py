@@ -1,9 +1,18 @@
-"""Scaling benchmarks (issue 22). So far: meta-training throughput of 1 vs N processes
-on the same global batch, side by side in one run.
+"""Scaling benchmarks (issue 22): graph size x phase, and 1 vs N processes.
 
+    python tools/bench_scale.py users --users 10000 100000 1000000   # one process each
     python tools/bench_scale.py processes                       # lastfm friend, T=256
     python tools/bench_scale.py processes --cell synthetic --batch 512 --nproc 1 2
 
+``users``: for each size a fresh process builds the synthetic graph (average degree
+40: 2 x 10^7 friendships at 10^6 users) and runs the phases of a run on friend tasks
+(SAGE, MAML, T=64): generate; first batch (split, task sampler, model, the first
+batch); meta-training (steps/s, and the share of step time spent building task
+batches); evaluation of a sample of test users at K=3; export of every user's
+meta-init embedding to ``.npy`` and Parquet in chunks. Each phase reports wall time
+and the process's peak RSS so far (``ru_maxrss``).
+
+``processes``:
 Each configuration runs ``socialmeta-train`` (torchrun for N > 1, gloo): one process
 with torch's default intra-op threads (all cores), then 1, 2, ... processes with one
 thread each (what torchrun sets),
@@ -51,9 +60,73 @@ def run(cell: str, nproc: int, batch: int, steps: int, out: Path,
     return steps_times[:-1]  # the last step also validates
 
 
+def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
+                 out: Path) -> list[tuple[str, float, float, str]]:
+    """The phases of one run at :obj:`num_users` in this process (see the docstring)."""
+    import resource
+    import time
+
+    import torch
+
+    from socialmeta.data import generate_synthetic
+    from socialmeta.eval.protocol import evaluate_cold_start
+    from socialmeta.export import export_embeddings
+    from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
+    from socialmeta.models import LinkModel
+    from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+
+    def rss() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
+
+    rows, clock = [], time.perf_counter()
+
+    def phase(name: str, note: str = "") -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        rows.append((name, now - clock, rss(), note))
+        print(f"  {num_users:>9,} {name:<14} {now - clock:8.1f} s  {rss():6.2f} GiB  {note}",
+              flush=True)
+        clock = time.perf_counter()
+
+    graph = generate_synthetic(num_users=num_users, avg_degree=40.0, seed=0)
+    phase("generate", f"{graph.num_friendships:,} friendships")
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="friend"))
+    torch.manual_seed(0)
+    model = LinkModel(sampler.in_channels, 3, hidden_channels=32)
+    inner = InnerLoop("maml", 1, 0.01)
+    params = meta_parameters(model, inner)
+    optimizer = torch.optim.Adam(params.values(), lr=3e-3)
+    sampler.train_batch(0, 0, batch)
+    phase("first batch")
+    sampling = total = 0.0
+    for step in range(steps):
+        t0 = time.perf_counter()
+        tasks = sampler.train_batch(step, 0, batch)
+        t1 = time.perf_counter()
+        _, grads = meta_gradient(model, tasks, inner, params)
+        for name, p in params.items():
+            p.grad = grads[name]
+        optimizer.step()
+        sampling, total = sampling + t1 - t0, total + time.perf_counter() - t0
+    phase("meta-training", f"{steps / total:.2f} steps/s at T={batch}; task sampling "
+          f"{100 * sampling / total:.0f}% of step time")
+    result = evaluate_cold_start(model, params, sampler, inner, "test", (3,),
+                                 max_users=eval_users)
+    r = result[3]["recall@20"]
+    phase("evaluation", f"{r['users']} test users at K=3, recall@20 {r['mean']:.4f}")
+    manifest = export_embeddings(model, params, graph, out / "export",
+                                 formats=["npy", "parquet"], chunk_size=65536)
+    size = sum(f.stat().st_size for f in (out / "export").iterdir()) / 2**20
+    phase("export", f"{manifest['users']:,} users, npy + parquet, {size:.0f} MiB")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["processes"])
+    parser.add_argument("what", choices=["processes", "users"])
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--cell", choices=sorted(CELLS), default="lastfm")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=12)
@@ -62,6 +135,8 @@ def main() -> None:
                         "process with torch's default threads always runs first)")
     parser.add_argument("--md", type=Path)
     args = parser.parse_args()
+    if args.what == "users":
+        return users_table(args)
     rows = ["| processes | intra-op threads each | T | median step (s) | tasks/s | "
             "vs 1 process (default threads) | vs 1 process, 1 thread |",
             "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -80,6 +155,31 @@ def main() -> None:
             print(rows[-1], flush=True)
     text = (f"{args.cell} friend tasks, {args.steps} steps per configuration, "
             f"{os.cpu_count()} CPU cores\n\n" + "\n".join(rows) + "\n")
+    print(text)
+    if args.md:
+        args.md.write_text(text)
+
+
+def users_table(args) -> None:
+    """Runs :func:`users_phases` for each size in a fresh process; prints the table."""
+    import json
+
+    lines = ["| users | phase | seconds | peak RSS (GiB) | notes |",
+             "|---:|---|---:|---:|---|"]
+    for n in args.users:
+        with tempfile.TemporaryDirectory() as tmp:
+            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                    f"import bench_scale as b; from pathlib import Path; "
+                    f"rows = b.users_phases({n}, {args.steps}, {args.batch}, "
+                    f"{args.eval_users}, Path({tmp!r})); print('ROWS', json.dumps(rows))")
+            out = subprocess.run([sys.executable, "-c", code], check=True,
+                                 capture_output=True, text=True)
+            print(out.stdout.split("ROWS")[0], end="", flush=True)
+            rows = json.loads(out.stdout.split("ROWS", 1)[1])
+        for name, seconds, rss, note in rows:
+            lines.append(f"| {n:,} | {name} | {seconds:.1f} | {rss:.2f} | {note} |")
+    text = (f"synthetic friend tasks (avg degree 40), {args.steps} meta-steps at "
+            f"T={args.batch}, {os.cpu_count()} CPU cores\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.md:
         args.md.write_text(text)

@@ -169,29 +169,46 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
     with atomic_dir(out_dir) as tmp:
         manifest = _write(tmp, arrays, tables, writers, params, graph, model, kind,
-                          normalize, checkpoint)
+                          normalize, checkpoint, chunk_size or 65536)
     return manifest
+
+
+def _chunks(total: int, size: int):
+    for start in range(0, total, size):
+        yield slice(start, min(start + size, total))
 
 
 def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tensor],
            writers: dict[str, Any], params: dict[str, Tensor], graph: SocialGraph,
-           model: nn.Module, kind: str, normalize: bool, checkpoint: str | None
-           ) -> dict[str, Any]:
-    """Writes every file of an export into :obj:`out_dir`; returns the manifest."""
+           model: nn.Module, kind: str, normalize: bool, checkpoint: str | None,
+           chunk: int = 65536) -> dict[str, Any]:
+    """Writes every file of an export into :obj:`out_dir`, the ``.npy``, id and Parquet
+    files :obj:`chunk` rows at a time (one Parquet row group per chunk); returns the
+    manifest."""
     written = []
     for table, array in arrays.items():
-        with atomic_write(out_dir / f"{table}_embeddings.npy", "wb") as f:
-            np.save(f, array)
-        with atomic_write(out_dir / f"{table}_ids.txt", "w") as f:
-            f.write("\n".join(graph.raw_ids[table]) + "\n")
+        ids = graph.raw_ids[table]
+        # out_dir is the export's private temp folder (atomic_dir): files stream into it
+        npy = np.lib.format.open_memmap(out_dir / f"{table}_embeddings.npy", mode="w+",
+                                        dtype=np.float32, shape=array.shape)
+        with open(out_dir / f"{table}_ids.txt", "w") as f:
+            for rows in _chunks(len(ids), chunk):
+                npy[rows] = array[rows]
+                f.write("".join(f"{i}\n" for i in ids[rows]))
+        npy.flush()
+        del npy
         written += [f"{table}_embeddings.npy", f"{table}_ids.txt"]
         if "parquet" in writers:
             pa, pq = writers["parquet"]
-            frame = pa.table({"id": pa.array(graph.raw_ids[table], pa.string()),
-                              "embedding": pa.FixedSizeListArray.from_arrays(
-                                  pa.array(array.reshape(-1)), array.shape[1])})
-            with atomic_write(out_dir / f"{table}_embeddings.parquet", "wb") as f:
-                pq.write_table(frame, f)
+            schema = pa.schema([("id", pa.string()),
+                                ("embedding", pa.list_(pa.float32(), array.shape[1]))])
+            with pq.ParquetWriter(out_dir / f"{table}_embeddings.parquet", schema) as w:
+                for rows in _chunks(len(ids), chunk):  # one row group per chunk
+                    part = array[rows]
+                    w.write_table(pa.table({
+                        "id": pa.array(ids[rows], pa.string()),
+                        "embedding": pa.FixedSizeListArray.from_arrays(
+                            pa.array(part.reshape(-1)), array.shape[1])}, schema=schema))
             written.append(f"{table}_embeddings.parquet")
         if "faiss" in writers:
             faiss = writers["faiss"]

@@ -18,7 +18,6 @@ from socialmeta.tasks import TaskSampler
 from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
 
-
 PRECISIONS = ("fp32", "bf16")
 
 
