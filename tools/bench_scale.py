@@ -61,7 +61,7 @@ def run(cell: str, nproc: int, batch: int, steps: int, out: Path,
 
 
 def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
-                 out: Path) -> list[tuple[str, float, float, str]]:
+                 out: Path, workers: int = 0) -> list[tuple[str, float, float, str]]:
     """The phases of one run at :obj:`num_users` in this process (see the docstring)."""
     import resource
     import time
@@ -74,6 +74,7 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
     from socialmeta.models import LinkModel
     from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+    from socialmeta.tasks.loader import step_batches
 
     def rss() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
@@ -100,17 +101,19 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     sampler.train_batch(0, 0, batch)
     phase("first batch")
     sampling = total = 0.0
-    for step in range(steps):
-        t0 = time.perf_counter()
-        tasks = sampler.train_batch(step, 0, batch)
+    batches = step_batches(sampler, 0, steps, torch.arange(batch), num_workers=workers)
+    t0 = time.perf_counter()
+    for _, tasks in batches:  # with workers: the wait for a batch built ahead
         t1 = time.perf_counter()
         _, grads = meta_gradient(model, tasks, inner, params)
         for name, p in params.items():
             p.grad = grads[name]
         optimizer.step()
-        sampling, total = sampling + t1 - t0, total + time.perf_counter() - t0
+        now = time.perf_counter()
+        sampling, total, t0 = sampling + t1 - t0, total + now - t0, now
+    where = f"{workers} background worker(s)" if workers else "in the loop"
     phase("meta-training", f"{steps / total:.2f} steps/s at T={batch}; task sampling "
-          f"{100 * sampling / total:.0f}% of step time")
+          f"({where}) {100 * sampling / total:.0f}% of step time")
     result = evaluate_cold_start(model, params, sampler, inner, "test", (3,),
                                  max_users=eval_users)
     r = result[3]["recall@20"]
@@ -127,6 +130,8 @@ def main() -> None:
     parser.add_argument("what", choices=["processes", "users"])
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--eval-users", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="users: background processes building the meta-batches")
     parser.add_argument("--cell", choices=sorted(CELLS), default="lastfm")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=12)
@@ -171,15 +176,25 @@ def users_table(args) -> None:
             code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_scale as b; from pathlib import Path; "
                     f"rows = b.users_phases({n}, {args.steps}, {args.batch}, "
-                    f"{args.eval_users}, Path({tmp!r})); print('ROWS', json.dumps(rows))")
-            out = subprocess.run([sys.executable, "-c", code], check=True,
-                                 capture_output=True, text=True)
-            print(out.stdout.split("ROWS")[0], end="", flush=True)
-            rows = json.loads(out.stdout.split("ROWS", 1)[1])
+                    f"{args.eval_users}, Path({tmp!r}), {args.workers}); "
+                    f"print('ROWS', json.dumps(rows))")
+            proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                    text=True)
+            rows = None
+            for line in proc.stdout:  # phases as they end; the rows at the end
+                if line.startswith("ROWS "):
+                    rows = json.loads(line[5:])
+                else:
+                    print(line, end="", flush=True)
+            if proc.wait() != 0 or rows is None:
+                print(f"  {n:,} users: the run ended with status {proc.returncode} "
+                      "(-9: killed, e.g. out of memory)", flush=True)
+                continue
         for name, seconds, rss, note in rows:
             lines.append(f"| {n:,} | {name} | {seconds:.1f} | {rss:.2f} | {note} |")
     text = (f"synthetic friend tasks (avg degree 40), {args.steps} meta-steps at "
-            f"T={args.batch}, {os.cpu_count()} CPU cores\n\n" + "\n".join(lines) + "\n")
+            f"T={args.batch}, {args.workers} sampling workers, {os.cpu_count()} CPU "
+            "cores\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.md:
         args.md.write_text(text)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -86,15 +87,7 @@ class Table:
         try:
             parsed = np.asarray(values, dtype=np.float64)
         except ValueError:
-            for i, v in enumerate(values):
-                try:
-                    float(v)
-                except ValueError:
-                    raise GraphValidationError(
-                        f"unparsable value {v!r} in column {self.label(name)!r}",
-                        file=self.path, line=int(self.lines[i]), expected="a number",
-                    ) from None
-            raise AssertionError("unreachable") from None  # pragma: no cover
+            self._raise_unparsable(name, float, "a number")
         too_big = np.isfinite(parsed) & (np.abs(parsed) > np.finfo(np.float32).max)
         if too_big.any():
             i = int(np.flatnonzero(too_big)[0])
@@ -119,7 +112,7 @@ class Table:
             except (ValueError, OverflowError):
                 raise GraphValidationError(
                     f"{'missing' if not value else 'unparsable'} time {raw!r} in column "
-                    f"{name!r}", file=self.path, line=int(self.lines[i]),
+                    f"{self.label(name)!r}", file=self.path, line=int(self.lines[i]),
                     expected="an ISO-8601 date or date-time, or Unix seconds") from None
         return out
 
@@ -129,15 +122,18 @@ class Table:
         try:
             return np.asarray([int(v) for v in values], dtype=np.int64)
         except ValueError:
-            pass
-        for i, v in enumerate(values):
+            self._raise_unparsable(name, int, "an integer")
+
+    def _raise_unparsable(self, name: str, convert, expected: str) -> NoReturn:
+        """Raises the error naming the first cell of :obj:`name` that :obj:`convert`
+        rejects (called once a whole-column parse has failed)."""
+        for i, v in enumerate(self.columns[name]):
             try:
-                int(v)
+                convert(v)
             except ValueError:
                 raise GraphValidationError(
                     f"unparsable value {v!r} in column {self.label(name)!r}",
-                    file=self.path, line=int(self.lines[i]), expected="an integer",
-                ) from None
+                    file=self.path, line=int(self.lines[i]), expected=expected) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 

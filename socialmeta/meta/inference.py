@@ -59,14 +59,21 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
 
         with torch.no_grad():
             return vmap(per_item_task, randomness="different")(tasks)
-    targets = global_to_local(batch, num_targets)
+    # score the N ego-net slots and the one shared outside slot, then spread them over
+    # all candidates: memory O(T * num_targets), not O(T * num_targets * hidden)
+    n = batch.node_ids.size(1)
+    slots = torch.cat([torch.arange(n), torch.full((1,), -1)]).to(batch.node_ids.device)
 
-    def per_task(task: dict[str, Tensor], target: Tensor) -> Tensor:
+    def per_task(task: dict[str, Tensor]) -> Tensor:
         fast = adapt(model, params, task, eval_inner)
-        return model.score_targets(_call(model, fast), task, target, prototype)
+        return model.score_targets(_call(model, fast), task, slots, prototype)
 
     with torch.no_grad():
-        return vmap(per_task, randomness="different")(tasks, targets)
+        local = vmap(per_task, randomness="different")(tasks)   # [T, N + 1]
+    out = local[:, n:].expand(-1, num_targets).clone()
+    t, j = batch.node_mask.nonzero(as_tuple=True)
+    out[t, batch.node_ids[t, j]] = local[t, j]
+    return out
 
 
 def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerLoop

@@ -27,6 +27,41 @@ def _identity(batch: TaskBatch) -> TaskBatch:
     return batch
 
 
+class _StepBatches(Dataset):
+    """Item ``i``: the tasks ``index`` of meta-step ``start + i`` (its own epoch)."""
+
+    def __init__(self, sampler: TaskSampler, start: int, end: int, index: torch.Tensor
+                 ) -> None:
+        self.sampler, self.start, self.end, self.index = sampler, start, end, index
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, i: int) -> tuple[int, TaskBatch]:
+        step = self.start + i
+        return step, self.sampler.train_tasks(step, self.index)
+
+
+def step_batches(sampler: TaskSampler, start: int, end: int, index: torch.Tensor, *,
+                 num_workers: int = 0) -> Iterator[tuple[int, TaskBatch]]:
+    r"""``(step, batch)`` for meta-steps ``start .. end - 1``, where step ``s`` trains on
+    tasks :obj:`index` of epoch ``s`` (what :class:`~socialmeta.train.Trainer` does).
+    With :obj:`num_workers` > 0 the batches are built ahead in background processes
+    while the caller computes, from the sampler's tensors moved to shared memory
+    (:meth:`TaskSampler.share_memory`: the workers map the graph, not copy it). The
+    batches are identical whatever :obj:`num_workers` is.
+    """
+    dataset = _StepBatches(sampler, start, end, index)
+    if num_workers == 0:
+        for i in range(len(dataset)):
+            yield dataset[i]
+        return
+    sampler.share_memory()
+    yield from DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                          collate_fn=_identity, prefetch_factor=2,
+                          persistent_workers=False)
+
+
 def task_batches(
     sampler: TaskSampler,
     epoch: int,

@@ -15,6 +15,7 @@ from socialmeta import distributed, progress
 from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
 from socialmeta.tasks import TaskSampler
+from socialmeta.tasks.loader import step_batches
 from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
 
@@ -35,6 +36,9 @@ class TrainConfig:
         val_metric: Metric that selects the best checkpoint. (default: ``"recall@20"``)
         val_users: At most this many validation users per check (speed).
         stop_after: Stop (as if interrupted) after this many steps of this run.
+        num_workers: Background processes that build the next meta-batches while the
+            current one trains (0: built in the loop). Batches are the same either way.
+            (default: :obj:`0`)
         precision: ``"fp32"`` or ``"bf16"``: the meta-gradient of the batched path under
             ``torch.autocast`` in bfloat16 (matrix products in bf16, parameters,
             optimiser state and evaluation in float32). (default: ``"fp32"``)
@@ -50,11 +54,13 @@ class TrainConfig:
     val_users: int | None = 200
     stop_after: int | None = None
     precision: str = "fp32"
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "patience", "val_shots",
-                     "val_users", "stop_after"):
-            value, lowest = getattr(self, name), 0 if name in ("steps", "stop_after") else 1
+                     "val_users", "stop_after", "num_workers"):
+            value = getattr(self, name)
+            lowest = 0 if name in ("steps", "stop_after", "num_workers") else 1
             if value is None and name in ("val_users", "stop_after"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
@@ -145,10 +151,16 @@ class Trainer:
         progress.info("meta-training %s: steps %d-%d of %d tasks, validation every %d",
                       self.inner.learner, self.step + 1, cfg.steps, cfg.batch_size,
                       cfg.eval_every)
-        while self.step < cfg.steps and self.bad_evals < cfg.patience:
-            if cfg.stop_after is not None and self.step - start_step >= cfg.stop_after:
+        end = cfg.steps if cfg.stop_after is None else min(cfg.steps,
+                                                           self.step + cfg.stop_after)
+        index = torch.arange(cfg.batch_size)[distributed.shard(cfg.batch_size)]
+        batches = step_batches(self.sampler, self.step, end, index,
+                               num_workers=cfg.num_workers)
+        for step, batch in batches:
+            if self.bad_evals >= cfg.patience:
                 break
-            loss, grads = self._meta_gradient()
+            assert step == self.step
+            loss, grads = self._meta_gradient(batch, index.numel() / cfg.batch_size)
             for name, p in self.params.items():
                 p.grad = grads[name]
             self.optimizer.step()
@@ -173,27 +185,25 @@ class Trainer:
             else:
                 progress.tick("step %d/%d  loss %.4f  (%.1f steps/s)", self.step, cfg.steps,
                               row["loss"], (self.step - start_step) / max(row["seconds"], 1e-9))
+        batches.close()  # stops background workers of an early-stopped run
         self._save(last)
         for logger in self.loggers:
             logger.close()
         self.steps_run = self.step
         return rows
 
-    def _meta_gradient(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """This step's loss and meta-gradient over the T tasks of the meta-batch; under
-        torchrun each rank takes its shard of the T tasks and the shards' gradients are
-        averaged (weighted by their task counts), equal to one process's."""
-        size = self.config.batch_size
-        part = distributed.shard(size)
-        index = torch.arange(size)[part]
-        batch = self.sampler.train_tasks(self.step, index)
+    def _meta_gradient(self, batch, share: float
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss and meta-gradient of this step's :obj:`batch`: under torchrun this
+        rank's shard of the T tasks (a :obj:`share` of them), averaged over the ranks
+        weighted by their task counts, equal to one process's."""
         if self.device.type == "cuda":  # one pinned host buffer per tensor, async copy
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.config.precision == "bf16"):
             loss, grads = meta_gradient(self.model, batch, self.inner, self.params)
         grads = {n: g.float() for n, g in grads.items()}
-        grads, loss = distributed.average_gradients(grads, loss, index.numel() / size)
+        grads, loss = distributed.average_gradients(grads, loss, share)
         return loss, grads
 
     def _save(self, path: Path) -> None:

@@ -97,7 +97,7 @@ def test_recbole_through_the_registry_and_config(tmp_path):
     ({"inter": INTER.replace("\t5\t", "\tfive\t")},
      r"ml.inter, line 2: unparsable value 'five' in column 'rating:float'"),
     ({"inter": INTER.replace("978302109", "")},
-     r"ml.inter, line 3: missing time '' in column 'timestamp'"),
+     r"ml.inter, line 3: missing time '' in column 'timestamp:float'"),
     ({"net": None}, r"ml.net: file not found \(expected ml.inter and ml.net in"),
     ({"net": NET + "u3\tu3\n"}, r"ml.net, line 6: self-loop on user 'u3'"),
     ({"net": NET + "u9\tu1\n"}, r"ml.net, line 6: unknown user id 'u9' in column 'source_id:token'"),

@@ -6,6 +6,7 @@ from torch_geometric.utils import k_hop_subgraph
 from socialmeta.data import generate_synthetic
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users, task_batches
 from socialmeta.tasks.egonet import rank_in_group
+from socialmeta.tasks.random import priority
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,35 @@ def test_batch_moves_in_one_call(graph):
 def test_split_rejects_bad_fractions(graph, val, test):
     with pytest.raises(ValueError, match=r"must be >= 0 and sum to < 1"):
         split_users(graph, val_fraction=val, test_fraction=test)
+
+
+def test_step_batches_in_workers_map_shared_tensors_and_equal_serial(graph):
+    from socialmeta.tasks.loader import step_batches
+
+    sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind="item"))
+    index = torch.arange(3, 9)
+    serial = list(step_batches(sampler, 5, 9, index))
+    assert [s for s, _ in serial] == [5, 6, 7, 8]
+    _equal(serial[1][1], sampler.train_tasks(6, index))
+    tensors = list(sampler._tensors())
+    assert len(tensors) > 10 and not any(t.is_shared() for t in tensors)
+    parallel = list(step_batches(sampler, 5, 9, index, num_workers=2))
+    assert all(t.is_shared() for t in sampler._tensors())  # workers map, not copy
+    assert [s for s, _ in parallel] == [5, 6, 7, 8]
+    for (_, a), (_, b) in zip(serial, parallel):
+        _equal(a, b)
+
+
+def test_partial_epoch_selection_equals_the_full_permutation(graph):
+    """train_tasks picks the first positions of an epoch's permutation with topk when
+    they are few; the centers equal those of the full sort."""
+    sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind="friend"))
+    centers = sampler.train_centers()
+    for epoch in (0, 3, 11):
+        prio = priority(sampler.config.seed, epoch, centers)
+        full = centers[torch.argsort(prio)]
+        index = torch.tensor([5, 0, 17, 3])
+        assert torch.equal(sampler._epoch_centers(epoch, index), full[index])
+        assert sampler._epoch_cache is None or sampler._epoch_cache[0] != epoch  # no sort
+        many = torch.arange(centers.numel() + 7)  # wraps around: the full sort
+        assert torch.equal(sampler._epoch_centers(epoch, many), full[many % centers.numel()])

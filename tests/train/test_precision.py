@@ -1,5 +1,6 @@
-"""train.precision=bf16: the batched meta-gradient under bfloat16 autocast stays within
-a tolerance of float32 on CPU, and training with it runs end to end."""
+"""train.precision=bf16 (the batched meta-gradient under bfloat16 autocast stays within
+a tolerance of float32 on CPU; training with it runs end to end) and train.num_workers
+(background batch building changes nothing)."""
 import pytest
 import torch
 
@@ -61,3 +62,19 @@ def test_training_in_bf16_keeps_float32_state(graph, tmp_path):
     assert any(not torch.equal(before[n], p) for n, p in trainer.params.items())
     with pytest.raises(ValueError, match=r"unknown precision 'fp16'; choose one of"):
         TrainConfig(precision="fp16")
+
+
+def test_background_workers_give_the_same_training(graph, tmp_path):
+    split = split_users(graph, seed=0)
+    sampler = TaskSampler(graph, split, TaskConfig(kind="friend", fanouts=(8, 4),
+                                                   node_cap=24))
+    ends = []
+    for workers in (0, 1):
+        model = _model("friend", sampler, graph)
+        trainer = Trainer(model, InnerLoop("maml", 1, 0.01), sampler,
+                          TrainConfig(steps=5, batch_size=8, eval_every=5, val_users=20,
+                                      num_workers=workers), tmp_path / str(workers))
+        trainer.fit()
+        ends.append({n: p.detach().clone() for n, p in trainer.params.items()})
+    for name in ends[0]:
+        assert torch.equal(ends[0][name], ends[1][name]), name
