@@ -178,13 +178,17 @@ def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_ini
     :obj:`settings` go to :func:`~socialmeta.eval.protocol.evaluate_cold_start`."""
     from socialmeta.eval.protocol import evaluate_cold_start
 
-    progress.info("evaluating %s on %s users, K=%s", inner.learner, settings.get("split"),
-             list(settings.get("shots", ())))
-    results = {inner.learner: evaluate_cold_start(model, params, inner=inner, **settings)}
+    split, shots = settings.pop("split", "test"), tuple(settings.pop("shots", (1, 3, 5, 10)))
+    methods = {inner.learner: inner}
     if with_meta_init and inner.learner != "noadapt":
-        progress.info("evaluating %s without test-time adaptation", inner.learner)
-        results[f"{inner.learner} without test-time adaptation"] = evaluate_cold_start(
-            model, params, inner=InnerLoop("noadapt"), **settings)
+        methods[f"{inner.learner} without test-time adaptation"] = InnerLoop("noadapt")
+    results: Results = {}
+    for method, how in methods.items():
+        results[method] = {}
+        for k in shots:  # a line per K: each K evaluates every user with more than K links
+            progress.info("evaluating %s on %s users, K=%d", method, split, k)
+            results[method] |= evaluate_cold_start(model, params, inner=how, split=split,
+                                                   shots=(k,), **settings)
     return results
 
 

@@ -1,5 +1,5 @@
 """Times the main job's output stream: when its first line comes, the longest silence
-between lines, and the total run time (the README's "a line at least every 10 s").
+between lines, and the total run time (the README says "a line about every 10 s").
 
     python tools/main_job_stream.py                     # the default socialmeta-train
     python tools/main_job_stream.py dataset.num_users=400 train.steps=30
