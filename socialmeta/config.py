@@ -94,6 +94,11 @@ def _same_type(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
+def _plain(value: Any) -> Any:
+    """A config value as plain Python (lists as lists), for messages."""
+    return OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+
+
 def _check_override_types(config_name: str, overrides: Sequence[str], full: DictConfig
                           ) -> None:
     """Each ``key=value`` override must have the type of the packaged default it
@@ -119,10 +124,8 @@ def _check_override_types(config_name: str, overrides: Sequence[str], full: Dict
             continue  # strings are checked against their choices where they are used
         value = OmegaConf.select(full, key)
         if value is not None and not _same_type(default, value):
-            shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
             raise ConfigError(f"{key}: expected {_type_name(default)} like the default "
-                              f"{OmegaConf.to_container(default) if isinstance(default, ListConfig) else default!r}, "
-                              f"got {shown!r}")
+                              f"{_plain(default)!r}, got {_plain(value)!r}")
 
 
 def _unknown_key_message(config_name: str, overrides: Sequence[str], message: str) -> str:
