@@ -12,6 +12,9 @@ batches); evaluation of a sample of test users at K=3; export of every user's
 meta-init embedding to ``.npy`` and Parquet in chunks. Each phase reports wall time
 and the process's peak RSS so far (``ru_maxrss``).
 
+``sampling``: the share of step time spent building task batches for a benchmark
+cell (``--cell lastfm``: ``experiment=lastfm_friend``), in the training loop.
+
 ``processes``:
 Each configuration runs ``socialmeta-train`` (torchrun for N > 1, gloo): one process
 with torch's default intra-op threads (all cores), then 1, 2, ... processes with one
@@ -125,9 +128,36 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     return rows
 
 
+def sampling_share(cell: str, batch: int, steps: int) -> str:
+    """In-loop share of step time spent building task batches for a benchmark cell,
+    the run built exactly as ``socialmeta-train`` builds it."""
+    import time
+
+    from socialmeta.experiment import Experiment
+    from socialmeta.meta import meta_gradient
+
+    exp = Experiment.from_config(overrides=[*CELLS[cell], f"train.batch_size={batch}"])
+    optimizer = __import__("torch").optim.Adam(exp.params.values(), lr=3e-3)
+    exp.sampler.train_batch(0, 0, batch)
+    sampling = total = 0.0
+    for step in range(1, steps + 1):
+        t0 = time.perf_counter()
+        tasks = exp.sampler.train_batch(step, 0, batch)
+        t1 = time.perf_counter()
+        _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
+        for name, p in exp.params.items():
+            p.grad = grads[name]
+        optimizer.step()
+        sampling, total = sampling + t1 - t0, total + time.perf_counter() - t0
+    return (f"{cell} friend tasks ({' '.join(CELLS[cell][:1]) or 'defaults'}), T={batch}, "
+            f"{steps} steps: {steps / total:.2f} steps/s, task sampling "
+            f"{100 * sampling / total:.0f}% of step time ({1000 * sampling / steps:.0f} ms "
+            f"of {1000 * total / steps:.0f} ms per step)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["processes", "users"])
+    parser.add_argument("what", choices=["processes", "users", "sampling"])
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=0,
@@ -142,6 +172,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "users":
         return users_table(args)
+    if args.what == "sampling":
+        print(sampling_share(args.cell, args.batch, args.steps))
+        return None
     rows = ["| processes | intra-op threads each | T | median step (s) | tasks/s | "
             "vs 1 process (default threads) | vs 1 process, 1 thread |",
             "|---:|---:|---:|---:|---:|---:|---:|"]
