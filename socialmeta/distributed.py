@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
 
 import torch
 import torch.distributed as torch_dist
@@ -138,15 +137,6 @@ def gather(values: Tensor) -> Tensor:
     parts: list = [None] * world_size()
     torch_dist.all_gather_object(parts, values.cpu())
     return torch.cat(parts)
-
-
-def broadcast_flags(flags: Sequence[bool]) -> list[bool]:
-    """Rank 0's :obj:`flags` on every rank (e.g. whether to stop)."""
-    if not is_initialized():
-        return list(flags)
-    t = torch.tensor([float(f) for f in flags])
-    torch_dist.broadcast(t, 0)
-    return [bool(v) for v in t.tolist()]
 
 
 def barrier() -> None:

@@ -26,6 +26,7 @@ from socialmeta import progress
 from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
+from socialmeta.eval.report import Results
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
 from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
 from socialmeta.tasks import (
@@ -39,8 +40,6 @@ from socialmeta.tasks import (
 from socialmeta.tasks.split import observed_graph
 from socialmeta.train import TrainConfig, Trainer
 from socialmeta.train.checkpoint import CheckpointError, load_checkpoint
-
-Results = dict[str, dict[int, dict]]
 
 
 # ------------------------------------------------------------ config -> parts

@@ -38,7 +38,7 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError("under torchrun every rank needs the same run dir: pass "
                               "hydra.run.dir=DIR (the default has the time in it)")
         if int(os.environ.get("RANK", "0")) > 0:
-            logging.getLogger("socialmeta").setLevel(logging.WARNING)  # rank 0 talks
+            log.setLevel(logging.WARNING)  # rank 0 alone talks
     if cfg.skip_done and (out_dir / "metrics.json").is_file():
         print(f"already complete, skipped: {out_dir}")
         return json.loads((out_dir / "metrics.json").read_text())

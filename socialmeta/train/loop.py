@@ -153,12 +153,12 @@ class Trainer:
                       cfg.eval_every)
         end = cfg.steps if cfg.stop_after is None else min(cfg.steps,
                                                            self.step + cfg.stop_after)
+        if self.bad_evals >= cfg.patience:  # resumed after early stopping: nothing to do
+            end = self.step
         index = torch.arange(cfg.batch_size)[distributed.shard(cfg.batch_size)]
         batches = step_batches(self.sampler, self.step, end, index,
                                num_workers=cfg.num_workers)
         for step, batch in batches:
-            if self.bad_evals >= cfg.patience:
-                break
             assert step == self.step
             loss, grads = self._meta_gradient(batch, index.numel() / cfg.batch_size)
             for name, p in self.params.items():
@@ -185,6 +185,8 @@ class Trainer:
             else:
                 progress.tick("step %d/%d  loss %.4f  (%.1f steps/s)", self.step, cfg.steps,
                               row["loss"], (self.step - start_step) / max(row["seconds"], 1e-9))
+            if self.bad_evals >= cfg.patience:  # early stop: no batch is built past it
+                break
         batches.close()  # stops background workers of an early-stopped run
         self._save(last)
         for logger in self.loggers:

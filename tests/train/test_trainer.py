@@ -20,8 +20,8 @@ def sampler():
 def _trainer(sampler, out, **overrides):
     torch.manual_seed(0)
     model = LinkModel(17, num_hops=2, hidden_channels=8)
-    config = TrainConfig(steps=8, batch_size=8, eval_every=3, patience=10, val_users=20,
-                         **overrides)
+    config = TrainConfig(**{"steps": 8, "batch_size": 8, "eval_every": 3, "patience": 10,
+                            "val_users": 20, **overrides})
     return Trainer(model, InnerLoop("maml", steps=1, lr=0.3), sampler, config, out)
 
 
@@ -80,3 +80,15 @@ def test_malicious_checkpoint_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match=r"evil\.pt: refused: unpickling it would run"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_early_stopping_and_resuming_a_stopped_run(sampler, tmp_path):
+    """With a learning rate too small to move the validation metric, the second
+    validation does not improve on the first: patience=1 stops there, and a resumed
+    run that has already stopped takes no further step."""
+    trainer = _trainer(sampler, tmp_path, eval_every=1, patience=1, lr=1e-12)
+    rows = trainer.fit()
+    assert [r["step"] for r in rows] == [1, 2] and trainer.bad_evals == 1
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    again = _trainer(sampler, tmp_path, eval_every=1, patience=1, lr=1e-12)
+    assert again.fit(resume=True) == [] and again.step == 2
