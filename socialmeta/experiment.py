@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
 from socialmeta.eval.report import Results
+from socialmeta.features import allowed_friend_features, friend_channels
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
-from socialmeta.models import ENCODERS, InterestModel, ItemModel, LinkModel
+from socialmeta.models import ENCODERS, HybridLinkModel, InterestModel, ItemModel, LinkModel
+from socialmeta.models.hybrid import PARTS as HYBRID_PARTS
 from socialmeta.tasks import (
     KINDS,
     TaskConfig,
@@ -40,6 +43,9 @@ from socialmeta.tasks import (
 from socialmeta.tasks.split import observed_graph
 from socialmeta.train import TrainConfig, Trainer
 from socialmeta.train.checkpoint import CheckpointError, load_checkpoint
+
+#: ``model.scorer`` choices: the ego-net-only friend scorer, or the whole-graph hybrid
+SCORERS = ("egonet", "hybrid")
 
 
 # ------------------------------------------------------------ config -> parts
@@ -68,14 +74,40 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     return graph
 
 
-def task_config(cfg: DictConfig, seed: int) -> TaskConfig:
-    """The :class:`TaskConfig` of a ``task`` config group entry."""
+def task_config(cfg: DictConfig, seed: int, model: DictConfig | None = None) -> TaskConfig:
+    r"""The :class:`TaskConfig` of a ``task`` config group entry; with the run's
+    :obj:`model` config, the pair features its hybrid scorer reads
+    (:func:`hybrid_pair_features`)."""
     choose(dict.fromkeys(KINDS), cfg.kind, "task kind")
     options = OmegaConf.to_container(cfg, resolve=True)
     try:
-        return TaskConfig(**options, seed=seed)
+        task = TaskConfig(**options, seed=seed)
+        if model is not None:
+            task = dataclasses.replace(task, pair_features=hybrid_pair_features(model, task))
+        return task
     except (TypeError, ValueError) as e:
         raise ConfigError(f"task: {e}") from None
+
+
+def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]:
+    r"""The pair features of a hybrid scorer (``model.scorer=hybrid`` with the
+    ``pairs`` part): ``model.pair_features``, where ``auto`` is every one the task's
+    context allows; none for other scorers."""
+    scorer = model.get("scorer", "egonet")
+    choose(dict.fromkeys(SCORERS), scorer, "model.scorer")
+    if scorer != "hybrid":
+        return ()
+    if task.kind != "friend":
+        raise ConfigError(f"model.scorer=hybrid is built for friend tasks, not "
+                          f"{task.kind!r} (use model.scorer=egonet)")
+    if "pairs" not in model.get("hybrid_parts", HYBRID_PARTS):
+        return ()
+    names = model.get("pair_features", "auto")
+    if names == "auto":
+        return tuple(allowed_friend_features(task.context))
+    if isinstance(names, str):
+        raise ConfigError(f"model.pair_features must be 'auto' or a list, got {names!r}")
+    return tuple(names)
 
 
 def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
@@ -89,6 +121,8 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
               "heads": cfg.heads}
     num_hops, features = len(task.fanouts), task_feature_channels(graph)
     context_items = graph.num_items if task.observes("items") and graph.has_items else 0
+    if task.kind == "friend" and cfg.get("scorer", "egonet") == "hybrid":
+        return _hybrid_model(cfg, graph, task, split, features, context_items, common)
     if task.kind == "friend":
         choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
         choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
@@ -116,6 +150,31 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
     num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
                   else int(torch.bincount(graph["circle"].ego).max()))
     return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)
+
+
+def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
+                  split: UserSplit | None, features: int, context_items: int,
+                  common: dict[str, Any]) -> HybridLinkModel:
+    """The whole-graph friend scorer of ``model.scorer=hybrid`` (its tower reads the
+    observed graph of :obj:`split`)."""
+    if split is None:
+        raise ValueError("model.scorer=hybrid needs the user split (its tower reads the "
+                         "training users' graph)")
+    choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
+    parts = list(cfg.get("hybrid_parts", HYBRID_PARTS))
+    for part in parts:
+        choose(dict.fromkeys(HYBRID_PARTS), part, "model.hybrid_parts entry")
+    try:
+        model = HybridLinkModel(
+            features, len(task.fanouts), graph.num_users,
+            num_pair_features=len(friend_channels(task.pair_features, task.ppr_alphas)),
+            parts=parts, tower_layers=int(cfg.get("tower_layers", 2)),
+            tower_folds=int(cfg.get("tower_folds", 5)), head=cfg.link_head,
+            num_items=context_items, heuristics=bool(cfg.get("link_heuristics", False)),
+            **common)
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
+    return model.set_graph(observed_graph(graph, split), split.train, seed=task.seed)
 
 
 def inner_loop(cfg: DictConfig) -> InnerLoop:
@@ -244,7 +303,7 @@ class Experiment:
         self.config = cfg = as_config(config)
         progress.info("loading dataset %s", cfg.dataset.name)
         self.graph = graph if graph is not None else dataset_from_config(cfg.dataset)
-        self.task = task_config(cfg.task, cfg.seed)
+        self.task = task_config(cfg.task, cfg.seed, cfg.model)
         self.split = split_from_config(self.graph, cfg.split)
         try:
             self.sampler = TaskSampler(self.graph, self.split, self.task)

@@ -61,6 +61,8 @@ class Recommender:
         test = torch.cat([split.test, torch.tensor([self.new_user])])
         self.split = UserSplit(split.train, split.val, test, graph.num_users + 1)
         self.sampler = TaskSampler(augmented, self.split, task)
+        if hasattr(model, "for_graph"):  # whole-graph scorers: score the placeholder too
+            self.model = model.for_graph(self.sampler.observed, split.train).to(self.device)
         self._user_index = {u: i for i, u in enumerate(graph.raw_ids["user"])}
         self._item_index = ({u: i for i, u in enumerate(graph.raw_ids["item"])}
                             if graph.has_items else {})

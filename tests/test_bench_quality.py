@@ -136,3 +136,24 @@ def test_adaptation_table_by_hand(load_tool):
     # gains +0.01 and -0.01: mean 0, range [-0.01, +0.01]; K=1 and noadapt left out
     assert row == "| lastfm:item | maml | 2 | 0.1750 | 0.1750 | +0.0000 [-0.0100, +0.0100] |"
     assert tool.adaptation_table(rows[2:3]) == []
+
+
+def test_scorer_cells_and_overrides(tmp_path, load_tool):
+    tool = load_tool("bench_quality")
+    root = tmp_path / "mycsv"
+    root.mkdir()
+    docs = tool.REPO / "docs" / "results.md"
+    before = docs.stat().st_mtime
+    # no --md: only the CSV is written, docs/results.md is left alone
+    tool.main(["--report-only", "--out", str(tmp_path / "q"), "--cell-root", f"csv={root}",
+               "--override", "train.steps=7"])
+    assert (tmp_path / "q" / "results.csv").is_file() and docs.stat().st_mtime == before
+    over = tool._overrides("csv:friend", 2, False, [3])
+    assert over[:2] == ["dataset=csv", "task=friend"] and f"dataset.root={root}" in over
+    assert over[-1] == "train.steps=7" and "split.seed=2" in over
+    assert tool._overrides("lastfm:friend", 0, False, [3])[0] == "experiment=lastfm_friend"
+    tool.EXTRA.update(roots={}, overrides=[])
+    assert tool.method_name("maml", "hybrid") == "hybrid-maml"
+    assert tool.method_name("maml") == "maml"
+    assert tool._is_meta("hybrid-maml") and not tool._is_meta("hybrid-noadapt")
+    assert tool._name("hybrid-finetune") == "hybrid-finetune (non-meta GNN)"

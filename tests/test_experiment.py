@@ -77,3 +77,44 @@ def test_experiment_config_errors():
         Experiment.from_config(overrides=["train.stepz=1"])
     with pytest.raises(ValueError, match="either a config or overrides"):
         Experiment.from_config(compose("train"), overrides=["train.steps=1"])
+
+
+def test_hybrid_experiment_trains_evaluates_and_recommends_outside_the_egonet(tmp_path):
+    from socialmeta.models import HybridLinkModel
+
+    exp = Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid"])
+    assert isinstance(exp.model, HybridLinkModel)
+    assert exp.task.pair_features == ("ppr", "common_neighbors", "adamic_adar",
+                                      "resource_allocation", "jaccard", "paths3", "popularity")
+    exp.fit(tmp_path)
+    results = exp.evaluate()
+    assert results["maml"][3]["recall@20"]["users"] == 10
+    rec = exp.recommender()
+    recs = rec.recommend(friends=["u1", "u2", "u3"], k=40)
+    assert len(recs) == 40 and not {"u1", "u2", "u3"} & {r.id for r in recs}
+    assert len({round(r.score, 6) for r in recs}) > 30      # whole-graph: distinct scores
+    again = Experiment.from_checkpoint(tmp_path / "best.pt")
+    assert again.recommender().recommend(friends=["u1", "u2", "u3"], k=40) == recs
+
+
+def test_hybrid_config_choices_and_errors():
+    ablation = Experiment.from_config(overrides=[
+        *SMALL, "model.scorer=hybrid", "model.hybrid_parts=[tower]"])
+    assert ablation.model.parts == ("tower",) and ablation.task.pair_features == ()
+    chosen = Experiment.from_config(overrides=[
+        *SMALL, "model.scorer=hybrid", "model.pair_features=[ppr,adamic_adar]",
+        "task.ppr_alphas=[0.1]"])
+    assert chosen.sampler.pair_features.channels == ["ppr@0.1", "adamic_adar"]
+    with pytest.raises(ConfigError, match=r"model.scorer 'hybird'.*egonet.*hybrid"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybird"])
+    with pytest.raises(ConfigError, match=r"model.hybrid_parts entry 'towr'"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                          "model.hybrid_parts=[towr]"])
+    with pytest.raises(ConfigError, match="unknown pair feature 'ppx'"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                          "model.pair_features=[ppx]"])
+    with pytest.raises(ConfigError, match="pair feature 'taste' reads the center's items"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                          "model.pair_features=[taste]"])
+    with pytest.raises(ConfigError, match="built for friend tasks, not 'item'"):
+        Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid"])

@@ -1,11 +1,18 @@
 """Meta-training steps/s of the batched (vmap) learners vs the per-task reference loop.
 
     python tools/bench_meta.py --tasks 16 64 256 --steps 1 5 --learners maml fomaml anil
+    python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid --tasks 64
 
 Both paths compute the same outer loss and meta-gradient (tests/meta) on the same task
 batch (synthetic graph, friend tasks, N=32 users per task, 2-layer SAGE, hidden 32).
 A step = outer loss + meta-gradient + Adam update. Peak memory is the process's peak
 RSS on CPU (ru_maxrss, cumulative) or torch.cuda.max_memory_allocated on CUDA.
+
+With ``--cell`` it times instead one meta-training step of each ``--scorers`` entry
+(``model.scorer``: the ego-net model or the whole-graph hybrid) on a benchmark cell's
+tasks, built exactly as ``socialmeta-train`` builds them (the cell's experiment
+preset), side by side in one process: building the batch (task sampling, with the
+hybrid's pair features) and the batched meta-gradient step, separately.
 """
 from __future__ import annotations
 
@@ -73,6 +80,53 @@ def run(sampler, learner: str, num_tasks: int, steps: int, device, repeats: int)
             "peak_mem_mib": round(_peak_mib(device), 1)}
 
 
+def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -> None:
+    """Step time of each scorer on a benchmark cell's tasks (see the module docstring)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_quality
+
+    from socialmeta import Experiment
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}; cell {cell}")
+    print("| scorer | learner | T | batch build (s) | meta-gradient step (s) | step vs egonet |")
+    print("|---|---|---:|---:|---:|---:|")
+    base: dict[tuple, float] = {}
+    exps = {}
+    for scorer in scorers:
+        exps[scorer] = Experiment.from_config(overrides=[
+            *bench_quality._overrides(cell, 0, False, [3]), f"model.scorer={scorer}"])
+    for learner in learners:
+        for num_tasks in tasks:
+            for scorer in scorers:
+                exp = exps[scorer]
+                inner = InnerLoop(learner, exp.inner.steps, exp.inner.lr)
+                model = exp.model.to(device)
+                params = {n: p.detach().clone().requires_grad_() for n, p in
+                          exp.params.items()}
+                opt = torch.optim.Adam(params.values(), lr=1e-3)
+                sampler = exp.sampler
+                counter = iter(range(10**6))
+                t_build = _time(lambda s=sampler, c=counter, t=num_tasks:
+                                s.train_batch(0, next(c), t), repeats, torch.device("cpu"))
+                batch = sampler.train_batch(0, 0, num_tasks).to(device)
+
+                def step(batch=batch, inner=inner, model=model, params=params, opt=opt):
+                    _, grads = meta_gradient(model, batch, inner, params)
+                    for n, p in params.items():
+                        p.grad = grads[n]
+                    opt.step()
+
+                t_step = _time(step, repeats, device)
+                base.setdefault((learner, num_tasks), t_step)
+                ratio = t_step / base[(learner, num_tasks)]
+                print(f"| {scorer} | {learner} | {num_tasks} | {t_build:.3f} | {t_step:.3f} | "
+                      f"{ratio:.2f}x |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[16, 64, 256])
@@ -81,8 +135,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cell", help="time a benchmark cell's real tasks per scorer "
+                        "(e.g. lastfm:friend) instead of the synthetic batched-vs-loop table")
+    parser.add_argument("--scorers", nargs="+", default=["egonet", "hybrid"])
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.cell:
+        compare_scorers(args.cell, args.scorers, args.learners, args.tasks, device,
+                        args.repeats)
+        return
     graph = generate_synthetic(5000, seed=0)
     sampler = TaskSampler(graph, split_users(graph, seed=0),
                           TaskConfig(kind="friend", node_cap=32, fanouts=(10, 5)))

@@ -3,6 +3,8 @@
     python tools/bench_quality.py                       # every cell, 3 seeds (hours on CPU)
     python tools/bench_quality.py --cells lastfm:friend ego_facebook:friend --seeds 0 1 2
     python tools/bench_quality.py --quick               # CI-sized smoke run (seconds)
+    python tools/bench_quality.py --cells lastfm:friend --scorer hybrid   # hybrid-<learner>
+    python tools/bench_quality.py --cells csv:friend --cell-root csv=DIR --override train.steps=50
 
 A *cell* is a dataset x task kind (its preset is ``configs/experiment/<dataset>_<kind>``).
 For every cell and seed (the seed fixes the user split, the model initialisation and
@@ -14,10 +16,18 @@ the task stream) it
   and evaluates it on the same test tasks.
 
 Every run writes ``<out>/<cell>/seed<S>/<method>/metrics.json`` and is skipped when
-that file exists, so an interrupted benchmark resumes where it stopped. Finally it
-writes ``<out>/results.csv`` and the Markdown report (``--md``, default
-``docs/results.md``): per cell and K, the mean over seeds of each method's test mean,
-the 95% interval over seeds (Student t), and the number of test users per seed.
+that file exists, so an interrupted benchmark resumes where it stopped. With
+``--scorer hybrid`` the learners train the whole-graph friend scorer
+(``model.scorer=hybrid``) and their runs are the methods ``hybrid-<learner>``, beside
+the ego-net learners and the same baselines. Finally it writes ``<out>/results.csv``
+and, only when ``--md FILE`` is given, the Markdown report: per cell and K, the mean
+over seeds of each method's test mean, the 95% interval over seeds (Student t), and
+the number of test users per seed.
+
+A cell's dataset preset is ``configs/experiment/<dataset>_<kind>`` where there is one,
+else ``dataset=<dataset> task=<kind>`` (e.g. ``csv:friend`` with ``--cell-root
+csv=DIR``); ``--override`` adds Hydra overrides to every run of the invocation (learners
+and baselines; they are not part of a run's folder name, so use a fresh ``--out``).
 """
 from __future__ import annotations
 
@@ -87,18 +97,41 @@ def cell_context(cell: str) -> list[str]:
     return [] if parts[2] == "none" else parts[2].split("+")
 
 
+#: extra settings of one invocation (``--cell-root``, ``--override``), set by :func:`main`
+EXTRA: dict[str, object] = {"roots": {}, "overrides": []}
+#: ``--scorer`` choices and the prefix of their learner runs' method names
+SCORER_PREFIX = {"egonet": "", "hybrid": "hybrid-"}
+
+
 def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]:
     dataset, kind = cell.split(":")[:2]
-    out = [f"experiment={dataset}_{kind}", f"seed={seed}", f"split.seed={seed}",
-           f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
+    preset = REPO / "configs" / "experiment" / f"{dataset}_{kind}.yaml"
+    out = ([f"experiment={dataset}_{kind}"] if preset.is_file()
+           else [f"dataset={dataset}", f"task={kind}"])
+    out += [f"seed={seed}", f"split.seed={seed}",
+            f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
     if len(cell.split(":")) == 3:
         out.append(f"task.context=[{','.join(cell_context(cell))}]")
-    if dataset in ROOTS:
-        out.append(f"dataset.root={ROOTS[dataset]}")
+    roots = {**ROOTS, **EXTRA["roots"]}
+    if dataset in roots:
+        out.append(f"dataset.root={roots[dataset]}")
     if quick:
         out += ["dataset.num_users=300", "train.steps=6", "train.eval_every=3",
                 "train.batch_size=8", "train.val_users=30", "eval.max_users=30"]
-    return out
+    return out + list(EXTRA["overrides"])
+
+
+def method_name(learner: str, scorer: str = "egonet") -> str:
+    """The method (run folder) name of :obj:`learner` trained with :obj:`scorer`."""
+    return SCORER_PREFIX[scorer] + learner
+
+
+def _learner(method: str) -> str:
+    """The learner of a learner method name (``hybrid-maml`` -> ``maml``)."""
+    for prefix in SCORER_PREFIX.values():
+        if prefix and method.startswith(prefix):
+            return method[len(prefix):]
+    return method
 
 
 class _StderrTail(io.TextIOBase):
@@ -131,12 +164,13 @@ class _StderrTail(io.TextIOBase):
 
 
 def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
-                shots: list[int]) -> dict:
+                shots: list[int], scorer: str = "egonet") -> dict:
     from socialmeta.cli.train import main as train_main
 
+    extra = [] if scorer == "egonet" else [f"model.scorer={scorer}"]
     with _StderrTail() as tail:
         try:
-            train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}",
+            train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}", *extra,
                         "eval.baselines=null", f"hydra.run.dir={out}"])
         except SystemExit as e:  # Hydra printed the error: keep its last line
             raise RuntimeError(tail.error() or f"exit status {e.code}") from None
@@ -269,7 +303,7 @@ def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
 
 
 def _is_meta(method: str) -> bool:
-    return not method.startswith("baseline-") and method not in NON_META
+    return not method.startswith("baseline-") and _learner(method) not in NON_META
 
 
 def best_pair(summary: dict, cell: str, k: int, metric: str, by: str = "test"):
@@ -349,7 +383,7 @@ def plain_summary(summary: dict, cells, k: int = 3, metric: str = "recall@20") -
 def _name(method: str) -> str:
     if method.startswith("baseline-"):
         return method[len("baseline-"):]
-    return f"{method} (non-meta GNN)" if method in NON_META else method
+    return f"{method} (non-meta GNN)" if _learner(method) in NON_META else method
 
 
 def markdown(rows: list[dict], command: str, machine: str) -> str:
@@ -420,7 +454,7 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
             lines += [NOTES[cell], ""]
         for k in ks:
             methods = sorted({m for c, m, kk in summary if c == cell and kk == k},
-                             key=lambda m: (not _is_meta(m), m in NON_META, m))
+                             key=lambda m: (not _is_meta(m), _learner(m) in NON_META, m))
             best = {m: max(summary[(cell, x, k)][m][0] for x in methods) for m in METRICS}
             lines += [f"K = {k}", "", "| method | users | " + " | ".join(METRICS) + " |",
                       "|---|---|" + "---|" * len(METRICS)]
@@ -459,13 +493,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
     parser.add_argument("--shots", nargs="+", type=int, default=[1, 3, 5, 10])
     parser.add_argument("--out", type=Path, default=REPO / "results" / "quality")
-    parser.add_argument("--md", type=Path, default=REPO / "docs" / "results.md")
+    parser.add_argument("--md", type=Path, default=None,
+                        help="write the Markdown report here (e.g. docs/results.md); "
+                             "without it only <out>/results.csv is written")
+    parser.add_argument("--scorer", choices=sorted(SCORER_PREFIX), default="egonet",
+                        help="friend-task learners: the ego-net scorer or the whole-graph "
+                             "hybrid (methods hybrid-<learner>)")
+    parser.add_argument("--cell-root", action="append", default=[], metavar="DATASET=DIR",
+                        help="dataset.root of a cell's dataset (e.g. csv=DIR)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override added to every run of this invocation")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: synthetic friend, 300 users, 6 steps, "
                              "maml + noadapt, seed 0, K=3")
     args = parser.parse_args(argv)
+    for item in args.cell_root:
+        if "=" not in item:
+            parser.error(f"--cell-root expects DATASET=DIR, got {item!r}")
+        name, root = item.split("=", 1)
+        if not Path(root).is_dir():
+            parser.error(f"--cell-root {name}: {root} is not a folder")
+        EXTRA["roots"][name] = Path(root)
+    EXTRA["overrides"] = list(args.override)
     if args.quick:
         args.cells, args.seeds, args.learners, args.shots = (
             ["synthetic:friend"], [0], ["maml", "noadapt"], [3])
@@ -475,7 +526,8 @@ def main(argv: list[str] | None = None) -> None:
                f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}"
                f", torch {torch.__version__}")
     for cell in [] if args.report_only else args.cells:
-        if cell.split(":")[0] in ROOTS and not ROOTS[cell.split(":")[0]].is_dir():
+        if cell.split(":")[0] in ROOTS and cell.split(":")[0] not in EXTRA["roots"] and \
+                not ROOTS[cell.split(":")[0]].is_dir():
             print(f"{cell}: dataset not found under {ROOTS[cell.split(':')[0]]}, skipped")
             continue
         for seed in args.seeds:
@@ -486,19 +538,20 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{cell} seed {seed}: baselines ({time.perf_counter() - started:.0f} s)",
                       flush=True)
             for learner in args.learners:
-                target = base / learner / "metrics.json"
+                method = method_name(learner, args.scorer)
+                target = base / method / "metrics.json"
                 if target.is_file():
                     continue
                 started = time.perf_counter()
                 try:
-                    result = run_learner(cell, seed, learner, base / learner / "run",
-                                         args.quick, args.shots)
+                    result = run_learner(cell, seed, learner, base / method / "run",
+                                         args.quick, args.shots, args.scorer)
                 except (Exception, SystemExit) as e:  # recorded, never silently dropped
                     _write(target, {"error": f"{type(e).__name__}: {e}"})
                     traceback.print_exc()
                     continue
                 _write(target, result)
-                print(f"{cell} seed {seed}: {learner} ({time.perf_counter() - started:.0f} s)",
+                print(f"{cell} seed {seed}: {method} ({time.perf_counter() - started:.0f} s)",
                       flush=True)
     rows = write_reports(args.out, args.md, command, machine)
     print(f"{len(rows)} rows -> {args.out / 'results.csv'}"

@@ -9,6 +9,13 @@ import torch
 from torch import Tensor
 
 from socialmeta.data import FRIEND, INTERACTS
+from socialmeta.features.sparse import (  # noqa: F401  (re-exported for baselines)
+    Sparse,
+    candidate_normalized,
+    cosine_rows,
+    indicator,
+    sparse_matrix,
+)
 from socialmeta.tasks import TaskBatch, TaskSampler
 
 
@@ -85,29 +92,6 @@ def support_matrix(batch: TaskBatch, size: int, dtype=torch.float32) -> Tensor:
     return s
 
 
-def sparse_matrix(index: Tensor, shape: tuple[int, int], values: Tensor | None = None
-                  ) -> Tensor:
-    """A coalesced sparse COO matrix from ``[2, E]`` coordinates (duplicates summed)."""
-    if values is None:
-        values = torch.ones(index.size(1))
-    return torch.sparse_coo_tensor(index, values.float(), shape,
-                                   check_invariants=False).coalesce()
-
-
-class Sparse:
-    r"""A sparse matrix ``M [n, m]`` that multiplies dense row blocks from the right:
-    ``Sparse(M).rmul(rows)`` is ``rows @ M`` for ``rows [T, n]`` (stored as ``Mᵀ`` in
-    COO, one sparse-dense product per call)."""
-
-    def __init__(self, index: Tensor, shape: tuple[int, int], values: Tensor | None = None
-                 ) -> None:
-        self.shape = shape
-        self.t = sparse_matrix(index.flip(0), (shape[1], shape[0]), values)
-
-    def rmul(self, rows: Tensor) -> Tensor:
-        return (self.t @ rows.t().contiguous()).t()
-
-
 def friend_matrix(sampler: TaskSampler) -> Sparse:
     """The observed (training users') friendship adjacency ``[U, U]``."""
     n = sampler.num_users
@@ -127,7 +111,7 @@ def context_friends(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     friends are their query)."""
     if not sampler.config.observes("friends"):
         raise ValueError("the center's friends are not context of these tasks")
-    return _indicator(*sampler.context_friends(batch.center), batch.num_tasks,
+    return indicator(*sampler.context_friends(batch.center), batch.num_tasks,
                       sampler.num_users)
 
 
@@ -136,14 +120,8 @@ def center_items(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     (item tasks never observe it: the items are their query)."""
     if not sampler.config.observes("items"):
         raise ValueError("the center's items are not context of these tasks")
-    return _indicator(*sampler.context_items(batch.center), batch.num_tasks,
+    return indicator(*sampler.context_items(batch.center), batch.num_tasks,
                       sampler.num_items)
-
-
-def _indicator(row: Tensor, col: Tensor, num_rows: int, num_cols: int) -> Tensor:
-    out = torch.zeros(num_rows, num_cols)
-    out[row, col] = 1.0
-    return out
 
 
 def center_features(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
@@ -151,22 +129,6 @@ def center_features(sampler: TaskSampler, batch: TaskBatch) -> Tensor:
     if not sampler.config.observes("features"):
         raise ValueError("the center's features are not context of these tasks")
     return sampler.graph["user"].x[batch.center].float()
-
-
-def cosine_rows(query: Tensor, table: Tensor | Sparse, table_norm: Tensor) -> Tensor:
-    r"""Cosine of every row of :obj:`query` ``[T, D]`` with every row of a table
-    ``[M, D]`` given as dense or as :class:`Sparse` ``[D, M]`` (its transpose), with
-    the table rows' norms ``[M]``; zero where a vector is zero."""
-    dots = table.rmul(query) if isinstance(table, Sparse) else query @ table.t()
-    norms = query.norm(dim=1, keepdim=True) * table_norm.view(1, -1)
-    return torch.where(norms > 0, dots / norms.clamp(min=1e-12), 0.0)
-
-
-def candidate_normalized(scores: Tensor, candidates: Tensor) -> Tensor:
-    r"""Scores divided by each row's largest absolute score among its candidates (so
-    two scorers blend on the same scale); rows without signal stay zero."""
-    top = scores.abs().masked_fill(~candidates, 0.0).amax(1, keepdim=True)
-    return torch.where(top > 0, scores / top.clamp(min=1e-12), 0.0)
 
 
 class Blend(Baseline):

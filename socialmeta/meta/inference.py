@@ -7,7 +7,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from socialmeta.meta.learners import InnerLoop, Params, _call, adapt, task_tensors
+from socialmeta.meta.learners import (
+    InnerLoop,
+    Params,
+    _call,
+    adapt,
+    shared_inputs,
+    task_tensors,
+)
 from socialmeta.models.item import ItemModel
 from socialmeta.tasks import TaskBatch
 
@@ -48,6 +55,19 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
     params = {n: p.detach() for n, p in params.items()}
     eval_inner = inner_for_new_users(inner)
     prototype = inner.learner == "protonet"
+    if hasattr(model, "score_all"):  # whole-graph scorers: every user, in user order
+        if num_targets != model.num_users:
+            raise ValueError(f"friend tasks rank all {model.num_users} users of the model, "
+                             f"not {num_targets}")
+        with torch.no_grad():
+            shared = shared_inputs(model, params, batch)
+
+            def per_user_task(task: dict[str, Tensor]) -> Tensor:
+                task = {**task, **shared}
+                fast = adapt(model, params, task, eval_inner)
+                return model.score_all(_call(model, fast), task, prototype)
+
+            return vmap(per_user_task, randomness="different")(tasks)
     if isinstance(model, ItemModel):  # every item of the catalogue, in item order
         if num_targets != model.num_items:
             raise ValueError(f"item tasks rank all {model.num_items} items of the model, "

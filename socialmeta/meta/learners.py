@@ -68,7 +68,9 @@ class InnerLoop:
         return self.learner not in ("noadapt", "protonet", "finetune")
 
     def adapted_names(self, model: nn.Module, params: Params) -> list[str]:
-        names = [n for n in params if not n.startswith(LR_PREFIX)]
+        shared = tuple(getattr(model, "shared_prefixes", ()))
+        names = [n for n in params if not n.startswith(LR_PREFIX)
+                 and not (shared and n.startswith(shared))]
         if self.learner in ("noadapt", "protonet"):
             return []
         prefixes = tuple(self.adapt_prefixes)
@@ -110,6 +112,15 @@ def task_tensors(model: nn.Module, batch: TaskBatch) -> dict[str, Tensor]:
     return {k: getattr(batch, k) for k in model.task_fields}
 
 
+def shared_inputs(model: nn.Module, params: Params, batch: TaskBatch) -> dict[str, Tensor]:
+    r"""What every task of :obj:`batch` reads besides its own tensors, computed once per
+    batch from the meta-parameters (a model's ``batch_inputs`` hook, e.g. the hybrid
+    scorer's candidate tower); empty for models without one. Parameters under the
+    model's ``shared_prefixes`` are never adapted in an inner loop."""
+    hook = getattr(model, "batch_inputs", None)
+    return hook(_call(model, params), batch) if hook is not None else {}
+
+
 def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: InnerLoop
           ) -> Params:
     r"""Adapted parameters for one (unbatched) task: ``inner.steps`` steps of gradient
@@ -129,8 +140,10 @@ def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: Inne
     return fast
 
 
-def _per_task(model: nn.Module, params: Params, inner: InnerLoop):
+def _per_task(model: nn.Module, params: Params, inner: InnerLoop,
+              shared: dict[str, Tensor] | None = None):
     def per_task(task: dict[str, Tensor]):
+        task = {**task, **shared} if shared else task
         if inner.learner == "finetune":  # pretraining: plain loss on all targets
             return (_task_loss(model, params, task, "support", inner)
                     + _task_loss(model, params, task, "query", inner)) / 2, {}
@@ -151,7 +164,8 @@ def outer_loss(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerL
         >>> meta_grads = torch.func.grad(outer_loss, argnums=1)(model, params, batch, inner)
     """
     tasks = task_tensors(model, batch)
-    losses, _ = vmap(_per_task(model, params, inner), randomness="different")(tasks)
+    shared = shared_inputs(model, params, batch)
+    losses, _ = vmap(_per_task(model, params, inner, shared), randomness="different")(tasks)
     return losses.mean()
 
 
@@ -164,7 +178,8 @@ def meta_gradient(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     detached = {n: p.detach() for n, p in params.items()}
     tasks = task_tensors(model, batch)
     if inner.learner == "reptile":
-        losses, adapted = vmap(_per_task(model, detached, inner),
+        shared = shared_inputs(model, detached, batch)
+        losses, adapted = vmap(_per_task(model, detached, inner, shared),
                                randomness="different")(tasks)
         grads = {n: detached[n] - adapted[n].mean(0) if n in adapted
                  else torch.zeros_like(p) for n, p in detached.items()}
@@ -189,7 +204,10 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     names = inner.adapted_names(model, params)
     losses, adapted = [], []
     prototype = inner.learner == "protonet"
+    shared = shared_inputs(model, params, batch)
     for data in batch.to_data_list():
+        for key, value in shared.items():
+            setattr(data, key, value)
         def task_loss(p: Params, side: str, data=data) -> Tensor:
             return model.sparse_task_loss(_call(model, p), data, side, prototype)
 

@@ -1,7 +1,7 @@
 """A batch of T ego-net tasks as a few dense, padded tensors ``[T, ...]``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from torch import Tensor
@@ -36,6 +36,11 @@ class TaskBatch:
             query_node_mask: ``[T, N]`` members to predict; query_labels:
             ``[T, N, L]`` their true labels; label_valid: ``[T, L]`` labels that exist
             in the task (circles differ per ego).
+        pair_features: ``[T, C, P]`` parameter-free scores of every candidate (all
+            users for friend tasks) towards the center over the whole observed graph
+            (:mod:`socialmeta.features`), when the task config asks for them
+            (``TaskConfig.pair_features``); otherwise ``[T, 0, 0]`` (the sampler's
+            batches) or ``[0, 0, 0]`` (the default of a hand-made batch).
     """
 
     kind: str
@@ -63,6 +68,7 @@ class TaskBatch:
     query_node_mask: Tensor
     query_labels: Tensor
     label_valid: Tensor
+    pair_features: Tensor = field(default_factory=lambda: torch.zeros(0, 0, 0))  # [T, 0, 0]
 
     @property
     def num_tasks(self) -> int:
@@ -112,6 +118,8 @@ class TaskBatch:
                 data.query_node_mask = self.query_node_mask[i, :n]
                 data.query_labels = self.query_labels[i, :n]
                 data.label_valid = self.label_valid[i]
+            if self.pair_features.numel():
+                data.pair_features = self.pair_features[i]
             out.append(data)
         return out
 

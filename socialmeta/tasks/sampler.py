@@ -8,6 +8,9 @@ import torch
 from torch import Tensor
 
 from socialmeta.data import FRIEND, INTERACTS, MEMBER_OF, SocialGraph
+from socialmeta.features import DEFAULT_ALPHAS, FRIEND_FEATURES, FriendPairFeatures
+from socialmeta.features.friend import NEEDS as FEATURE_NEEDS
+from socialmeta.features.sparse import indicator
 from socialmeta.tasks.batch import TaskBatch, dense
 from socialmeta.tasks.egonet import (
     CSR,
@@ -79,6 +82,15 @@ class TaskConfig:
             support targets carry them, so only a learner's inner loop (its support
             loss) can use them: an ablation of amortised conditioning against
             gradient adaptation. (default: :obj:`True`)
+        pair_features: Friend tasks: names of the pair features
+            (:data:`~socialmeta.features.FRIEND_FEATURES`) that every batch carries in
+            ``pair_features`` ``[T, num_users, P]``, computed over the whole observed
+            graph from the support and context only (a training center's own links
+            removed, see :class:`~socialmeta.features.FriendPairFeatures`); ``taste``
+            needs ``items`` in the context, ``feature_similarity`` ``features``.
+            (default: ``()``, none)
+        ppr_alphas: Restart probabilities of the ``ppr`` pair feature (one channel
+            each). (default: ``(0.05, 0.15, 0.3, 0.5)``)
         seed: Seed of every random choice. (default: :obj:`0`)
     """
 
@@ -95,6 +107,8 @@ class TaskConfig:
     taste_fanout: int = 0
     context: Sequence[str] | None = None
     support_input: bool = True
+    pair_features: Sequence[str] = ()
+    ppr_alphas: Sequence[float] = DEFAULT_ALPHAS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +142,17 @@ class TaskConfig:
             raise ValueError(f"support_input=false is defined for item tasks only, not "
                              f"{self.kind!r}: a {self.kind} task's support builds the "
                              "ego-net its model scores")
+        self.pair_features, self.ppr_alphas = tuple(self.pair_features), tuple(self.ppr_alphas)
+        if self.pair_features and self.kind != "friend":
+            raise ValueError(f"pair_features are defined for friend tasks, not {self.kind!r}")
+        for name in self.pair_features:
+            if name not in FRIEND_FEATURES:
+                raise ValueError(f"unknown pair feature {name!r}; choose from "
+                                 f"{list(FRIEND_FEATURES)}")
+            need = FEATURE_NEEDS.get(name)
+            if need and need not in self.context:
+                raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
+                                 f"{need!r} to the task context (now {list(self.context)})")
         if self.kind == "interest" and "friends" not in self.context:
             raise ValueError("interest tasks need 'friends' in their context: the support "
                              "is the labelled friends of the ego-net")
@@ -206,6 +231,7 @@ class TaskSampler:
             u, i = graph.interaction_index
             self.item_keys = (u * self.num_items + i).sort().values
         self._labels = self._label_matrix()
+        self.pair_features = self._pair_feature_maker()
         self._epoch_cache: tuple[int, Tensor] | None = None
         self._train_centers: Tensor | None = None
         self._links: dict[str, tuple[Tensor, Tensor]] | None = None
@@ -363,6 +389,37 @@ class TaskSampler:
         if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":
             raise ValueError("circles are per-ego label sets: use task.variant=members")
 
+    def _pair_feature_maker(self) -> FriendPairFeatures | None:
+        cfg = self.config
+        if not cfg.pair_features:
+            return None
+        has_items = self.graph.has_items
+        return FriendPairFeatures(
+            self.observed[FRIEND].edge_index, self.num_users, cfg.pair_features,
+            cfg.ppr_alphas,
+            interactions=self.observed[INTERACTS].edge_index if has_items else None,
+            num_items=self.graph.num_items if has_items else 0, x=self.graph["user"].x)
+
+    def _with_pair_features(self, batch: TaskBatch, links) -> TaskBatch:
+        r"""Fills ``batch.pair_features`` (friend tasks with ``pair_features``): from
+        the positive support and the context items/features, each channel scaled per
+        task over its candidates (:meth:`candidate_mask`)."""
+        if self.pair_features is None:
+            return batch
+        num_tasks = batch.num_tasks
+        ok = batch.support_mask & (batch.support_label > 0)
+        support = indicator(ok.nonzero()[:, 0], batch.support_ids[ok], num_tasks,
+                            self.num_users)
+        items = x = None
+        if "taste" in self.pair_features.names:
+            items = indicator(*self._center_items(batch.center, links), num_tasks,
+                              self.num_items)
+        if "feature_similarity" in self.pair_features.names:
+            x = self.graph["user"].x[batch.center]
+        batch.pair_features = self.pair_features(batch.center, support,
+                                                 self.candidate_mask(batch), items, x)
+        return batch
+
     def _label_matrix(self) -> Tensor | None:
         if self.config.kind != "interest" or self.config.label_source != "interests":
             return None
@@ -490,8 +547,9 @@ class TaskSampler:
         batch = self._assemble(centers, keys, index, k, ego, sup_t, sup_node)
         if center_items is not None:
             self._add_items(batch, ego, keys, *center_items)
-        return self._with_targets(batch, sides, self.num_users,
-                                  _LocalKeys(ego.keys(), ego.local), train)
+        batch = self._with_targets(batch, sides, self.num_users,
+                                   _LocalKeys(ego.keys(), ego.local), train)
+        return self._with_pair_features(batch, links)
 
     def _item(self, centers, keys, shots, index, train, links) -> TaskBatch:
         pos, item = links["items"] if links else self.items.gather(centers)
@@ -663,7 +721,8 @@ class TaskSampler:
                                                                         dtype=torch.bool),
             query_node_mask=torch.zeros(num_tasks, n, dtype=torch.bool),
             query_labels=torch.zeros(num_tasks, n, 0), label_valid=torch.zeros(num_tasks, 0,
-                                                                               dtype=torch.bool))
+                                                                               dtype=torch.bool),
+            pair_features=torch.zeros(num_tasks, 0, 0))
 
     # -------------------------------------------------------- interest tasks
     def _interest(self, centers, keys, shots, index, train, links) -> TaskBatch:

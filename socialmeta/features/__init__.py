@@ -1,0 +1,19 @@
+"""Pair features: parameter-free scores of every (new user, candidate) pair over the
+whole observed graph, from a task's support and context only (DESIGN §11).
+
+They are functions of the observed graph and the task, not of model parameters, so
+the task sampler computes them with the rest of a batch (``TaskConfig.pair_features``)
+and the hybrid scorer (:class:`~socialmeta.models.HybridLinkModel`) reads them.
+"""
+from socialmeta.features.friend import (
+    DEFAULT_ALPHAS,
+    FRIEND_FEATURES,
+    FriendPairFeatures,
+    allowed_friend_features,
+    friend_channels,
+)
+from socialmeta.features.sparse import Rows, Sparse, candidate_normalized, cosine_rows
+
+__all__ = ["DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures", "Rows",
+           "allowed_friend_features", "friend_channels", "Sparse",
+           "candidate_normalized", "cosine_rows"]

@@ -1,0 +1,206 @@
+r"""Pair features of every (new user, candidate) pair for friend tasks, over the whole
+observed graph, as batched tensor ops.
+
+A task's new user ``u`` is known by its K support friends ``S`` (and, where its
+context allows, its items and profile features). Every feature is the score of a
+friend-recommendation baseline (:mod:`socialmeta.baselines.friend`) computed as if
+``u`` were a new node of the observed graph with edges to ``S`` only:
+
+* **evaluation tasks** (val/test centers) are isolated in the observed graph, so the
+  features equal the baselines' scores exactly;
+* **training tasks** are centered on training users, whose every link *is* observed.
+  Each feature is computed on the observed graph **minus all of the center's own
+  links and items** (degrees, PageRank transitions, item counts corrected per task),
+  so a training center's query links never reach its features and a training task
+  sees what a real new user would see.
+
+All of it is dense ``[T, U]`` arithmetic plus sparse-dense products ``[U, U] x
+[U, T]`` (no per-candidate or per-task Python).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from socialmeta.features.sparse import Rows, Sparse, candidate_normalized, cosine_rows
+
+#: the friend pair features, in the order they are stacked (``ppr`` stands for one
+#: channel per restart probability)
+FRIEND_FEATURES = ("ppr", "common_neighbors", "adamic_adar", "resource_allocation",
+                   "jaccard", "paths3", "popularity", "taste", "feature_similarity")
+#: the center's relation each context feature reads
+NEEDS = {"taste": "items", "feature_similarity": "features"}
+DEFAULT_ALPHAS = (0.05, 0.15, 0.3, 0.5)
+PPR_ITERATIONS = 50
+
+
+class FriendPairFeatures:
+    r"""Pair features ``[T, U, P]`` of friend tasks from the observed graph.
+
+    Args:
+        friend_index: ``[2, E]`` observed friendships (both directions).
+        num_users: ``U``.
+        names: Features to compute, from :data:`FRIEND_FEATURES`.
+        alphas: PageRank restart probabilities (one channel each).
+            (default: :obj:`(0.05, 0.15, 0.3, 0.5)`)
+        interactions: ``[2, E']`` observed (user, item) pairs and ``num_items``, for
+            ``taste`` (cosine of item sets, idf-weighted like
+            :class:`~socialmeta.baselines.friend.TasteSimilarity` with ``idf=True``).
+        x: ``[U, F]`` user features, for ``feature_similarity``.
+
+    Example:
+        >>> feats = FriendPairFeatures(observed_friends, num_users, ["ppr", "adamic_adar"])
+        >>> raw = feats.raw(batch.center, support)            # {"ppr@0.15": [T, U], ...}
+        >>> phi = feats(batch.center, support, candidates)   # [T, U, P], scaled per task
+    """
+
+    def __init__(self, friend_index: Tensor, num_users: int, names: Sequence[str],
+                 alphas: Sequence[float] = DEFAULT_ALPHAS,
+                 interactions: Tensor | None = None, num_items: int = 0,
+                 x: Tensor | None = None) -> None:
+        unknown = [n for n in names if n not in FRIEND_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown friend pair feature {unknown[0]!r}; choose from "
+                             f"{list(FRIEND_FEATURES)}")
+        self.names = tuple(n for n in FRIEND_FEATURES if n in names)
+        self.alphas = tuple(float(a) for a in alphas)
+        if "ppr" in self.names and not self.alphas:
+            raise ValueError("pair feature 'ppr' needs at least one restart probability")
+        self.num_users = num_users
+        self.adj = Sparse(friend_index, (num_users, num_users))
+        self.degree = torch.bincount(friend_index[0], minlength=num_users).float()
+        self.center_rows = Rows(friend_index, num_users, num_users)
+        if "taste" in self.names:
+            if interactions is None or not num_items:
+                raise ValueError("pair feature 'taste' needs the observed interactions")
+            key = torch.unique(interactions[0] * num_items + interactions[1])
+            index = torch.stack([key // num_items, key % num_items])
+            self.num_items = num_items
+            self.item_counts = torch.bincount(index[1], minlength=num_items).float()
+            self.user_items = Sparse(index.flip(0), (num_items, num_users))   # R^T
+            self.center_items = Rows(index, num_users, num_items)
+        if "feature_similarity" in self.names:
+            if x is None or x.size(1) == 0:
+                raise ValueError("pair feature 'feature_similarity' needs user features")
+            self.x = x.float()
+            self.x_norm = self.x.norm(dim=1)
+
+    @property
+    def channels(self) -> list[str]:
+        """Channel names in stacking order (``ppr@<alpha>`` per restart probability)."""
+        return friend_channels(self.names, self.alphas)
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels})"
+
+    # ----------------------------------------------------------------- public
+    def __call__(self, center: Tensor, support: Tensor, candidates: Tensor,
+                 context_items: Tensor | None = None, context_x: Tensor | None = None
+                 ) -> Tensor:
+        r"""``[T, U, P]``: every channel of :meth:`raw`, divided by its largest
+        absolute value among the task's :obj:`candidates` (``[T, U]`` bool), as the
+        learned ranker scales its inputs."""
+        raw = self.raw(center, support, context_items, context_x)
+        return torch.stack([candidate_normalized(v, candidates) for v in raw.values()], -1)
+
+    def raw(self, center: Tensor, support: Tensor, context_items: Tensor | None = None,
+            context_x: Tensor | None = None) -> dict[str, Tensor]:
+        r"""Unscaled features ``{channel: [T, U]}``.
+
+        Args:
+            center: ``[T]`` center user of each task.
+            support: ``[T, U]`` 0/1 positive support friends.
+            context_items: ``[T, num_items]`` 0/1 items of the center (``taste``).
+            context_x: ``[T, F]`` the center's features (``feature_similarity``).
+
+        The center's own column is zero in every channel (it is never a candidate).
+        """
+        t = torch.arange(center.numel())
+        own = self.center_rows(center)                 # the center's observed links
+        degree = self.degree - own                      # degrees without the center
+        degree[t, center] = 0.0
+        keep = torch.ones_like(support)
+        keep[t, center] = 0.0
+        out: dict[str, Tensor] = {}
+        common = None
+        for name in self.names:
+            if name == "ppr":
+                for alpha, p in zip(self.alphas, self._ppr(support, degree, keep)):
+                    out[f"ppr@{alpha:g}"] = p
+                continue
+            if name in ("common_neighbors", "jaccard"):
+                common = self.adj.rmul(support) if common is None else common
+            if name == "common_neighbors":
+                value = common
+            elif name == "adamic_adar":
+                weight = 1.0 / torch.log(degree + 1.0).clamp(min=torch.log(torch.tensor(2.0)))
+                value = self.adj.rmul(support * weight)
+            elif name == "resource_allocation":
+                value = self.adj.rmul(support / (degree + 1.0))
+            elif name == "jaccard":
+                union = degree + support.sum(1, keepdim=True) - common
+                value = common / union.clamp(min=1.0)
+            elif name == "paths3":
+                value = self.adj.rmul(self.adj.rmul(support) * keep)
+            elif name == "popularity":
+                value = degree
+            elif name == "taste":
+                value = self._taste(center, context_items)
+            else:
+                value = self._feature_similarity(context_x)
+            out[name] = value * keep
+        return out
+
+    # -------------------------------------------------------------- internals
+    def _ppr(self, support: Tensor, degree: Tensor, keep: Tensor) -> list[Tensor]:
+        r"""PageRank from the support for every restart probability, by power
+        iteration on the graph without the center's links (its column of the
+        transition is dropped through ``keep``, its row through its zero degree);
+        the same iteration as :func:`~socialmeta.baselines.personalized_pagerank`."""
+        restart = support / support.sum(1, keepdim=True).clamp(min=1.0)
+        inv = torch.where(degree > 0, 1.0 / degree.clamp(min=1.0), 0.0)
+        a = len(self.alphas)
+        alpha = torch.tensor(self.alphas).repeat_interleave(restart.size(0)).view(-1, 1)
+        restart, inv, keep = (v.repeat(a, 1) for v in (restart, inv, keep))
+        p = restart.clone()
+        for _ in range(PPR_ITERATIONS):
+            p = alpha * restart + (1 - alpha) * self.adj.rmul(p * inv) * keep
+        return list(p.view(a, -1, p.size(1)).unbind(0))
+
+    def _taste(self, center: Tensor, context_items: Tensor | None) -> Tensor:
+        if context_items is None:
+            raise ValueError("pair feature 'taste' needs the center's items (task context "
+                             "'items')")
+        counts = self.item_counts - self.center_items(center)   # without the center's own
+        weight = torch.log(self.num_users / (1.0 + counts)).clamp(min=0.0)
+        norm = self.user_items.rmul(weight.pow(2)).sqrt()
+        dots = self.user_items.rmul(context_items * weight.pow(2))
+        query = (context_items * weight).norm(dim=1, keepdim=True)
+        norms = query * norm
+        return torch.where(norms > 0, dots / norms.clamp(min=1e-12), 0.0)
+
+    def _feature_similarity(self, context_x: Tensor | None) -> Tensor:
+        if context_x is None:
+            raise ValueError("pair feature 'feature_similarity' needs the center's features "
+                             "(task context 'features')")
+        return cosine_rows(context_x.float(), self.x, self.x_norm)
+
+
+def friend_channels(names: Sequence[str], alphas: Sequence[float] = DEFAULT_ALPHAS
+                    ) -> list[str]:
+    """Channel names of the friend pair features :obj:`names`, in stacking order."""
+    out = []
+    for name in (n for n in FRIEND_FEATURES if n in names):
+        out += [f"ppr@{float(a):g}" for a in alphas] if name == "ppr" else [name]
+    return out
+
+
+def allowed_friend_features(context: Sequence[str]) -> list[str]:
+    """Every friend pair feature that a task with :obj:`context` can compute."""
+    return [n for n in FRIEND_FEATURES if NEEDS.get(n) is None or NEEDS[n] in context]

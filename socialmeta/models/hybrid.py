@@ -1,0 +1,304 @@
+r"""The hybrid whole-graph scorer for friend tasks (DESIGN §11).
+
+``score(u, v) = egonet(u, v) + q_u' · c_v + mlp(φ(u, v)) + g(q_u) · φ(u, v)`` for every
+user ``v`` of the graph:
+
+* ``q_u``: the ego-net encoder's center vector (labeling trick; what
+  :class:`~socialmeta.models.LinkModel` computes), adapted by the learner;
+* ``egonet``: the ego-net model's own pair score (inside the ego-net; its learned
+  ``far`` score for everyone outside);
+* ``c_v``: the candidate tower, an inductive GNN over the observed graph computed once
+  per batch, shared by its tasks (never adapted in an inner loop);
+* ``φ(u, v)``: the pair features of the batch (:mod:`socialmeta.features`), read by an
+  MLP (the learned ranker's form) and re-weighted per user by ``g(q_u)``.
+
+Any subset of the three parts can be switched off (``parts``): ``("tower",)`` is a
+LightGCN-like fold-in model, ``("pairs",)`` the learned ranker, ``("egonet",)`` the
+ego-net model scored over the whole graph.
+
+**Leakage.** A training center's own links must not reach the candidate tower. The
+training users are split into ``tower_folds`` seeded folds; a task centered on a
+training user of fold ``f`` reads the tower computed on the observed graph *without
+any link of fold f's users*; val/test centers (never in the observed graph) read the
+tower of the whole observed graph. A task's scores therefore depend on the task only,
+not on the other tasks of its batch, the batch size or the rank that built it.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from socialmeta.models.encoders import Encoder
+from socialmeta.models.link import LinkModel
+
+PARTS = ("egonet", "tower", "pairs")
+
+
+class HybridLinkModel(LinkModel):
+    r"""Scores every user of the graph for a friend task: ego-net encoder, candidate
+    tower and pair features (see the module docstring).
+
+    Args:
+        in_channels (int): Task node feature size ``F'`` (may be 0).
+        num_hops (int): Hops of the ego-nets.
+        num_users (int): Users of the graph (the candidates are its training users).
+        num_pair_features (int): ``P``, channels of ``TaskBatch.pair_features``
+            (0 without the ``pairs`` part).
+        parts (sequence of str): Which of ``"egonet"``, ``"tower"``, ``"pairs"`` the
+            score sums. (default: all three)
+        tower_layers (int): Layers of the candidate tower. (default: :obj:`2`)
+        tower_folds (int): Folds of training users for the tower (see the module
+            docstring). (default: :obj:`5`)
+        pair_hidden (int): Width of the pair-feature MLP. (default: :obj:`32`)
+        **kwargs: The ego-net encoder's options (:class:`LinkModel`: ``conv``,
+            ``hidden_channels``, ``num_layers``, ``head``, ``heuristics``, ...).
+
+    Call :meth:`set_graph` with the observed graph before use.
+
+    Example:
+        >>> model = HybridLinkModel(sampler.in_channels, 2, graph.num_users,
+        ...                         sampler.pair_features.num_channels)
+        >>> model.set_graph(sampler.observed, sampler.split.train, seed=0)
+        >>> loss, grads = meta_gradient(model, sampler.train_batch(0, 0, 64), inner)
+    """
+
+    #: parameters that no inner loop adapts: the tower is computed once per batch
+    shared_prefixes = ("tower.",)
+    task_fields = (*LinkModel.task_fields, "center", "node_ids", "support_ids",
+                   "query_ids", "pair_features")
+
+    def __init__(self, in_channels: int, num_hops: int, num_users: int,
+                 num_pair_features: int = 0, parts: Sequence[str] = PARTS,
+                 tower_layers: int = 2, tower_folds: int = 5, pair_hidden: int = 32,
+                 **kwargs) -> None:
+        kwargs.pop("loss", None)
+        super().__init__(in_channels, num_hops, num_users=num_users, loss="softmax",
+                         **kwargs)
+        parts = tuple(parts)
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown or not parts:
+            raise ValueError(f"hybrid parts must be a non-empty subset of {list(PARTS)}, "
+                             f"got {list(parts)}")
+        if "pairs" in parts and num_pair_features < 1:
+            raise ValueError("the 'pairs' part needs pair features (num_pair_features > 0)")
+        if tower_folds < 2:
+            raise ValueError(f"tower_folds must be >= 2, got {tower_folds}")
+        self.parts = tuple(p for p in PARTS if p in parts)
+        self.tower_folds = tower_folds
+        hidden = self.encoder.hidden_channels
+        self.user_features = max(in_channels - 1, 0)   # the graph's F (no hidden flag)
+        if "tower" in self.parts:
+            self.tower = Encoder(kwargs.get("conv", "sage"), self.user_features + 1, hidden,
+                                 tower_layers)
+            self.fold = nn.Linear(hidden, hidden)
+        if "pairs" in self.parts:
+            self.pair_mlp = nn.Sequential(nn.Linear(num_pair_features, pair_hidden), nn.ReLU(),
+                                          nn.Linear(pair_hidden, 1))
+            self.pair_gate = nn.Linear(hidden, num_pair_features)
+            nn.init.zeros_(self.pair_gate.weight)
+            nn.init.zeros_(self.pair_gate.bias)
+        if "egonet" not in self.parts:  # no unused parameters (inner loops differentiate all)
+            del self.head, self.far
+        self.head_prefixes = ("head.", "fold.", "pair_mlp.", "pair_gate.")
+        self._graph_set = False
+
+    # ------------------------------------------------------------- the graph
+    def set_graph(self, observed, train_users: Tensor, seed: int = 0) -> HybridLinkModel:
+        r"""The observed graph the tower reads (:obj:`observed`: a
+        :class:`~socialmeta.data.SocialGraph` of training users' links), its candidates
+        (:obj:`train_users`) and the seeded tower folds. Stored as non-persistent
+        buffers: moved by ``.to()``, never written to checkpoints."""
+        from socialmeta.data import FRIEND
+
+        num_users = self.num_users
+        is_train = torch.zeros(num_users, dtype=torch.bool)
+        is_train[train_users] = True
+        gen = torch.Generator().manual_seed(seed + 104729)
+        fold_of = torch.full((num_users,), self.tower_folds, dtype=torch.long)
+        order = train_users[torch.randperm(train_users.numel(), generator=gen)]
+        fold_of[order] = torch.arange(order.numel()) % self.tower_folds
+        x = observed["user"].x.float()
+        edges = observed[FRIEND].edge_index
+        edges = edges[:, torch.argsort(edges[0] * num_users + edges[1])]  # canonical order
+        self.register_buffer("graph_edges", edges, persistent=False)
+        self.register_buffer("graph_x", x, persistent=False)
+        self.register_buffer("is_candidate", is_train, persistent=False)
+        self.register_buffer("fold_of", fold_of, persistent=False)
+        self._graph_set, self._fold_seed = True, seed
+        return self
+
+    def for_graph(self, observed, train_users: Tensor) -> HybridLinkModel:
+        r"""A copy (same parameters) that scores the users of another observed graph
+        with the same training users, e.g. the graph with a placeholder row for a
+        brand-new user that :class:`~socialmeta.Recommender` adds. Tower folds are the
+        same for the same training users."""
+        other = copy.deepcopy(self)
+        other.num_users = observed.num_users
+        return other.set_graph(observed, train_users, seed=self._fold_seed)
+
+    def _check_graph(self) -> None:
+        if not self._graph_set:
+            raise RuntimeError("HybridLinkModel needs the observed graph: call "
+                               "model.set_graph(observed, train_users) first")
+
+    def tower_graph(self, fold: int) -> Tensor:
+        r"""Edges the tower reads for tasks of :obj:`fold` (``tower_folds``: the whole
+        observed graph): every link of the fold's training users removed."""
+        self._check_graph()
+        src, dst = self.graph_edges
+        if fold == self.tower_folds:
+            return self.graph_edges
+        keep = (self.fold_of[src] != fold) & (self.fold_of[dst] != fold)
+        return self.graph_edges[:, keep]
+
+    def candidate_embeddings(self, folds: Sequence[int]) -> Tensor:
+        r"""``[tower_folds + 1, U, H]``: the tower on each fold's graph (rows of folds
+        not asked for are zero)."""
+        out = []
+        for fold in range(self.tower_folds + 1):
+            if fold not in folds:
+                out.append(None)
+                continue
+            edges = self.tower_graph(fold)
+            degree = torch.bincount(edges[0], minlength=self.num_users).to(self.graph_x.dtype)
+            inputs = torch.cat([self.graph_x, degree.log1p().unsqueeze(-1)], -1)
+            out.append(self.tower.forward_sparse(inputs, edges))
+        like = next(o for o in out if o is not None)
+        return torch.stack([torch.zeros_like(like) if o is None else o for o in out])
+
+    # -------------------------------------------------- learner entry points
+    def batch_inputs(self, call, batch) -> dict[str, Tensor]:
+        r"""What every task of :obj:`batch` shares, computed once per batch with the
+        meta-parameters (:obj:`call`: the model's forward): the candidate tower of the
+        folds its centers belong to (``"candidates"``)."""
+        if "tower" not in self.parts:
+            return {}
+        self._check_graph()
+        folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
+        return {"candidates": call(mode="tower", folds=tuple(folds))}
+
+    def score_all(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
+        """Scores ``[U]`` of every user for one dense task (with its shared inputs)."""
+        kwargs = {"mode": "all", "center": task["center"], "node_ids": task["node_ids"],
+                  "pair_features": task["pair_features"], "candidates": task.get("candidates"),
+                  "prototype": prototype, "support_mask": task["support_mask"]}
+        if self.num_items:
+            kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
+        return call(task["x"], task["adj"], task["node_mask"], task["hop"],
+                    task["support_local"], task["support_label"], **kwargs)
+
+    def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
+                  ) -> Tensor:
+        """Softmax over every candidate of one dense task (:func:`whole_graph_loss`)."""
+        return whole_graph_loss(self.score_all(call, task, prototype), self.is_candidate,
+                                task["center"], task["support_ids"],
+                                task["support_label"] * task["support_mask"],
+                                task[f"{side}_ids"],
+                                task[f"{side}_label"] * task[f"{side}_mask"], side)
+
+    def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
+        """The same loss from one sparse PyG task (the reference loop)."""
+        kwargs = {"sparse": True, "mode": "all", "center": data.center[0],
+                  "node_ids": data.node_ids, "pair_features": data.pair_features,
+                  "candidates": getattr(data, "candidates", None), "prototype": prototype}
+        if self.num_items:
+            kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
+        scores = call(data.x, data.edge_index, data.hop, data.support_local,
+                      data.support_label, **kwargs)
+        label = getattr(data, f"{side}_label")
+        return whole_graph_loss(scores, self.is_candidate, data.center[0], data.support_ids,
+                                data.support_label, getattr(data, f"{side}_ids"), label, side)
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        if self.num_items:
+            self._reset_items()
+        if "egonet" in self.parts:
+            for module in self.head.modules():
+                if hasattr(module, "reset_parameters") and module is not self:
+                    module.reset_parameters()
+            nn.init.zeros_(self.far)
+        for name in ("tower", "fold", "pair_mlp"):
+            if hasattr(self, name):
+                for module in getattr(self, name).modules():
+                    if hasattr(module, "reset_parameters") and module is not self:
+                        module.reset_parameters()
+        if hasattr(self, "pair_gate"):
+            nn.init.zeros_(self.pair_gate.weight)
+            nn.init.zeros_(self.pair_gate.bias)
+
+    # --------------------------------------------------------------- forward
+    def forward(self, *args: Tensor, mode: str = "pair", **kwargs) -> Tensor:
+        r""":class:`LinkModel`'s modes, plus ``mode="tower"`` (the candidate tower,
+        keyword ``folds``) and ``mode="all"`` (scores of every user, see
+        :meth:`score_all`)."""
+        if mode == "tower":
+            return self.candidate_embeddings(kwargs["folds"])
+        if mode != "all":
+            return super().forward(*args, mode=mode, **kwargs)
+        return self._score_all(*args, **kwargs)
+
+    def _score_all(self, *args: Tensor, center: Tensor, node_ids: Tensor,
+                   pair_features: Tensor, candidates: Tensor | None, prototype: bool,
+                   sparse: bool = False, support_mask: Tensor | None = None,
+                   item_ids: Tensor | None = None, item_graph: Tensor | None = None
+                   ) -> Tensor:
+        items = (item_ids, item_graph)
+        if sparse:
+            x, edge_index, hop, support_local, support_label = args
+            h = self.embed_sparse(x, edge_index, hop, support_local, support_label, *items)
+        else:
+            x, adj, mask, hop, support_local, support_label = args
+            h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
+        q = h[..., 0, :]
+        score = torch.zeros(self.num_users, dtype=h.dtype, device=h.device)
+        if "egonet" in self.parts:
+            n = h.size(-2)
+            slots = torch.cat([torch.arange(n, device=h.device),
+                               torch.full((1,), -1, device=h.device)])
+            if prototype:
+                if support_mask is None:
+                    support_mask = torch.ones_like(support_local, dtype=torch.bool)
+                local = self._prototype(h, support_local, support_label, support_mask, slots)
+            else:
+                local = self._pair_scores(h, slots)
+            far, ego = local[-1], local[:-1]
+            valid = (node_ids >= 0).to(h.dtype)
+            score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
+                                                    (ego - far) * valid)
+        if "tower" in self.parts:
+            fold = self.fold_of.index_select(0, center.reshape(1))
+            c = candidates.index_select(0, fold).squeeze(0)             # [U, H]
+            score = score + c @ self.fold(q)
+        if "pairs" in self.parts:
+            phi = pair_features.to(h.dtype)
+            score = score + self.pair_mlp(phi).squeeze(-1) + phi @ self.pair_gate(q)
+        return score
+
+
+def whole_graph_loss(scores: Tensor, is_candidate: Tensor, center: Tensor,
+                     support_ids: Tensor, support_positive: Tensor, target_ids: Tensor,
+                     target_positive: Tensor, side: str) -> Tensor:
+    r"""``-mean_p log softmax(scores)[p]`` over one task's positive targets ``p``
+    (global user ids), the softmax over every candidate: the training users except
+    the center and, for the query side, except the positive support friends (which
+    are not candidates at test time either).
+
+    Args:
+        scores: ``[U]`` scores of every user.
+        is_candidate: ``[U]`` the training users.
+        support_positive, target_positive: 0/1 weights (label times validity).
+    """
+    users = torch.arange(scores.size(-1), device=scores.device)
+    candidate = is_candidate & (users != center)
+    if side == "query":
+        in_support = torch.zeros_like(scores).scatter_add(
+            0, support_ids.clamp(min=0), support_positive.to(scores.dtype)) > 0
+        candidate = candidate & ~in_support
+    log_z = torch.logsumexp(scores.masked_fill(~candidate, float("-inf")), -1)
+    picked = scores.gather(0, target_ids.clamp(min=0))
+    w = target_positive.to(scores.dtype)
+    return ((log_z - picked) * w).sum() / w.sum().clamp(min=1)

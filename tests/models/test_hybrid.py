@@ -1,0 +1,185 @@
+"""The hybrid whole-graph friend scorer: batched == reference for every learner, whole-
+graph scores, and no leakage of query links into scores, tower or features."""
+import pytest
+import torch
+
+from socialmeta.data import FRIEND, generate_synthetic
+from socialmeta.features import allowed_friend_features
+from socialmeta.meta import LEARNERS, InnerLoop, candidate_scores, meta_gradient, meta_parameters
+from socialmeta.models import HybridLinkModel
+from socialmeta.tasks import TaskConfig, TaskSampler, split_users
+from socialmeta.tasks.random import hash_keys, priority
+from socialmeta.tasks.sampler import EVAL_EPOCH
+from socialmeta.tasks.split import observed_graph
+
+GRADIENT_LEARNERS = [name for name in LEARNERS if name != "reptile"]
+
+
+def _sampler(graph, context=(), seed=0, **task):
+    config = TaskConfig(kind="friend", node_cap=32, fanouts=(10, 5), context=list(context),
+                        pair_features=allowed_friend_features(context), **task)
+    return TaskSampler(graph, split_users(graph, seed=seed), config)
+
+
+def _model(sampler, parts=("egonet", "tower", "pairs"), dtype=torch.float32, **kwargs):
+    torch.manual_seed(0)
+    model = HybridLinkModel(sampler.in_channels, 2, sampler.num_users,
+                            sampler.pair_features.num_channels, parts=parts,
+                            hidden_channels=8, **kwargs)
+    return model.set_graph(sampler.observed, sampler.split.train).to(dtype)
+
+
+@pytest.fixture(scope="module")
+def synthetic_sampler():
+    return _sampler(generate_synthetic(300, avg_degree=8, seed=3))
+
+
+def _double(batch):
+    return batch.apply(lambda t: t.double() if t.is_floating_point() else t)
+
+
+@pytest.mark.parametrize("learner", GRADIENT_LEARNERS)
+def test_batched_equals_reference_for_every_learner(synthetic_sampler, learner,
+                                                    assert_meta_equivalent):
+    model = _model(synthetic_sampler, dtype=torch.float64)
+    batch = _double(synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=5))
+    assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.3))
+
+
+@pytest.mark.parametrize("parts", [("tower",), ("pairs",), ("egonet",), ("tower", "pairs")])
+def test_batched_equals_reference_for_each_ablation(synthetic_sampler, parts,
+                                                    assert_meta_equivalent):
+    model = _model(synthetic_sampler, parts=parts, dtype=torch.float64)
+    batch = _double(synthetic_sampler.train_batch(epoch=0, batch_index=1, batch_size=4))
+    assert_meta_equivalent(model, batch, InnerLoop("maml", steps=1, lr=0.3))
+
+
+def test_inner_loops_never_adapt_the_tower(synthetic_sampler):
+    model = _model(synthetic_sampler)
+    params = meta_parameters(model, InnerLoop("maml"))
+    names = InnerLoop("maml").adapted_names(model, params)
+    assert names and not any(n.startswith("tower.") for n in names)
+    assert any(n.startswith("tower.") for n in params)
+    anil = InnerLoop("anil").adapted_names(model, params)
+    assert {n.split(".")[0] for n in anil} == {"head", "fold", "pair_mlp", "pair_gate"}
+    # the tower is still meta-trained: the outer gradient reaches it
+    _, grads = meta_gradient(model, synthetic_sampler.train_batch(0, 0, 4), InnerLoop("maml"))
+    assert any(grads[n].abs().sum() > 0 for n in grads if n.startswith("tower."))
+
+
+@pytest.mark.parametrize("dataset,context", [("lastfm", ()), ("ego_facebook", ())])
+def test_users_outside_the_egonet_get_distinct_scores(request, dataset, context):
+    graph = request.getfixturevalue(dataset)
+    sampler = _sampler(graph, context)
+    model = _model(sampler)
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:16], 3)
+    scores = candidate_scores(model, meta_parameters(model, inner), batch, inner,
+                              graph.num_users)
+    candidates = sampler.candidate_mask(batch)
+    for t in range(batch.num_tasks):
+        outside = candidates[t].clone()
+        outside[batch.node_ids[t][batch.node_mask[t]]] = False
+        values = scores[t][outside]
+        assert values.numel() > 100
+        # every outside candidate shares one score in the ego-net-only model; here
+        # nearly all differ
+        assert torch.unique(values).numel() > 0.5 * values.numel()
+
+
+def _rewire_query_links(graph, sampler, user, shots, seed):
+    """The graph with every link of the eval :obj:`user` that is not among its first
+    :obj:`shots` (its support) moved to a training user of lower support priority."""
+    key = hash_keys(sampler.config.seed, EVAL_EPOCH, torch.tensor([user]))
+    friends = graph.friend_index[1][graph.friend_index[0] == user]
+    friends = friends[sampler.is_train[friends]]
+    prio = priority(key.expand(friends.numel()), friends)
+    order = torch.argsort(prio)
+    support, query = friends[order[:shots]], friends[order[shots:]]
+    bar = prio[order[shots - 1]]
+    gen = torch.Generator().manual_seed(seed)
+    pool = sampler.split.train[~torch.isin(sampler.split.train, friends)]
+    pool = pool[priority(key.expand(pool.numel()), pool) > bar]
+    new = pool[torch.randperm(pool.numel(), generator=gen)[:query.numel()]]
+    src, dst = graph.friend_index
+    drop = ((src == user) & torch.isin(dst, query)) | ((dst == user) & torch.isin(src, query))
+    added = torch.stack([torch.full_like(new, user), new])
+    edges = torch.cat([graph.friend_index[:, ~drop], added, added.flip(0)], 1)
+    out = graph.clone()
+    out[FRIEND].edge_index = edges
+    return out, support
+
+
+def test_rewiring_a_test_users_query_links_leaves_every_score_bit_identical(lastfm):
+    sampler = _sampler(lastfm)
+    model = _model(sampler)
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    params = meta_parameters(model, inner)
+    users = sampler.eval_centers("test", 3)[:6]
+    before = candidate_scores(model, params, sampler.eval_batch(users, 3), inner,
+                              lastfm.num_users)
+    for i, user in enumerate(users.tolist()):
+        graph, support = _rewire_query_links(lastfm, sampler, user, 3, seed=i)
+        other = TaskSampler(graph, sampler.split, sampler.config)
+        batch = other.eval_batch(users, 3)
+        sup = batch.support_ids[i][batch.support_label[i] > 0]
+        assert set(sup.tolist()) == set(support.tolist())
+        query = set(batch.query_ids[i][batch.query_mask[i]].tolist())
+        assert query.isdisjoint(set(sampler.eval_batch(users, 3).query_ids[i].tolist()))
+        after = candidate_scores(model, params, batch, inner, lastfm.num_users)
+        assert torch.equal(after, before)
+
+
+def test_a_training_centers_links_never_reach_its_tower(lastfm):
+    sampler = _sampler(lastfm)
+    model = _model(sampler)
+    center = int(sampler.train_batch(0, 0, 1).center[0])
+    fold = int(model.fold_of[center])
+    friends = lastfm.friend_index[1][lastfm.friend_index[0] == center]
+    # a graph where the center has other friends altogether
+    src, dst = lastfm.friend_index
+    mine = (src == center) | (dst == center)
+    pool = sampler.split.train[~torch.isin(sampler.split.train, torch.cat([friends,
+                                                                           torch.tensor([center])]))]
+    new = pool[:friends.numel()]
+    added = torch.stack([torch.full_like(new, center), new])
+    graph = lastfm.clone()
+    graph[FRIEND].edge_index = torch.cat([lastfm.friend_index[:, ~mine], added,
+                                          added.flip(0)], 1)
+    other = HybridLinkModel(sampler.in_channels, 2, lastfm.num_users,
+                            sampler.pair_features.num_channels, hidden_channels=8)
+    other.load_state_dict(model.state_dict())
+    other.set_graph(observed_graph(graph, sampler.split), sampler.split.train)
+    assert torch.equal(other.fold_of, model.fold_of)
+    assert not torch.equal(other.graph_edges, model.graph_edges)
+    assert torch.equal(other.tower_graph(fold), model.tower_graph(fold))
+    with torch.no_grad():
+        assert torch.equal(other.candidate_embeddings([fold])[fold],
+                           model.candidate_embeddings([fold])[fold])
+    # while the whole-graph tower (what new users read) does see them
+    assert not torch.equal(other.tower_graph(model.tower_folds),
+                           model.tower_graph(model.tower_folds))
+
+
+def test_a_tasks_scores_do_not_depend_on_its_batch(synthetic_sampler):
+    """Tower folds, not the batch's centers, decide what a task's tower omits."""
+    model = _model(synthetic_sampler)
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    params = meta_parameters(model, inner)
+    batch = synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=6)
+    whole = candidate_scores(model, params, batch, inner, synthetic_sampler.num_users)
+    for i in (0, 3):
+        alone = candidate_scores(model, params, batch.task(i), inner,
+                                 synthetic_sampler.num_users)
+        assert torch.allclose(alone[0], whole[i], atol=1e-5)
+
+
+def test_hybrid_needs_its_graph(synthetic_sampler):
+    model = HybridLinkModel(synthetic_sampler.in_channels, 2, synthetic_sampler.num_users,
+                            synthetic_sampler.pair_features.num_channels)
+    with pytest.raises(RuntimeError, match="set_graph"):
+        meta_gradient(model, synthetic_sampler.train_batch(0, 0, 2), InnerLoop("maml"))
+    with pytest.raises(ValueError, match="subset"):
+        HybridLinkModel(4, 2, 10, 3, parts=("tower", "ppr"))
+    with pytest.raises(ValueError, match="pair features"):
+        HybridLinkModel(4, 2, 10, 0, parts=("pairs",))
