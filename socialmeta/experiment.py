@@ -169,7 +169,8 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
             features, len(task.fanouts), graph.num_users,
             num_pair_features=len(friend_channels(task.pair_features, task.ppr_alphas)),
             parts=parts, tower_layers=int(cfg.get("tower_layers", 2)),
-            tower_folds=int(cfg.get("tower_folds", 5)), head=cfg.link_head,
+            tower_folds=int(cfg.get("tower_folds", 5)),
+            tower_refresh=int(cfg.get("tower_refresh", 1)), head=cfg.link_head,
             num_items=context_items, heuristics=bool(cfg.get("link_heuristics", False)),
             **common)
     except ValueError as e:

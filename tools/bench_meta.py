@@ -2,6 +2,7 @@
 
     python tools/bench_meta.py --tasks 16 64 256 --steps 1 5 --learners maml fomaml anil
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid --tasks 64
+    python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid+model.tower_refresh=4
 
 Both paths compute the same outer loss and meta-gradient (tests/meta) on the same task
 batch (synthetic graph, friend tasks, N=32 users per task, 2-layer SAGE, hidden 32).
@@ -96,9 +97,10 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
     print("|---|---|---:|---:|---:|---:|")
     base: dict[tuple, float] = {}
     exps = {}
-    for scorer in scorers:
-        exps[scorer] = Experiment.from_config(overrides=[
-            *bench_quality._overrides(cell, 0, False, [3]), f"model.scorer={scorer}"])
+    for spec in scorers:  # "hybrid" or "hybrid+model.tower_refresh=4" (extra overrides)
+        scorer, *extra = spec.split("+")
+        exps[spec] = Experiment.from_config(overrides=[
+            *bench_quality._overrides(cell, 0, False, [3]), f"model.scorer={scorer}", *extra])
     for learner in learners:
         for num_tasks in tasks:
             for scorer in scorers:

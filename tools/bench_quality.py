@@ -101,6 +101,10 @@ def cell_context(cell: str) -> list[str]:
 EXTRA: dict[str, object] = {"roots": {}, "overrides": []}
 #: ``--scorer`` choices and the prefix of their learner runs' method names
 SCORER_PREFIX = {"egonet": "", "hybrid": "hybrid-"}
+#: what a scorer's learner runs add to the cell's preset: the hybrid's validation score
+#: was still rising at the presets' 500 steps (lastfm friend, seed 0: best at step 500),
+#: so it gets 1000 (early stopping on validation users still ends a run that stalls)
+SCORER_OVERRIDES = {"egonet": (), "hybrid": ("model.scorer=hybrid", "train.steps=1000")}
 
 
 def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]:
@@ -167,7 +171,7 @@ def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
                 shots: list[int], scorer: str = "egonet") -> dict:
     from socialmeta.cli.train import main as train_main
 
-    extra = [] if scorer == "egonet" else [f"model.scorer={scorer}"]
+    extra = list(SCORER_OVERRIDES[scorer])
     with _StderrTail() as tail:
         try:
             train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}", *extra,

@@ -19,6 +19,7 @@ All of it is dense ``[T, U]`` arithmetic plus sparse-dense products ``[U, U] x
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -70,6 +71,9 @@ class FriendPairFeatures:
             raise ValueError("pair feature 'ppr' needs at least one restart probability")
         self.num_users = num_users
         self.adj = Sparse(friend_index, (num_users, num_users))
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
+            warnings.simplefilter("ignore", UserWarning)
+            self.adj_csr = self.adj.t.to_sparse_csr()     # symmetric: Aᵀ = A
         self.degree = torch.bincount(friend_index[0], minlength=num_users).float()
         self.center_rows = Rows(friend_index, num_users, num_users)
         if "taste" in self.names:
@@ -165,13 +169,15 @@ class FriendPairFeatures:
         the same iteration as :func:`~socialmeta.baselines.personalized_pagerank`."""
         restart = support / support.sum(1, keepdim=True).clamp(min=1.0)
         inv = torch.where(degree > 0, 1.0 / degree.clamp(min=1.0), 0.0)
-        a = len(self.alphas)
-        alpha = torch.tensor(self.alphas).repeat_interleave(restart.size(0)).view(-1, 1)
-        restart, inv, keep = (v.repeat(a, 1) for v in (restart, inv, keep))
+        a, t = len(self.alphas), restart.size(0)
+        # column layout [U, alphas * T]: one CSR product per iteration, no transposes
+        alpha = torch.tensor(self.alphas).repeat_interleave(t).view(1, -1)
+        restart, inv, keep = (v.t().repeat(1, a).contiguous() for v in (restart, inv, keep))
+        teleport, walk = alpha * restart, (1 - alpha) * keep
         p = restart.clone()
         for _ in range(PPR_ITERATIONS):
-            p = alpha * restart + (1 - alpha) * self.adj.rmul(p * inv) * keep
-        return list(p.view(a, -1, p.size(1)).unbind(0))
+            p = torch.addcmul(teleport, walk, self.adj_csr @ (p * inv))
+        return list(p.t().reshape(a, t, -1).unbind(0))
 
     def _taste(self, center: Tensor, context_items: Tensor | None) -> Tensor:
         if context_items is None:

@@ -60,14 +60,14 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
             raise ValueError(f"friend tasks rank all {model.num_users} users of the model, "
                              f"not {num_targets}")
         with torch.no_grad():
-            shared = shared_inputs(model, params, batch)
+            shared, per_task = shared_inputs(model, params, batch)
 
             def per_user_task(task: dict[str, Tensor]) -> Tensor:
                 task = {**task, **shared}
                 fast = adapt(model, params, task, eval_inner)
                 return model.score_all(_call(model, fast), task, prototype)
 
-            return vmap(per_user_task, randomness="different")(tasks)
+            return vmap(per_user_task, randomness="different")({**tasks, **per_task})
     if isinstance(model, ItemModel):  # every item of the catalogue, in item order
         if num_targets != model.num_items:
             raise ValueError(f"item tasks rank all {model.num_items} items of the model, "

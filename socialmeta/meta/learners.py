@@ -112,13 +112,20 @@ def task_tensors(model: nn.Module, batch: TaskBatch) -> dict[str, Tensor]:
     return {k: getattr(batch, k) for k in model.task_fields}
 
 
-def shared_inputs(model: nn.Module, params: Params, batch: TaskBatch) -> dict[str, Tensor]:
-    r"""What every task of :obj:`batch` reads besides its own tensors, computed once per
-    batch from the meta-parameters (a model's ``batch_inputs`` hook, e.g. the hybrid
-    scorer's candidate tower); empty for models without one. Parameters under the
-    model's ``shared_prefixes`` are never adapted in an inner loop."""
+def shared_inputs(model: nn.Module, params: Params, batch: TaskBatch
+                  ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    r"""What the tasks of :obj:`batch` read besides their own tensors, computed once
+    per batch from the meta-parameters by a model's ``batch_inputs`` hook (e.g. the
+    hybrid scorer's candidate tower): ``(shared, per_task)``, where ``per_task`` holds
+    the entries named in the model's ``per_task_inputs`` (``[T, ...]``, vmapped with
+    the tasks) and ``shared`` the rest (read by every task). Both are empty for models
+    without the hook. Parameters under the model's ``shared_prefixes`` feed only these
+    inputs and are never adapted in an inner loop."""
     hook = getattr(model, "batch_inputs", None)
-    return hook(_call(model, params), batch) if hook is not None else {}
+    out = hook(_call(model, params), batch) if hook is not None else {}
+    per = set(getattr(model, "per_task_inputs", ()))
+    return ({k: v for k, v in out.items() if k not in per},
+            {k: v for k, v in out.items() if k in per})
 
 
 def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: InnerLoop
@@ -163,8 +170,8 @@ def outer_loss(model: nn.Module, params: Params, batch: TaskBatch, inner: InnerL
         >>> params = meta_parameters(model, inner)
         >>> meta_grads = torch.func.grad(outer_loss, argnums=1)(model, params, batch, inner)
     """
-    tasks = task_tensors(model, batch)
-    shared = shared_inputs(model, params, batch)
+    shared, per_task = shared_inputs(model, params, batch)
+    tasks = {**task_tensors(model, batch), **per_task}
     losses, _ = vmap(_per_task(model, params, inner, shared), randomness="different")(tasks)
     return losses.mean()
 
@@ -178,9 +185,9 @@ def meta_gradient(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     detached = {n: p.detach() for n, p in params.items()}
     tasks = task_tensors(model, batch)
     if inner.learner == "reptile":
-        shared = shared_inputs(model, detached, batch)
+        shared, per_task = shared_inputs(model, detached, batch)
         losses, adapted = vmap(_per_task(model, detached, inner, shared),
-                               randomness="different")(tasks)
+                               randomness="different")({**tasks, **per_task})
         grads = {n: detached[n] - adapted[n].mean(0) if n in adapted
                  else torch.zeros_like(p) for n, p in detached.items()}
         return losses.mean().detach(), grads
@@ -204,10 +211,12 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
     names = inner.adapted_names(model, params)
     losses, adapted = [], []
     prototype = inner.learner == "protonet"
-    shared = shared_inputs(model, params, batch)
-    for data in batch.to_data_list():
+    shared, per_task = shared_inputs(model, params, batch)
+    for i, data in enumerate(batch.to_data_list()):
         for key, value in shared.items():
             setattr(data, key, value)
+        for key, value in per_task.items():
+            setattr(data, key, value[i])
         def task_loss(p: Params, side: str, data=data) -> Tensor:
             return model.sparse_task_loss(_call(model, p), data, side, prototype)
 

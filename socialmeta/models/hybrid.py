@@ -53,6 +53,11 @@ class HybridLinkModel(LinkModel):
         tower_folds (int): Folds of training users for the tower (see the module
             docstring). (default: :obj:`5`)
         pair_hidden (int): Width of the pair-feature MLP. (default: :obj:`32`)
+        tower_refresh (int): Meta-training recomputes the tower every this many
+            batches and reuses the cached (detached) embeddings in between, so the
+            tower is trained on refresh steps only; ``1`` computes it afresh for every
+            batch. Evaluation (no autograd) always computes it afresh.
+            (default: :obj:`1`)
         **kwargs: The ego-net encoder's options (:class:`LinkModel`: ``conv``,
             ``hidden_channels``, ``num_layers``, ``head``, ``heuristics``, ...).
 
@@ -65,15 +70,19 @@ class HybridLinkModel(LinkModel):
         >>> loss, grads = meta_gradient(model, sampler.train_batch(0, 0, 64), inner)
     """
 
-    #: parameters that no inner loop adapts: the tower is computed once per batch
-    shared_prefixes = ("tower.",)
+    #: parameters that no inner loop adapts: the tower and the pair MLP are computed once
+    #: per batch (:meth:`batch_inputs`); the per-user heads ``fold`` and ``pair_gate``
+    #: are what adaptation re-weights
+    shared_prefixes = ("tower.", "pair_mlp.")
+    #: entries of :meth:`batch_inputs` that are one row per task
+    per_task_inputs = ("pair_scores",)
     task_fields = (*LinkModel.task_fields, "center", "node_ids", "support_ids",
                    "query_ids", "pair_features")
 
     def __init__(self, in_channels: int, num_hops: int, num_users: int,
                  num_pair_features: int = 0, parts: Sequence[str] = PARTS,
                  tower_layers: int = 2, tower_folds: int = 5, pair_hidden: int = 32,
-                 **kwargs) -> None:
+                 tower_refresh: int = 1, **kwargs) -> None:
         kwargs.pop("loss", None)
         super().__init__(in_channels, num_hops, num_users=num_users, loss="softmax",
                          **kwargs)
@@ -86,6 +95,10 @@ class HybridLinkModel(LinkModel):
             raise ValueError("the 'pairs' part needs pair features (num_pair_features > 0)")
         if tower_folds < 2:
             raise ValueError(f"tower_folds must be >= 2, got {tower_folds}")
+        if tower_refresh < 1:
+            raise ValueError(f"tower_refresh must be >= 1, got {tower_refresh}")
+        self.tower_refresh = tower_refresh
+        self._cache: tuple[int, Tensor] | None = None   # (batches served, embeddings)
         self.parts = tuple(p for p in PARTS if p in parts)
         self.tower_folds = tower_folds
         hidden = self.encoder.hidden_channels
@@ -102,7 +115,7 @@ class HybridLinkModel(LinkModel):
             nn.init.zeros_(self.pair_gate.bias)
         if "egonet" not in self.parts:  # no unused parameters (inner loops differentiate all)
             del self.head, self.far
-        self.head_prefixes = ("head.", "fold.", "pair_mlp.", "pair_gate.")
+        self.head_prefixes = ("head.", "fold.", "pair_gate.")
         self._graph_set = False
 
     # ------------------------------------------------------------- the graph
@@ -171,20 +184,49 @@ class HybridLinkModel(LinkModel):
 
     # -------------------------------------------------- learner entry points
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
-        r"""What every task of :obj:`batch` shares, computed once per batch with the
+        r"""What the tasks of :obj:`batch` read, computed once per batch with the
         meta-parameters (:obj:`call`: the model's forward): the candidate tower of the
-        folds its centers belong to (``"candidates"``)."""
-        if "tower" not in self.parts:
-            return {}
-        self._check_graph()
-        folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
-        return {"candidates": call(mode="tower", folds=tuple(folds))}
+        folds its centers belong to (``"candidates"`` ``[tower_folds + 1, U, H]``,
+        shared; a task dots every fold's rows with its user vector in one matrix
+        product, which under ``vmap`` is a single ``[(F + 1) U, H] x [H, T]`` GEMM, and
+        keeps its own fold's) and the pair MLP's score of every candidate of every task
+        (``"pair_scores"`` ``[T, U]``)."""
+        out = {}
+        if "tower" in self.parts:
+            self._check_graph()
+            folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
+            out["candidates"] = self._tower(call, folds)
+        if "pairs" in self.parts:
+            out["pair_scores"] = call(batch.pair_features, mode="pair_mlp")
+        return out
+
+    def _tower(self, call, folds: list[int]) -> Tensor:
+        r"""The tower of :obj:`folds`: afresh, or from the cache while meta-training
+        with ``tower_refresh > 1`` (a refresh computes every training fold, so that
+        the cache serves any later batch)."""
+        caching = self.tower_refresh > 1 and torch.is_grad_enabled()
+        if not caching:
+            return call(mode="tower", folds=tuple(folds))
+        if (self._cache is not None and self._cache[0] < self.tower_refresh
+                and max(folds) < self.tower_folds):
+            served, cached = self._cache
+            self._cache = (served + 1, cached)
+            return cached
+        fresh = call(mode="tower", folds=tuple(range(self.tower_folds)))
+        self._cache = (1, fresh.detach())
+        return fresh
+
+    def clear_tower_cache(self) -> None:
+        """Forgets the cached tower (the next meta-training batch recomputes it)."""
+        self._cache = None
 
     def score_all(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
         """Scores ``[U]`` of every user for one dense task (with its shared inputs)."""
         kwargs = {"mode": "all", "center": task["center"], "node_ids": task["node_ids"],
-                  "pair_features": task["pair_features"], "candidates": task.get("candidates"),
-                  "prototype": prototype, "support_mask": task["support_mask"]}
+                  "pair_features": task["pair_features"],
+                  "candidates": task.get("candidates"),
+                  "pair_scores": task.get("pair_scores"), "prototype": prototype,
+                  "support_mask": task["support_mask"]}
         if self.num_items:
             kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
         return call(task["x"], task["adj"], task["node_mask"], task["hop"],
@@ -203,7 +245,9 @@ class HybridLinkModel(LinkModel):
         """The same loss from one sparse PyG task (the reference loop)."""
         kwargs = {"sparse": True, "mode": "all", "center": data.center[0],
                   "node_ids": data.node_ids, "pair_features": data.pair_features,
-                  "candidates": getattr(data, "candidates", None), "prototype": prototype}
+                  "candidates": getattr(data, "candidates", None),
+                  "pair_scores": getattr(data, "pair_scores", None),
+                  "prototype": prototype}
         if self.num_items:
             kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
         scores = call(data.x, data.edge_index, data.hop, data.support_local,
@@ -237,12 +281,15 @@ class HybridLinkModel(LinkModel):
         :meth:`score_all`)."""
         if mode == "tower":
             return self.candidate_embeddings(kwargs["folds"])
+        if mode == "pair_mlp":
+            return self.pair_mlp(args[0]).squeeze(-1)
         if mode != "all":
             return super().forward(*args, mode=mode, **kwargs)
         return self._score_all(*args, **kwargs)
 
     def _score_all(self, *args: Tensor, center: Tensor, node_ids: Tensor,
-                   pair_features: Tensor, candidates: Tensor | None, prototype: bool,
+                   pair_features: Tensor, candidates: Tensor | None,
+                   pair_scores: Tensor | None, prototype: bool,
                    sparse: bool = False, support_mask: Tensor | None = None,
                    item_ids: Tensor | None = None, item_graph: Tensor | None = None
                    ) -> Tensor:
@@ -270,12 +317,14 @@ class HybridLinkModel(LinkModel):
             score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
                                                     (ego - far) * valid)
         if "tower" in self.parts:
-            fold = self.fold_of.index_select(0, center.reshape(1))
-            c = candidates.index_select(0, fold).squeeze(0)             # [U, H]
-            score = score + c @ self.fold(q)
+            # every fold's tower dotted with the user vector, then the center's fold
+            # picked by a one-hot: no [U, H] gather per task
+            pick = (self.fold_of.index_select(0, center.reshape(1))
+                    == torch.arange(candidates.size(0), device=h.device)).to(h.dtype)
+            score = score + pick @ (candidates @ self.fold(q))            # [F + 1] @ [F + 1, U]
         if "pairs" in self.parts:
             phi = pair_features.to(h.dtype)
-            score = score + self.pair_mlp(phi).squeeze(-1) + phi @ self.pair_gate(q)
+            score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
         return score
 
 
