@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet", "finetune", "noadapt")
+LEARNERS = ("maml", "fomaml", "anil", "metasgd", "protonet", "metanet", "finetune", "noadapt")
 #: learners that do not meta-learn: they count as (non-meta GNN) baselines
 NON_META = ("finetune", "noadapt")
 #: ``dataset:kind`` (the kind's default task.context) or ``dataset:kind:context`` with the
@@ -171,10 +171,13 @@ def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
                 shots: list[int], scorer: str = "egonet") -> dict:
     from socialmeta.cli.train import main as train_main
 
-    extra = list(SCORER_OVERRIDES[scorer])
+    # the scorer's settings come before the invocation's --override (which wins)
+    overrides = _overrides(cell, seed, quick, shots)
+    given = len(EXTRA["overrides"])
+    preset, extra = overrides[:len(overrides) - given], overrides[len(overrides) - given:]
     with _StderrTail() as tail:
         try:
-            train_main([*_overrides(cell, seed, quick, shots), f"meta={learner}", *extra,
+            train_main([*preset, f"meta={learner}", *SCORER_OVERRIDES[scorer], *extra,
                         "eval.baselines=null", f"hydra.run.dir={out}"])
         except SystemExit as e:  # Hydra printed the error: keep its last line
             raise RuntimeError(tail.error() or f"exit status {e.code}") from None

@@ -32,7 +32,7 @@ def user_embeddings(model: nn.Module, params: dict[str, Tensor], graph: SocialGr
     With :obj:`chunk_size`, inference runs layer by layer over chunks of that many
     users (:meth:`Encoder.forward_chunked`, same result, bounded memory).
     """
-    state = {n: p for n, p in params.items() if not n.startswith("lr::")}
+    state = {n: p for n, p in params.items() if "::" not in n}   # model parameters only
     encoder_state = {n[len("encoder."):]: p for n, p in state.items()
                      if n.startswith("encoder.")}
     encoder = model.encoder

@@ -14,6 +14,9 @@ Learners (``InnerLoop.learner``):
   non-friends (friend tasks), liked and other items (item tasks, in the item space
   modulated by the center's embedding), members with and without each label
   (interest tasks);
+* ``metanet``: amortised, no inner gradient: a meta-network reads the task's center
+  embedding (a pooling of its support) and outputs a low-rank change of the head
+  (:mod:`socialmeta.meta.metanet`; its meta-parameters are ``metanet::<...>``);
 * ``finetune``: pretrain without adaptation on support and query, fine-tune on the
   support at evaluation time; ``noadapt``: no adaptation anywhere.
 """
@@ -25,11 +28,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from socialmeta.meta.metanet import metanet_adapt, metanet_parameters
 from socialmeta.tasks import TaskBatch
 
 Params = dict[str, Tensor]
-LEARNERS = ("anil", "finetune", "fomaml", "maml", "metasgd", "noadapt", "protonet",
-            "reptile")
+LEARNERS = ("anil", "finetune", "fomaml", "maml", "metanet", "metasgd", "noadapt",
+            "protonet", "reptile")
 LR_PREFIX = "lr::"
 
 
@@ -69,12 +73,12 @@ class InnerLoop:
 
     def adapted_names(self, model: nn.Module, params: Params) -> list[str]:
         shared = tuple(getattr(model, "shared_prefixes", ()))
-        names = [n for n in params if not n.startswith(LR_PREFIX)
+        names = [n for n in params if "::" not in n
                  and not (shared and n.startswith(shared))]
         if self.learner in ("noadapt", "protonet"):
             return []
         prefixes = tuple(self.adapt_prefixes)
-        if not prefixes and self.learner == "anil":
+        if not prefixes and self.learner in ("anil", "metanet"):
             prefixes = model.head_prefixes
         return [n for n in names if n.startswith(prefixes)] if prefixes else names
 
@@ -87,11 +91,14 @@ def meta_parameters(model: nn.Module, inner: InnerLoop) -> Params:
     if inner.learner == "metasgd":
         for name, p in list(params.items()):
             params[LR_PREFIX + name] = torch.full_like(p, inner.lr, requires_grad=True)
+    if inner.learner == "metanet":
+        params |= metanet_parameters(model, inner.adapted_names(model, params))
     return params
 
 
 def _model_params(params: Params) -> Params:
-    return {n: p for n, p in params.items() if not n.startswith(LR_PREFIX)}
+    """The model's own parameters (learner meta-parameters are named ``<kind>::...``)."""
+    return {n: p for n, p in params.items() if "::" not in n}
 
 
 def _call(model: nn.Module, params: Params):
@@ -134,6 +141,8 @@ def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: Inne
     descent on the support loss through ``torch.func.grad`` (differentiable, so the
     outer gradient is second order unless the learner is first order)."""
     names = inner.adapted_names(model, params)
+    if inner.learner == "metanet":
+        return metanet_adapt(model, params, names, task, sparse=False)
     fast = dict(params)
     for _ in range(inner.steps if names else 0):
         def support_loss(sub: Params, fast=fast) -> Tensor:
@@ -222,6 +231,11 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
 
         if inner.learner == "finetune":
             losses.append((task_loss(params, "support") + task_loss(params, "query")) / 2)
+            continue
+        if inner.learner == "metanet":
+            fast = metanet_adapt(model, params, names, data, sparse=True)
+            losses.append(task_loss(fast, "query"))
+            adapted.append({n: fast[n] for n in names})
             continue
         fast = dict(params)
         for _ in range(inner.steps if inner.adapts_in_training and names else 0):

@@ -134,6 +134,26 @@ class InterestModel(ItemTasteMixin, nn.Module):
         target, mask = self._target(task, side)
         return masked_bce(logits, target, mask)
 
+    @property
+    def support_channels(self) -> int:
+        """Width of :meth:`support_vector` (what ``meta=metanet`` pools of the support)."""
+        return self.num_labels
+
+    @staticmethod
+    def support_vector(task) -> Tensor:
+        r"""The mean label vector ``[L]`` of the task's labelled members (dense task dict
+        or sparse PyG task): the support's labels pooled, which the encoder's input
+        does not carry (it marks who is labelled, not with what)."""
+        mask = task["label_mask"].to(task["labels"].dtype)
+        return (task["labels"] * mask.unsqueeze(-1)).sum(-2) / mask.sum(-1).clamp(min=1)
+
+    def sparse_center_embedding(self, call, data) -> Tensor:
+        """The center's embedding ``[H]`` from one sparse PyG task."""
+        kwargs = {"embed": True}
+        if self.num_items:
+            kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
+        return call(data.x, data.edge_index, data.hop, data.label_mask, sparse=True, **kwargs)
+
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         kwargs = {"labels": data.labels} if prototype else {}
         if self.num_items:

@@ -444,6 +444,11 @@ class ItemModel(ItemTasteMixin, nn.Module):
         scores = self.score_targets(call, task, task[f"{side}_ids"], prototype)
         return masked_bce(scores, task[f"{side}_label"], task[f"{side}_mask"])
 
+    def sparse_center_embedding(self, call, data) -> Tensor:
+        """The center's user vector ``[H]`` from one sparse PyG task."""
+        return call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
+                    None, sparse=True)
+
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         support = ((data.support_ids, data.support_label,
                     torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)

@@ -172,6 +172,14 @@ class LinkModel(ItemTasteMixin, nn.Module):
                     task["support_local"], task["support_label"], task["support_local"],
                     **kwargs)
 
+    def sparse_center_embedding(self, call, data) -> Tensor:
+        """The center's embedding ``[H]`` from one sparse PyG task."""
+        kwargs = {"sparse": True, "mode": "embed"}
+        if self.num_items:
+            kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
+        return call(data.x, data.edge_index, data.hop, data.support_local, data.support_label,
+                    data.support_local, **kwargs)
+
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (:meth:`TaskBatch.to_data_list`)."""
         kwargs = {"sparse": True, **({"mode": "prototype"} if prototype else {})}
