@@ -82,7 +82,10 @@ def run(sampler, learner: str, num_tasks: int, steps: int, device, repeats: int)
 
 
 def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -> None:
-    """Step time of each scorer on a benchmark cell's tasks (see the module docstring)."""
+    """Step time of each scorer on a benchmark cell's tasks (see the module docstring):
+    the scorers' steps are interleaved, repeat by repeat, so a busy machine slows them
+    alike; medians over the repeats."""
+    import statistics
     import sys
     from pathlib import Path
 
@@ -92,10 +95,11 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
     from socialmeta import Experiment
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}; cell {cell}")
-    print("| scorer | learner | T | batch build (s) | meta-gradient step (s) | step vs egonet |")
+          f"{torch.get_num_threads()} threads, device {device}; cell {cell}; median of "
+          f"{repeats} interleaved repeats after a warm-up")
+    print("| scorer | learner | T | batch build (s) | meta-gradient step (s) | step vs "
+          f"{scorers[0]} |")
     print("|---|---|---:|---:|---:|---:|")
-    base: dict[tuple, float] = {}
     exps = {}
     for spec in scorers:  # "hybrid" or "hybrid+model.tower_refresh=4" (extra overrides)
         scorer, *extra = spec.split("+")
@@ -103,30 +107,35 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
             *bench_quality._overrides(cell, 0, False, [3]), f"model.scorer={scorer}", *extra])
     for learner in learners:
         for num_tasks in tasks:
-            for scorer in scorers:
-                exp = exps[scorer]
+            runs = {}
+            for spec, exp in exps.items():
                 inner = InnerLoop(learner, exp.inner.steps, exp.inner.lr)
-                model = exp.model.to(device)
-                params = {n: p.detach().clone().requires_grad_() for n, p in
-                          exp.params.items()}
-                opt = torch.optim.Adam(params.values(), lr=1e-3)
-                sampler = exp.sampler
-                counter = iter(range(10**6))
-                t_build = _time(lambda s=sampler, c=counter, t=num_tasks:
-                                s.train_batch(0, next(c), t), repeats, torch.device("cpu"))
-                batch = sampler.train_batch(0, 0, num_tasks).to(device)
-
-                def step(batch=batch, inner=inner, model=model, params=params, opt=opt):
+                params = {n: p.detach().clone().to(device).requires_grad_()
+                          for n, p in exp.params.items()}
+                runs[spec] = (exp, inner, exp.model.to(device), params,
+                              torch.optim.Adam(params.values(), lr=1e-3))
+            build = {spec: [] for spec in exps}
+            step = {spec: [] for spec in exps}
+            for r in range(repeats + 1):
+                for spec, (exp, inner, model, params, opt) in runs.items():
+                    t0 = time.perf_counter()
+                    batch = exp.sampler.train_batch(0, r, num_tasks).to(device)
+                    t1 = time.perf_counter()
                     _, grads = meta_gradient(model, batch, inner, params)
                     for n, p in params.items():
                         p.grad = grads[n]
                     opt.step()
-
-                t_step = _time(step, repeats, device)
-                base.setdefault((learner, num_tasks), t_step)
-                ratio = t_step / base[(learner, num_tasks)]
-                print(f"| {scorer} | {learner} | {num_tasks} | {t_build:.3f} | {t_step:.3f} | "
-                      f"{ratio:.2f}x |", flush=True)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    if r:  # the first round is the warm-up
+                        build[spec].append(t1 - t0)
+                        step[spec].append(time.perf_counter() - t1)
+            first = statistics.median(step[scorers[0]])
+            for spec in exps:
+                t_step = statistics.median(step[spec])
+                print(f"| {spec} | {learner} | {num_tasks} | "
+                      f"{statistics.median(build[spec]):.3f} | {t_step:.3f} | "
+                      f"{t_step / first:.2f}x |", flush=True)
 
 
 def main() -> None:

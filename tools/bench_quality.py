@@ -416,7 +416,12 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "cold-start training users with a softmax over all candidates. A cell "
              "`dataset:kind:context` fixes `task.context` (what of the new user is "
              "visible besides its K support links); baselines that read a relation the "
-             "context hides are not run there.", "",
+             "context hides are not run there. `hybrid-<learner>` is the same learner "
+             "training the whole-graph hybrid friend scorer instead of the ego-net one "
+             "(`--scorer hybrid`: `model.scorer=hybrid train.steps=1000`, "
+             "[design.md §5.1](design.md)); `hybrid-finetune` and `hybrid-noadapt` are "
+             "its non-meta twins. `metanet` is the amortised meta-network learner "
+             "(design.md §6.1).", "",
              "## Summary in plain words", "",
              *plain_summary(summary, cells),
              "Why the friend-task meta-learners are capped (every user outside the task's "

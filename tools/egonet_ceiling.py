@@ -2,6 +2,7 @@
 
     python tools/egonet_ceiling.py                                  # the benchmark's friend cells
     python tools/egonet_ceiling.py --cells lastfm:friend:items --seeds 0 1 2
+    python tools/egonet_ceiling.py --checkpoints results/quality/lastfm-friend/seed0/*/run/best.pt
 
 A meta-learned friend model scores the users of the task's ego-net individually and
 gives every user outside it one shared ("far") score. So no such model can rank a query
@@ -79,6 +80,37 @@ def oracles(sampler) -> dict:
     return out
 
 
+def outside_share(checkpoint: Path, shots: int = 3, k: int = 20) -> dict:
+    r"""For a trained friend model (a ``best.pt``): of the test users' query friends that
+    are **outside** their task's ego-net, the share the model ranks in its top
+    :obj:`k` candidates; with its Recall@k. Zero by construction for the ego-net
+    scorer (every outside user shares one score, ranked below the ego-net or tied)."""
+    from socialmeta import Experiment
+    from socialmeta.eval.protocol import model_scorer
+
+    exp = Experiment.from_checkpoint(checkpoint)
+    sampler, n = exp.sampler, exp.graph.num_users
+    scorer = model_scorer(exp.model, exp.params, sampler, exp.inner)
+    users = sampler.eval_centers("test", shots)
+    hit = total = 0
+    recalls = []
+    for start in range(0, users.numel(), 64):
+        batch = sampler.eval_batch(users[start:start + 64], shots)
+        scores = scorer(batch).masked_fill(~sampler.candidate_mask(batch), float("-inf"))
+        top = torch.zeros(batch.num_tasks, n, dtype=torch.bool)
+        top.scatter_(1, scores.topk(k, dim=1).indices, True)
+        inside = torch.zeros(batch.num_tasks, n, dtype=torch.bool)
+        inside[batch.node_mask.nonzero()[:, 0], batch.node_ids[batch.node_mask]] = True
+        query = torch.zeros(batch.num_tasks, n, dtype=torch.bool)
+        query[batch.query_mask.nonzero()[:, 0], batch.query_ids[batch.query_mask]] = True
+        outside = query & ~inside
+        hit += int((outside & top).sum())
+        total += int(outside.sum())
+        recalls.append((query & top).sum(1) / query.sum(1).clamp(min=1))
+    return {"outside_in_top": hit / max(total, 1), "outside_friends": total,
+            "recall": float(torch.cat(recalls).mean()), "users": users.numel()}
+
+
 def main(argv: list[str] | None = None) -> None:
     from socialmeta.eval.protocol import evaluate_scorer
 
@@ -87,7 +119,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--metric", default="recall@20")
+    parser.add_argument("--checkpoints", nargs="+", type=Path, default=[],
+                        help="trained friend models (best.pt): instead of the oracles, the "
+                             "share of outside-ego-net query friends each ranks in its top 20")
     args = parser.parse_args(argv)
+    if args.checkpoints:
+        print("| checkpoint | test users | query friends outside the ego-net | share in "
+              "the top 20 | recall@20 |")
+        print("|---|---:|---:|---:|---:|")
+        for path in args.checkpoints:
+            r = outside_share(path, args.shots)
+            print(f"| {path} | {r['users']} | {r['outside_friends']} | "
+                  f"{r['outside_in_top']:.4f} | {r['recall']:.4f} |", flush=True)
+        return
     print(f"`python tools/egonet_ceiling.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
           .replace(" `", "`"))
     print(f"\nK={args.shots}, test users, {args.metric}: mean over seeds {args.seeds} "

@@ -31,7 +31,7 @@ def _error_line(capsys, run, argv) -> str:
 
 @pytest.mark.parametrize("override, message", [
     ("meta=mamll", r"Could not find 'meta/mamll'; choose one of the meta options "
-                   r"\['anil', 'finetune', 'fomaml', 'maml', 'metasgd'"),
+                   r"\['anil', 'finetune', 'fomaml', 'maml', 'metanet', 'metasgd'"),
     ("train.stepz=5", r"unknown key 'train.stepz'; train has keys \['batch_size', "),
     ("train.lr=abc", r"train.lr: expected a number like the default 0.003, got 'abc'"),
     ("train.steps=2.5", r"train.steps: expected an integer like the default 300, got 2.5"),
