@@ -85,8 +85,8 @@ def assert_meta_equivalent():
 
     from socialmeta.meta import meta_gradient, meta_parameters, reference_outer_loss
 
-    def check(model, batch, inner, rtol=1e-8, atol=1e-12):
-        params = meta_parameters(model, inner)
+    def check(model, batch, inner, rtol=1e-8, atol=1e-12, params=None):
+        params = meta_parameters(model, inner) if params is None else params
         loss, grads = meta_gradient(model, batch, inner, params)
         ref, _ = reference_outer_loss(model, batch, inner, params)
         ref_grads = torch.autograd.grad(ref, list(params.values()), allow_unused=True)
@@ -107,3 +107,42 @@ def load_tool():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture(scope="session")
+def train_and_test():
+    """``train_and_test(sampler, learner, steps=150)``: meta-trains an interest model on
+    the sampler's tasks; (query loss, recall@10, test users) on its test users, K=5."""
+    import torch
+
+    from socialmeta.eval import ranking_metrics
+    from socialmeta.meta import (
+        InnerLoop,
+        interest_logits,
+        meta_gradient,
+        meta_parameters,
+        outer_loss,
+    )
+    from socialmeta.models import InterestModel
+
+    def train_and_test(sampler, learner: str, steps: int = 150):
+        """Meta-trains an interest model on :obj:`sampler`'s tasks; (query loss, recall@10,
+        test users) on its test users at K=5."""
+        torch.manual_seed(0)
+        model = InterestModel(0, 20, num_hops=2, hidden_channels=32)
+        inner = InnerLoop(learner, steps=1, lr=0.5)
+        params = meta_parameters(model, inner)
+        opt = torch.optim.Adam(params.values(), lr=3e-3)
+        for step in range(steps):
+            _, grads = meta_gradient(model, sampler.train_batch(0, step, 32), inner, params)
+            for name, p in params.items():
+                p.grad = grads[name]
+            opt.step()
+        test = sampler.eval_batch(sampler.eval_centers("test", 5), 5)
+        detached = {n: p.detach() for n, p in params.items()}
+        query_loss = float(outer_loss(model, detached, test, inner))
+        logits = interest_logits(model, detached, test, inner)[:, 0]
+        truth = test.query_labels[:, 0] > 0
+        recall = ranking_metrics(logits, truth, torch.ones_like(truth), ks=(10,))["recall@10"]
+        return query_loss, float(recall.nanmean()), test.num_tasks
+    return train_and_test

@@ -8,14 +8,9 @@ import pytest
 import torch
 
 from socialmeta.data import generate_synthetic
-from socialmeta.eval import ranking_metrics
 from socialmeta.meta import (
     LEARNERS,
     InnerLoop,
-    interest_logits,
-    meta_gradient,
-    meta_parameters,
-    outer_loss,
 )
 from socialmeta.models import InterestModel
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
@@ -58,29 +53,9 @@ def test_label_prototypes_by_hand():
             assert torch.isclose(got[n, label], expected), (n, label)
 
 
-def _train_and_test(sampler, learner: str, steps: int = 150):
-    torch.manual_seed(0)
-    model = InterestModel(0, 20, num_hops=2, hidden_channels=32)
-    inner = InnerLoop(learner, steps=1, lr=0.5)
-    params = meta_parameters(model, inner)
-    opt = torch.optim.Adam(params.values(), lr=3e-3)
-    for step in range(steps):
-        _, grads = meta_gradient(model, sampler.train_batch(0, step, 32), inner, params)
-        for name, p in params.items():
-            p.grad = grads[name]
-        opt.step()
-    test = sampler.eval_batch(sampler.eval_centers("test", 5), 5)
-    detached = {n: p.detach() for n, p in params.items()}
-    query_loss = float(outer_loss(model, detached, test, inner))
-    logits = interest_logits(model, detached, test, inner)[:, 0]
-    truth = test.query_labels[:, 0] > 0
-    recall = ranking_metrics(logits, truth, torch.ones_like(truth), ks=(10,))["recall@10"]
-    return query_loss, float(recall.nanmean()), test.num_tasks
-
-
-def test_maml_beats_no_adaptation_on_held_out_users(sampler):
-    maml_loss, maml_recall, num_users = _train_and_test(sampler, "maml")
-    base_loss, base_recall, _ = _train_and_test(sampler, "noadapt")
+def test_maml_beats_no_adaptation_on_held_out_users(sampler, train_and_test):
+    maml_loss, maml_recall, num_users = train_and_test(sampler, "maml")
+    base_loss, base_recall, _ = train_and_test(sampler, "noadapt")
     assert num_users >= 40
     assert maml_loss < base_loss - 0.03, (maml_loss, base_loss)
     assert maml_recall > base_recall + 0.1, (maml_recall, base_recall)
