@@ -15,6 +15,7 @@ from socialmeta.features.sparse import (  # noqa: F401  (re-exported for baselin
     cosine_rows,
     indicator,
     sparse_matrix,
+    support_matrix,
 )
 from socialmeta.tasks import TaskBatch, TaskSampler
 
@@ -84,14 +85,6 @@ class Baseline:
 
 
 # ------------------------------------------------------------------ helpers
-def support_matrix(batch: TaskBatch, size: int, dtype=torch.float32) -> Tensor:
-    """``[T, size]`` 0/1 indicator of each task's positive support targets."""
-    s = torch.zeros(batch.num_tasks, size, dtype=dtype)
-    ok = batch.support_mask & (batch.support_label > 0)
-    s[ok.nonzero()[:, 0], batch.support_ids[ok]] = 1.0
-    return s
-
-
 def friend_matrix(sampler: TaskSampler) -> Sparse:
     """The observed (training users') friendship adjacency ``[U, U]``."""
     n = sampler.num_users

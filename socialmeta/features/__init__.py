@@ -12,8 +12,14 @@ from socialmeta.features.friend import (
     allowed_friend_features,
     friend_channels,
 )
-from socialmeta.features.sparse import Rows, Sparse, candidate_normalized, cosine_rows
+from socialmeta.features.sparse import (
+    CSR,
+    Sparse,
+    candidate_normalized,
+    cosine_rows,
+    support_matrix,
+)
 
-__all__ = ["DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures", "Rows",
+__all__ = ["CSR", "DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures",
            "allowed_friend_features", "friend_channels", "Sparse",
-           "candidate_normalized", "cosine_rows"]
+           "candidate_normalized", "cosine_rows", "support_matrix"]

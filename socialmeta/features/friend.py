@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from socialmeta.features.sparse import Rows, Sparse, candidate_normalized, cosine_rows
+from socialmeta.features.sparse import CSR, Sparse, candidate_normalized, cosine_rows
 
 #: the friend pair features, in the order they are stacked (``ppr`` stands for one
 #: channel per restart probability)
@@ -75,7 +75,7 @@ class FriendPairFeatures:
             warnings.simplefilter("ignore", UserWarning)
             self.adj_csr = self.adj.t.to_sparse_csr()     # symmetric: Aᵀ = A
         self.degree = torch.bincount(friend_index[0], minlength=num_users).float()
-        self.center_rows = Rows(friend_index, num_users, num_users)
+        self.links = CSR.from_edge_index(friend_index, num_users, num_users)
         if "taste" in self.names:
             if interactions is None or not num_items:
                 raise ValueError("pair feature 'taste' needs the observed interactions")
@@ -84,7 +84,7 @@ class FriendPairFeatures:
             self.num_items = num_items
             self.item_counts = torch.bincount(index[1], minlength=num_items).float()
             self.user_items = Sparse(index.flip(0), (num_items, num_users))   # R^T
-            self.center_items = Rows(index, num_users, num_items)
+            self.items = CSR.from_edge_index(index, num_users, num_items)
         if "feature_similarity" in self.names:
             if x is None or x.size(1) == 0:
                 raise ValueError("pair feature 'feature_similarity' needs user features")
@@ -126,7 +126,7 @@ class FriendPairFeatures:
         The center's own column is zero in every channel (it is never a candidate).
         """
         t = torch.arange(center.numel())
-        own = self.center_rows(center)                 # the center's observed links
+        own = self.links.dense_rows(center)            # the center's observed links
         degree = self.degree - own                      # degrees without the center
         degree[t, center] = 0.0
         keep = torch.ones_like(support)
@@ -183,7 +183,7 @@ class FriendPairFeatures:
         if context_items is None:
             raise ValueError("pair feature 'taste' needs the center's items (task context "
                              "'items')")
-        counts = self.item_counts - self.center_items(center)   # without the center's own
+        counts = self.item_counts - self.items.dense_rows(center)   # without the center's own
         weight = torch.log(self.num_users / (1.0 + counts)).clamp(min=0.0)
         norm = self.user_items.rmul(weight.pow(2)).sqrt()
         dots = self.user_items.rmul(context_items * weight.pow(2))

@@ -1,6 +1,8 @@
 """Sparse-dense products over whole batches of tasks (no Python loop over tasks)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -53,20 +55,44 @@ def indicator(row: Tensor, col: Tensor, num_rows: int, num_cols: int) -> Tensor:
     return out
 
 
-class Rows:
-    r"""Dense 0/1 rows of a relation ``src -> dst`` (``[2, E]``) for a few sources at
-    a time: ``Rows(index, num_src, num_dst)(nodes)`` is ``[len(nodes), num_dst]``."""
+def support_matrix(batch, size: int, dtype=torch.float32) -> Tensor:
+    """``[T, size]`` 0/1 indicator of each task's positive support targets (any object
+    with ``num_tasks``, ``support_ids``, ``support_mask``, ``support_label``)."""
+    s = torch.zeros(batch.num_tasks, size, dtype=dtype)
+    ok = batch.support_mask & (batch.support_label > 0)
+    s[ok.nonzero()[:, 0], batch.support_ids[ok]] = 1.0
+    return s
 
-    def __init__(self, index: Tensor, num_src: int, num_dst: int) -> None:
-        src, dst = index
-        order = torch.argsort(src, stable=True)
-        self.dst, self.num_dst = dst[order], num_dst
-        self.rowptr = torch.zeros(num_src + 1, dtype=torch.long)
-        self.rowptr[1:] = torch.bincount(src, minlength=num_src).cumsum(0)
 
-    def __call__(self, nodes: Tensor) -> Tensor:
-        deg = self.rowptr[nodes + 1] - self.rowptr[nodes]
+@dataclass(frozen=True)
+class CSR:
+    r"""Compressed sparse rows of a (bipartite or square) relation ``src -> dst``."""
+
+    rowptr: Tensor
+    col: Tensor
+    num_src: int
+    num_dst: int
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_src: int, num_dst: int) -> CSR:
+        src, dst = edge_index
+        order = torch.argsort(src * num_dst + dst)
+        counts = torch.bincount(src, minlength=num_src)
+        rowptr = torch.zeros(num_src + 1, dtype=torch.long)
+        rowptr[1:] = counts.cumsum(0)
+        return cls(rowptr, dst[order].contiguous(), num_src, num_dst)
+
+    def degree(self, nodes: Tensor) -> Tensor:
+        return self.rowptr[nodes + 1] - self.rowptr[nodes]
+
+    def gather(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        r"""All neighbours of :obj:`nodes`: ``(position in nodes, neighbour)`` pairs."""
+        deg = self.degree(nodes)
         pos = torch.repeat_interleave(torch.arange(nodes.numel()), deg)
         start = torch.repeat_interleave(self.rowptr[nodes], deg)
         offset = torch.arange(pos.numel()) - torch.repeat_interleave(deg.cumsum(0) - deg, deg)
-        return indicator(pos, self.dst[start + offset], nodes.numel(), self.num_dst)
+        return pos, self.col[start + offset]
+
+    def dense_rows(self, nodes: Tensor) -> Tensor:
+        """``[len(nodes), num_dst]`` 0/1 rows of :obj:`nodes`."""
+        return indicator(*self.gather(nodes), nodes.numel(), self.num_dst)

@@ -142,7 +142,7 @@ def adapt(model: nn.Module, params: Params, task: dict[str, Tensor], inner: Inne
     outer gradient is second order unless the learner is first order)."""
     names = inner.adapted_names(model, params)
     if inner.learner == "metanet":
-        return metanet_adapt(model, params, names, task, sparse=False)
+        return metanet_adapt(model, _call(model, params), params, names, task, sparse=False)
     fast = dict(params)
     for _ in range(inner.steps if names else 0):
         def support_loss(sub: Params, fast=fast) -> Tensor:
@@ -233,7 +233,7 @@ def reference_outer_loss(model: nn.Module, batch: TaskBatch, inner: InnerLoop,
             losses.append((task_loss(params, "support") + task_loss(params, "query")) / 2)
             continue
         if inner.learner == "metanet":
-            fast = metanet_adapt(model, params, names, data, sparse=True)
+            fast = metanet_adapt(model, _call(model, params), params, names, data, sparse=True)
             losses.append(task_loss(fast, "query"))
             adapted.append({n: fast[n] for n in names})
             continue

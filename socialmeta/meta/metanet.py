@@ -31,7 +31,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 Params = dict[str, Tensor]
 PREFIX = "metanet::"
@@ -70,7 +69,8 @@ def metanet_parameters(model: nn.Module, names: list[str], rank: int = RANK,
         else:
             raise ValueError(f"metanet adapts vectors and matrices, not {name!r} of shape "
                              f"{tuple(p.shape)}")
-    return {n: v.to(p.device).requires_grad_() for n, v in out.items()}
+    device = next(iter(params.values())).device
+    return {n: v.to(device).requires_grad_() for n, v in out.items()}
 
 
 def task_code(params: Params, embedding: Tensor) -> Tensor:
@@ -93,16 +93,11 @@ def modulated(params: Params, names: list[str], code: Tensor) -> Params:
     return fast
 
 
-def metanet_adapt(model: nn.Module, params: Params, names: list[str], task, sparse: bool
-                  ) -> Params:
+def metanet_adapt(model: nn.Module, call, params: Params, names: list[str], task,
+                  sparse: bool) -> Params:
     r"""Adapted parameters of one task in one forward pass: the center embedding with
-    the meta-parameters (dense task dict, or a sparse PyG task with :obj:`sparse`),
-    its code, the modulated head."""
-    model_params = {n: p for n, p in params.items() if "::" not in n}
-
-    def call(*args: Tensor, **kwargs) -> Tensor:
-        return functional_call(model, model_params, args, kwargs)
-
+    the meta-parameters (:obj:`call`: the model's forward with them; dense task dict,
+    or a sparse PyG task with :obj:`sparse`), its code, the modulated head."""
     embedding = (model.sparse_center_embedding(call, task) if sparse
                  else model.center_embedding(call, task))
     if hasattr(model, "support_vector"):

@@ -260,16 +260,12 @@ class HybridLinkModel(LinkModel):
         self.encoder.reset_parameters()
         if self.num_items:
             self._reset_items()
-        if "egonet" in self.parts:
-            for module in self.head.modules():
-                if hasattr(module, "reset_parameters") and module is not self:
+        for name in ("head", "tower", "fold", "pair_mlp"):   # those the parts have
+            for module in getattr(self, name).modules() if hasattr(self, name) else ():
+                if hasattr(module, "reset_parameters"):
                     module.reset_parameters()
+        if hasattr(self, "far"):
             nn.init.zeros_(self.far)
-        for name in ("tower", "fold", "pair_mlp"):
-            if hasattr(self, name):
-                for module in getattr(self, name).modules():
-                    if hasattr(module, "reset_parameters") and module is not self:
-                        module.reset_parameters()
         if hasattr(self, "pair_gate"):
             nn.init.zeros_(self.pair_gate.weight)
             nn.init.zeros_(self.pair_gate.bias)

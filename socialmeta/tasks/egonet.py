@@ -11,37 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from socialmeta.features.sparse import CSR
 from socialmeta.tasks.random import priority
-
-
-@dataclass(frozen=True)
-class CSR:
-    r"""Compressed sparse rows of a (bipartite or square) relation ``src -> dst``."""
-
-    rowptr: Tensor
-    col: Tensor
-    num_src: int
-    num_dst: int
-
-    @classmethod
-    def from_edge_index(cls, edge_index: Tensor, num_src: int, num_dst: int) -> CSR:
-        src, dst = edge_index
-        order = torch.argsort(src * num_dst + dst)
-        counts = torch.bincount(src, minlength=num_src)
-        rowptr = torch.zeros(num_src + 1, dtype=torch.long)
-        rowptr[1:] = counts.cumsum(0)
-        return cls(rowptr, dst[order].contiguous(), num_src, num_dst)
-
-    def degree(self, nodes: Tensor) -> Tensor:
-        return self.rowptr[nodes + 1] - self.rowptr[nodes]
-
-    def gather(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
-        r"""All neighbours of :obj:`nodes`: ``(position in nodes, neighbour)`` pairs."""
-        deg = self.degree(nodes)
-        pos = torch.repeat_interleave(torch.arange(nodes.numel()), deg)
-        start = torch.repeat_interleave(self.rowptr[nodes], deg)
-        offset = torch.arange(pos.numel()) - torch.repeat_interleave(deg.cumsum(0) - deg, deg)
-        return pos, self.col[start + offset]
 
 
 def rank_in_group(group: Tensor, priority: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor
 from socialmeta.data import FRIEND, INTERACTS, MEMBER_OF, SocialGraph
 from socialmeta.features import DEFAULT_ALPHAS, FRIEND_FEATURES, FriendPairFeatures
 from socialmeta.features.friend import NEEDS as FEATURE_NEEDS
-from socialmeta.features.sparse import indicator
+from socialmeta.features.sparse import indicator, support_matrix
 from socialmeta.tasks.batch import TaskBatch, dense
 from socialmeta.tasks.egonet import (
     CSR,
@@ -407,9 +407,7 @@ class TaskSampler:
         if self.pair_features is None:
             return batch
         num_tasks = batch.num_tasks
-        ok = batch.support_mask & (batch.support_label > 0)
-        support = indicator(ok.nonzero()[:, 0], batch.support_ids[ok], num_tasks,
-                            self.num_users)
+        support = support_matrix(batch, self.num_users)
         items = x = None
         if "taste" in self.pair_features.names:
             items = indicator(*self._center_items(batch.center, links), num_tasks,
