@@ -37,6 +37,7 @@ from socialmeta.tasks import (
     TaskConfig,
     TaskSampler,
     UserSplit,
+    split_temporal,
     split_users,
     task_feature_channels,
 )
@@ -186,8 +187,25 @@ def inner_loop(cfg: DictConfig) -> InnerLoop:
     return InnerLoop(cfg.learner, cfg.inner_steps, cfg.inner_lr, tuple(cfg.adapt_prefixes))
 
 
-def split_from_config(graph: SocialGraph, cfg: DictConfig) -> UserSplit:
-    """The user split that the ``split`` section of a run config describes."""
+def split_from_config(graph: SocialGraph, cfg: DictConfig,
+                      task: TaskConfig | None = None) -> UserSplit:
+    """The user split that the ``split`` section of a run config describes; under
+    ``task.protocol=temporal`` the :func:`~socialmeta.tasks.split_temporal` of the
+    task's ``time_cut`` and ``temporal_users`` (``split.val_fraction`` and
+    ``test_fraction`` then only set the val : test ratio: every eligible user is one
+    or the other)."""
+    if task is not None and task.protocol == "temporal":
+        for key in ("test_max_degree", "eval_pool"):
+            if cfg.get(key) is not None:
+                raise ConfigError(f"split.{key} is not used by task.protocol=temporal "
+                                  "(its val/test users are fixed by the time cut): "
+                                  f"set it to null")
+        try:
+            return split_temporal(graph, task.time_cut, users=task.temporal_users,
+                                  val_fraction=cfg.val_fraction,
+                                  test_fraction=cfg.test_fraction, seed=cfg.seed)
+        except ValueError as e:
+            raise ConfigError(f"split: {e}") from None
     pool = cfg.get("eval_pool")
     if pool not in (None, "egos"):
         raise ConfigError(f"unknown split.eval_pool {pool!r}; choose one of [null, 'egos']")
@@ -305,7 +323,7 @@ class Experiment:
         progress.info("loading dataset %s", cfg.dataset.name)
         self.graph = graph if graph is not None else dataset_from_config(cfg.dataset)
         self.task = task_config(cfg.task, cfg.seed, cfg.model)
-        self.split = split_from_config(self.graph, cfg.split)
+        self.split = split_from_config(self.graph, cfg.split, self.task)
         try:
             self.sampler = TaskSampler(self.graph, self.split, self.task)
         except ValueError as e:

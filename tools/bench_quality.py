@@ -203,8 +203,8 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=_overrides(cell, seed, quick, shots))
     graph = dataset_from_config(cfg.dataset)
-    sampler = TaskSampler(graph, split_from_config(graph, cfg.split),
-                          task_config(cfg.task, cfg.seed))
+    task = task_config(cfg.task, cfg.seed)
+    sampler = TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
     for name, cls in BASELINES[sampler.config.kind].items():
         target = out / f"baseline-{name}" / "metrics.json"
         if target.is_file():

@@ -44,7 +44,8 @@ def sampler_for(cell: str, seed: int):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     graph = dataset_from_config(cfg.dataset)
-    return TaskSampler(graph, split_from_config(graph, cfg.split), task_config(cfg.task, seed))
+    task = task_config(cfg.task, seed)
+    return TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
 
 
 def oracles(sampler) -> dict:

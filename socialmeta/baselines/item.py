@@ -149,5 +149,77 @@ class SocialItemKNN(Blend):
     grid = {"weight": (0.5, 0.1, 0.25, 0.75, 0.9)}
 
 
+# ------------------------------------------------- drift (temporal protocol)
+def history_matrix(batch: TaskBatch, size: int) -> Tensor:
+    r"""``[T, size]`` 0/1 indicator of each task's :attr:`~TaskBatch.seen_ids`: a warm
+    user's interactions before its support under the temporal protocol."""
+    out = torch.zeros(batch.num_tasks, size)
+    seen = getattr(batch, "seen_ids", None)
+    if seen is not None and seen.numel():
+        ok = seen >= 0
+        out[ok.nonzero()[:, 0], seen[ok]] = 1.0
+    return out
+
+
+class _FromHistory:
+    r"""Reads a warm user's whole history: the profile is the K recent support items
+    plus ``history_weight`` times each older item (context ``history``)."""
+
+    requires = ("history",)
+
+    def _support(self, batch: TaskBatch) -> Tensor:
+        recent = support_matrix(batch, self.sampler.num_items)
+        older = history_matrix(batch, self.sampler.num_items)
+        return recent + float(self.hyper["history_weight"]) * older * (recent == 0)
+
+
+class HistoryItemKNN(_FromHistory, ItemKNN):
+    r""":class:`ItemKNN` from the user's whole history (the K recent items plus the
+    older ones, weighted ``history_weight``, tuned): against ItemKNN from the recent K
+    alone, what the history is worth."""
+
+    name = "itemknn_history"
+    grid = {"history_weight": (0.5, 0.1, 0.25, 1.0)}
+
+
+class HistoryEASE(_FromHistory, EASE):
+    r""":class:`EASE` scored from the user's whole history (as :class:`HistoryItemKNN`)."""
+
+    name = "ease_history"
+    grid = {**EASE.grid, "history_weight": (0.5, 0.1, 0.25, 1.0)}
+
+
+class RecentPopularity(_ItemBaseline):
+    r"""Recency-weighted popularity: each observed interaction counts
+    ``2 ** (-(cut - t) / half_life)``, with ``t`` its time and ``cut`` the temporal
+    split's cut (the latest observed time plus one second on other splits);
+    ``half_life`` in days, tuned on validation users. Needs dated interactions."""
+
+    name = "recent_popularity"
+    grid = {"half_life": (90.0, 7.0, 30.0, 365.0, 1825.0)}
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        observed = sampler.observed
+        if not observed.has_times:
+            raise ValueError(f"baseline {self.name!r} needs dated interactions; dataset "
+                             f"{sampler.graph.name!r} has none")
+        user_item, when = observed.interaction_index, observed.interaction_time
+        cut = getattr(sampler.split, "cut", None)
+        if cut is None:
+            cut = int(when.max()) + 1 if when.numel() else 0
+        age_days = (cut - when).double() / 86400.0
+        weight = torch.exp2(-age_days / float(self.hyper["half_life"]))
+        self.recent = torch.zeros(sampler.num_items, dtype=torch.float64).index_add_(
+            0, user_item[1], weight).float()
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        # all-time popularity breaks the ties of items no one has rated lately
+        ties = 1e-6 * self.counts / self.counts.max().clamp(min=1)
+        return (self.recent / self.recent.max().clamp(min=1e-30) + ties).expand(
+            batch.num_tasks, -1).clone()
+
+
 ITEM_BASELINES = {cls.name: cls for cls in (ItemPopularity, SocialPopularity, ItemKNN,
-                                            UserKNN, EASE, SocialItemKNN)}
+                                            UserKNN, EASE, SocialItemKNN, RecentPopularity,
+                                            HistoryItemKNN, HistoryEASE)}

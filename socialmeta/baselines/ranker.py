@@ -34,7 +34,14 @@ from socialmeta.baselines.friend import (
     TasteSimilarity,
 )
 from socialmeta.baselines.item import ItemKNN, ItemPopularity, SocialPopularity, UserKNN
-from socialmeta.tasks import TaskBatch, TaskSampler, UserSplit
+from socialmeta.tasks import (
+    TaskBatch,
+    TaskSampler,
+    TemporalSplit,
+    UserSplit,
+    split_temporal,
+    time_cut,
+)
 
 
 def _components(sampler: TaskSampler) -> list[Baseline]:
@@ -78,6 +85,8 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
     training users, removed from the observed graph: simulated new users."""
     split = sampler.split
     gen = torch.Generator().manual_seed(sampler.config.seed + 7919)
+    if isinstance(split, TemporalSplit):
+        return _pseudo_temporal_sampler(sampler, fraction, max_users, gen)
     eligible = sampler.train_centers()
     count = min(max_users, max(1, int(fraction * eligible.numel())))
     pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
@@ -86,6 +95,38 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
     held_out = torch.cat([split.val, split.test]).sort().values
     pseudo_split = UserSplit(split.train[keep], pseudo, held_out, split.num_users)
     return TaskSampler(sampler.graph, pseudo_split, sampler.config)
+
+
+#: where the pseudo cut of a temporal split falls among the interactions before the cut
+PSEUDO_CUT = 0.8
+
+
+def _pseudo_temporal_sampler(sampler: TaskSampler, fraction: float, max_users: int,
+                             gen: torch.Generator) -> TaskSampler:
+    """Under the temporal protocol: the same protocol replayed inside the past. The
+    graph is what is known at the cut (the sampler's observed graph), the pseudo cut
+    is the :data:`PSEUDO_CUT` quantile of its times, and the pseudo-new (or pseudo-warm)
+    users are training users who would be val/test users at that cut (all of them, up
+    to :obj:`max_users`)."""
+    split, past = sampler.split, sampler.observed
+    eligible = split_temporal(past, PSEUDO_CUT, users=split.mode, val_fraction=1.0,
+                              test_fraction=0.0)
+    eligible = eligible.val[sampler.is_train[eligible.val]]
+    if eligible.numel() == 0:
+        raise ValueError("no training user has interactions on both sides of the pseudo "
+                         "cut: the learned ranker has nothing to learn from")
+    # every eligible user up to max_users (fraction does not apply: at a time cut the
+    # simulated users are few, and their past stays observed as the real ones' does)
+    count = min(max_users, eligible.numel())
+    pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
+    is_train = torch.ones(split.num_users, dtype=torch.bool)
+    held_out = torch.cat([split.val, split.test]).sort().values
+    is_train[pseudo] = False
+    is_train[held_out] = False
+    pseudo_split = TemporalSplit(is_train.nonzero().view(-1), pseudo, held_out,
+                                 split.num_users, cut=time_cut(past, PSEUDO_CUT),
+                                 mode=split.mode)
+    return TaskSampler(past, pseudo_split, sampler.config)
 
 
 class LearnedRanker(Baseline):

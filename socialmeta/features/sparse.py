@@ -75,23 +75,37 @@ class CSR:
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_src: int, num_dst: int) -> CSR:
+        return cls.with_values(edge_index, num_src, num_dst)[0]
+
+    @classmethod
+    def with_values(cls, edge_index: Tensor, num_src: int, num_dst: int,
+                    values: Tensor | None = None) -> tuple[CSR, Tensor | None]:
+        r"""The CSR of :obj:`edge_index` and, when given, the per-edge :obj:`values`
+        in its column order (``values[k]`` belongs to ``col[k]``)."""
         src, dst = edge_index
         order = torch.argsort(src * num_dst + dst)
         counts = torch.bincount(src, minlength=num_src)
         rowptr = torch.zeros(num_src + 1, dtype=torch.long)
         rowptr[1:] = counts.cumsum(0)
-        return cls(rowptr, dst[order].contiguous(), num_src, num_dst)
+        csr = cls(rowptr, dst[order].contiguous(), num_src, num_dst)
+        return csr, (values[order].contiguous() if values is not None else None)
 
     def degree(self, nodes: Tensor) -> Tensor:
         return self.rowptr[nodes + 1] - self.rowptr[nodes]
 
     def gather(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
         r"""All neighbours of :obj:`nodes`: ``(position in nodes, neighbour)`` pairs."""
+        pos, slot = self.slots(nodes)
+        return pos, self.col[slot]
+
+    def slots(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Like :meth:`gather`, with each neighbour's slot in :attr:`col` (to read
+        per-edge values stored in column order, see :meth:`with_values`)."""
         deg = self.degree(nodes)
         pos = torch.repeat_interleave(torch.arange(nodes.numel()), deg)
         start = torch.repeat_interleave(self.rowptr[nodes], deg)
         offset = torch.arange(pos.numel()) - torch.repeat_interleave(deg.cumsum(0) - deg, deg)
-        return pos, self.col[start + offset]
+        return pos, start + offset
 
     def dense_rows(self, nodes: Tensor) -> Tensor:
         """``[len(nodes), num_dst]`` 0/1 rows of :obj:`nodes`."""

@@ -9,8 +9,15 @@ from socialmeta.tasks.sampler import (
     TaskSampler,
     task_feature_channels,
 )
-from socialmeta.tasks.split import UserSplit, observed_graph, split_users
+from socialmeta.tasks.split import (
+    TemporalSplit,
+    UserSplit,
+    observed_graph,
+    split_temporal,
+    split_users,
+    time_cut,
+)
 
-__all__ = ["CONTEXTS", "CSR", "EgoNets", "KINDS", "TaskBatch", "TaskConfig", "TaskSampler", "UserSplit",
-           "induced_edges", "observed_graph", "sample_egonets", "split_users", "task_batches",
-           "task_feature_channels"]
+__all__ = ["CONTEXTS", "CSR", "EgoNets", "KINDS", "TaskBatch", "TaskConfig", "TaskSampler",
+           "TemporalSplit", "UserSplit", "induced_edges", "observed_graph", "sample_egonets",
+           "split_temporal", "split_users", "task_batches", "task_feature_channels", "time_cut"]

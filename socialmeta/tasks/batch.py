@@ -41,6 +41,11 @@ class TaskBatch:
             (:mod:`socialmeta.features`), when the task config asks for them
             (``TaskConfig.pair_features``); otherwise ``[T, 0, 0]`` (the sampler's
             batches) or ``[0, 0, 0]`` (the default of a hand-made batch).
+        seen_ids: ``[T, H]`` global ids (padding ``-1``) of what the center already
+            has besides its support and that is neither input-capped nor a target: a
+            warm user's older history under the temporal protocol. They are not
+            candidates (:meth:`~socialmeta.tasks.TaskSampler.candidate_mask`).
+            ``[T, 0]`` when there is none.
     """
 
     kind: str
@@ -69,6 +74,7 @@ class TaskBatch:
     query_labels: Tensor
     label_valid: Tensor
     pair_features: Tensor = field(default_factory=lambda: torch.zeros(0, 0, 0))  # [T, 0, 0]
+    seen_ids: Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
 
     @property
     def num_tasks(self) -> int:
@@ -120,6 +126,8 @@ class TaskBatch:
                 data.label_valid = self.label_valid[i]
             if self.pair_features.numel():
                 data.pair_features = self.pair_features[i]
+            if self.seen_ids.numel():
+                data.seen_ids = self.seen_ids[i][self.seen_ids[i] >= 0]
             out.append(data)
         return out
 

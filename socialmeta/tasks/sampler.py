@@ -21,18 +21,19 @@ from socialmeta.tasks.egonet import (
     sample_egonets,
 )
 from socialmeta.tasks.random import hash_keys, priority, randint
-from socialmeta.tasks.split import UserSplit, observed_graph
+from socialmeta.tasks.split import TEMPORAL_USERS, TemporalSplit, UserSplit, observed_graph
 
 KINDS = ("friend", "item", "interest")
 ITEM_ORDERS = ("hash", "shared")
+PROTOCOLS = ("random", "temporal")
 VARIANTS = ("center", "members")
 LABEL_SOURCES = ("interests", "circles")
 #: relations of the center a task kind may observe as context, and the default
-CONTEXTS = {"friend": ("items", "features"), "item": ("friends", "features"),
+CONTEXTS = {"friend": ("items", "features"), "item": ("friends", "features", "history"),
             "interest": ("friends", "items", "features")}
 DEFAULT_CONTEXT = {"friend": (), "item": ("friends",), "interest": ("friends",)}
 # salts that keep the hash streams of different random choices apart
-_SHOTS, _NEG_SUPPORT, _NEG_QUERY, _ITEM, _LABEL = 11, 13, 17, 19, 23
+_SHOTS, _NEG_SUPPORT, _NEG_QUERY, _ITEM, _LABEL, _CUT, _ORDER = 11, 13, 17, 19, 23, 29, 31
 _NEG_ATTEMPTS = 8
 EVAL_EPOCH = -1
 
@@ -91,6 +92,19 @@ class TaskConfig:
             (default: ``()``, none)
         ppr_alphas: Restart probabilities of the ``ppr`` pair feature (one channel
             each). (default: ``(0.05, 0.15, 0.3, 0.5)``)
+        protocol: ``"random"`` (support and query are a seeded random split of the
+            center's links) or ``"temporal"`` (item tasks on dated interactions: the
+            support comes before the task's cut, the query after it; nothing dated
+            after the cut reaches the task, see :class:`~socialmeta.tasks.TemporalSplit`
+            and docs/design.md). (default: :obj:`"random"`)
+        temporal_users: Under ``protocol="temporal"``: ``"warm"`` (drift: support =
+            a known user's last K interactions before the global cut, query = those
+            after it; training tasks put a seeded cut inside a training user's history)
+            or ``"new"`` (users who arrive after the cut: support = their first K
+            interactions, query = the later ones). (default: :obj:`"warm"`)
+        time_cut: The global cut: a quantile of the interaction times in ``(0, 1)``,
+            an ISO-8601 date or Unix seconds (:func:`~socialmeta.tasks.time_cut`).
+            (default: :obj:`0.7`)
         seed: Seed of every random choice. (default: :obj:`0`)
     """
 
@@ -109,13 +123,18 @@ class TaskConfig:
     support_input: bool = True
     pair_features: Sequence[str] = ()
     ppr_alphas: Sequence[float] = DEFAULT_ALPHAS
+    protocol: str = "random"
+    temporal_users: str = "warm"
+    time_cut: float | int | str = 0.7
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name, value, choices in (("kind", self.kind, KINDS),
                                      ("variant", self.variant, VARIANTS),
                                      ("label_source", self.label_source, LABEL_SOURCES),
-                                     ("item_order", self.item_order, ITEM_ORDERS)):
+                                     ("item_order", self.item_order, ITEM_ORDERS),
+                                     ("protocol", self.protocol, PROTOCOLS),
+                                     ("temporal_users", self.temporal_users, TEMPORAL_USERS)):
             if value not in choices:
                 raise ValueError(f"unknown task {name} {value!r}; choose one of {list(choices)}")
         if not 1 <= len(self.fanouts) <= 3:
@@ -153,6 +172,14 @@ class TaskConfig:
             if need and need not in self.context:
                 raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
                                  f"{need!r} to the task context (now {list(self.context)})")
+        if self.protocol == "temporal" and self.kind != "item":
+            raise ValueError(f"protocol=temporal is defined for item tasks, not "
+                             f"{self.kind!r}: only user-item interactions carry times "
+                             "(no loader dates friendships or labels)")
+        if "history" in self.context and not (self.protocol == "temporal"
+                                               and self.temporal_users == "warm"):
+            raise ValueError("context 'history' (a warm user's older interactions) needs "
+                             "protocol=temporal with temporal_users=warm")
         if self.kind == "interest" and "friends" not in self.context:
             raise ValueError("interest tasks need 'friends' in their context: the support "
                              "is the labelled friends of the ego-net")
@@ -210,6 +237,7 @@ class TaskSampler:
     def __init__(self, graph: SocialGraph, split: UserSplit, config: TaskConfig) -> None:
         self.graph, self.split, self.config = graph, split, config
         self._check_relations()
+        self.temporal = self._check_protocol()
         self.observed = observed_graph(graph, split)
         self.num_users = graph.num_users
         self.is_train = split.is_train()
@@ -230,6 +258,15 @@ class TaskSampler:
                 if config.uses_taste else None)
             u, i = graph.interaction_index
             self.item_keys = (u * self.num_items + i).sort().values
+            if self.temporal:  # times in the CSRs' column order; the observed pairs
+                self.items, self.item_time = CSR.with_values(
+                    graph.interaction_index, self.num_users, self.num_items,
+                    graph.interaction_time)
+                self.background_items, self.background_time = CSR.with_values(
+                    self.observed[INTERACTS].edge_index, self.num_users, self.num_items,
+                    self.observed[INTERACTS].time)
+                ou, oi = self.observed[INTERACTS].edge_index
+                self.observed_item_keys = (ou * self.num_items + oi).sort().values
         self._labels = self._label_matrix()
         self.pair_features = self._pair_feature_maker()
         self._epoch_cache: tuple[int, Tensor] | None = None
@@ -264,12 +301,22 @@ class TaskSampler:
         """Training users that can center a training task of this kind (computed once:
         it reads every training user's links)."""
         if self._train_centers is None:
-            self._train_centers = self._eligible(self.split.train, min_links=2)
+            if self.temporal:  # two interactions before the cut
+                users = self.split.train
+                self._train_centers = users[self.background_items.degree(users) >= 2]
+            else:
+                self._train_centers = self._eligible(self.split.train, min_links=2)
         return self._train_centers
 
     def eval_centers(self, split: str, shots: int) -> Tensor:
-        """Val/test users with more than :obj:`shots` links (at least one to predict)."""
-        return self._eligible(self.split.users(split), min_links=shots + 1)
+        """Val/test users with more than :obj:`shots` links (at least one to predict);
+        under the temporal protocol with warm users, at least :obj:`shots`
+        interactions before the cut and one after it."""
+        users = self.split.users(split)
+        if self.temporal and self.config.temporal_users == "warm":
+            before = self.background_items.degree(users)
+            return users[(before >= shots) & (self.items.degree(users) > before)]
+        return self._eligible(users, min_links=shots + 1)
 
     def train_batch(self, epoch: int, batch_index: int, batch_size: int) -> TaskBatch:
         r"""Training tasks ``batch_index * batch_size ... + batch_size - 1`` of
@@ -359,6 +406,10 @@ class TaskSampler:
             mask[:] = True
         support = batch.support_mask & (batch.support_label == 1)
         mask[support.nonzero()[:, 0], batch.support_ids[support]] = False
+        seen_ids = getattr(batch, "seen_ids", None)   # hand-made batches may lack it
+        if seen_ids is not None and seen_ids.numel():
+            seen = seen_ids >= 0
+            mask[seen.nonzero()[:, 0], seen_ids[seen]] = False
         return mask
 
     def context_friends(self, users: Tensor) -> tuple[Tensor, Tensor]:
@@ -383,11 +434,31 @@ class TaskSampler:
             raise ValueError(f"a {cfg.kind!r} task needs {need!r}, but dataset {g.name!r} "
                              f"has only {g.relations}")
         for relation in cfg.context:
+            if relation == "history":  # the temporal protocol's; needs times (checked)
+                continue
             if relation not in g.relations:
                 raise ValueError(f"task context {relation!r} is not available: dataset "
                                  f"{g.name!r} has only the relations {g.relations}")
         if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":
             raise ValueError("circles are per-ego label sets: use task.variant=members")
+
+    def _check_protocol(self) -> bool:
+        """Whether tasks follow the temporal protocol; its split and data must match."""
+        cfg, split = self.config, self.split
+        temporal = cfg.protocol == "temporal"
+        if temporal and not isinstance(split, TemporalSplit):
+            raise ValueError("task.protocol=temporal needs a temporal split "
+                             "(socialmeta.tasks.split_temporal at task.time_cut)")
+        if not temporal and isinstance(split, TemporalSplit):
+            raise ValueError("a temporal split needs task.protocol=temporal")
+        if temporal:
+            if not self.graph.has_times:
+                raise ValueError(f"task.protocol=temporal needs dated interactions; "
+                                 f"dataset {self.graph.name!r} has no interaction times")
+            if split.mode != cfg.temporal_users:
+                raise ValueError(f"the split has {split.mode!r} users, the task config "
+                                 f"{cfg.temporal_users!r} (task.temporal_users)")
+        return temporal
 
     def _pair_feature_maker(self) -> FriendPairFeatures | None:
         cfg = self.config
@@ -501,17 +572,22 @@ class TaskSampler:
         return rank, k, support, query
 
     def _negatives(self, keys: Tensor, centers: Tensor, per_task: Tensor, salt: int,
-                   pool: Tensor, linked: Tensor) -> tuple[Tensor, Tensor]:
+                   pool: Tensor, linked: Tensor, also_linked: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor]:
         r"""``per_task[t]`` targets from :obj:`pool` not linked to the center (the
-        sorted keys :obj:`linked` hold ``center * size + target``), as flat
-        ``(t, target)``; a slot whose attempts all fail stays empty."""
+        sorted keys :obj:`linked`, and :obj:`also_linked` when given, hold
+        ``center * size + target``), as flat ``(t, target)``; a slot whose attempts
+        all fail stays empty."""
         t = torch.repeat_interleave(torch.arange(centers.numel()), per_task)
         slot = torch.arange(t.numel()) - torch.repeat_interleave(per_task.cumsum(0) - per_task,
                                                                  per_task)
         size = self.num_items if self.config.kind == "item" else self.num_users
         attempts = torch.arange(_NEG_ATTEMPTS).view(1, -1)
         cand = pool[randint(pool.numel(), keys[t].view(-1, 1), salt, slot.view(-1, 1), attempts)]
-        bad = member_index(linked, centers[t].view(-1, 1) * size + cand) >= 0
+        key = centers[t].view(-1, 1) * size + cand
+        bad = member_index(linked, key) >= 0
+        if also_linked is not None:
+            bad |= member_index(also_linked, key) >= 0
         if self.config.kind != "item":
             bad |= cand == centers[t].view(-1, 1)
         ok = ~bad
@@ -521,18 +597,28 @@ class TaskSampler:
 
     def _link_targets(self, centers, keys, shots, train, pool_t, pool_target, pool, linked):
         """Support and query targets ``(t, id, label)`` of friend or item tasks."""
-        num_tasks = centers.numel()
-        _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train, num_tasks)
+        _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train,
+                                           centers.numel())
+        return k, self._link_sides(centers, keys, k, train, (pool_t[sup], pool_target[sup]),
+                                   (pool_t[qry], pool_target[qry]), pool, linked)
+
+    def _link_sides(self, centers, keys, k, train, support, query, pool, linked,
+                    also_linked=None) -> dict:
+        """Support and query ``(pos t, pos id, neg t, neg id)`` from the positive
+        support and query: K·negatives sampled support negatives, and in training as
+        many query negatives per query positive."""
         neg = self.config.negatives
-        s_neg_t, s_neg = self._negatives(keys, centers, k * neg, _NEG_SUPPORT, pool, linked)
-        sides = {"support": (pool_t[sup], pool_target[sup], s_neg_t, s_neg)}
+        s_neg_t, s_neg = self._negatives(keys, centers, k * neg, _NEG_SUPPORT, pool, linked,
+                                         also_linked)
+        sides = {"support": (*support, s_neg_t, s_neg)}
         if train:
-            q_pos = torch.bincount(pool_t[qry], minlength=num_tasks)
-            q_neg_t, q_neg = self._negatives(keys, centers, q_pos * neg, _NEG_QUERY, pool, linked)
+            q_pos = torch.bincount(query[0], minlength=centers.numel())
+            q_neg_t, q_neg = self._negatives(keys, centers, q_pos * neg, _NEG_QUERY, pool,
+                                             linked, also_linked)
         else:  # full ranking: negatives are all candidates, chosen by the evaluator
             q_neg_t = q_neg = torch.zeros(0, dtype=torch.long)
-        sides["query"] = (pool_t[qry], pool_target[qry], q_neg_t, q_neg)
-        return k, sides
+        sides["query"] = (*query, q_neg_t, q_neg)
+        return sides
 
     def _friend(self, centers, keys, shots, index, train, links) -> TaskBatch:
         pos, friend = links["friends"] if links else self._training_friends(centers)
@@ -550,17 +636,89 @@ class TaskSampler:
         return self._with_pair_features(batch, links)
 
     def _item(self, centers, keys, shots, index, train, links) -> TaskBatch:
-        pos, item = links["items"] if links else self.items.gather(centers)
-        k, sides = self._link_targets(centers, keys, shots, train, pos, item,
-                                      torch.arange(self.num_items), self.item_keys)
+        history = None
+        if self.temporal and not links:
+            k, support, history, query = self._temporal_items(centers, keys, shots, train)
+            visible = (centers[torch.cat([support[0], history[0]])] * self.num_items
+                       + torch.cat([support[1], history[1]]))
+            sides = self._link_sides(centers, keys, k, train, support, query,
+                                     torch.arange(self.num_items), self.observed_item_keys,
+                                     visible.sort().values)
+        else:
+            pos, item = links["items"] if links else self.items.gather(centers)
+            k, sides = self._link_targets(centers, keys, shots, train, pos, item,
+                                          torch.arange(self.num_items), self.item_keys)
         f_pos, friend = self._context_friends(centers, links)
         support_items = sides["support"][:2]
         if not self.config.support_input:  # only the support targets carry them
             support_items = tuple(v[:0] for v in support_items)
-        ego = self._egonets(centers, keys, f_pos, friend, visible_items=support_items)
+        visible, prio = support_items, None
+        if history is not None and self.config.observes("history"):
+            # the center's visible items: its support first, then its history, the
+            # most recent first (what the item cap keeps)
+            visible = tuple(torch.cat([a, b]) for a, b in zip(support_items, history[:2]))
+            prio = torch.cat([torch.full_like(support_items[0], -(2**40)), -1 - history[2]])
+        ego = self._egonets(centers, keys, f_pos, friend, visible_items=visible)
         batch = self._assemble(centers, keys, index, k, ego, f_pos, friend)
-        item_keys = self._add_items(batch, ego, keys, *support_items)
+        item_keys = self._add_items(batch, ego, keys, *visible, center_prio=prio)
+        if history is not None:  # not candidates (candidate_mask), most recent first
+            h_t, h_item, h_rank = history
+            width = int(torch.bincount(h_t).max()) if h_t.numel() else 0
+            batch.seen_ids = dense(h_t, rank_in_group(h_t, -h_rank), h_item,
+                                   centers.numel(), width, -1)
         return self._with_targets(batch, sides, self.num_items, item_keys, train)
+
+    def _temporal_items(self, centers: Tensor, keys: Tensor, shots: Tensor, train: bool):
+        r"""Positive support, history and query items of item tasks under the temporal
+        protocol, as flat ``(t, item)`` (history: ``(t, item, rank in time)``), and K.
+
+        A center's items are ordered by time (ties by a seeded hash). Training tasks
+        read the training user's items before the global cut: with warm users the task
+        cuts them at a seeded position ``p >= K`` (support = the K before ``p``,
+        history = the older ones, query = the next ones from ``p``); with new users
+        the support is the first K and the query the next ones. Evaluation tasks of
+        warm users: support = the last K before the global cut, history = the older
+        ones, query = every item after the cut not seen before it; of new users:
+        support = the first K, query = the later ones.
+        """
+        warm = self.config.temporal_users == "warm"
+        num_tasks = centers.numel()
+        source, times = ((self.background_items, self.background_time) if train or warm
+                         else (self.items, self.item_time))
+        pos, slot = source.slots(centers)
+        item, when = source.col[slot], times[slot]
+        order = torch.argsort(priority(keys[pos], _ORDER, item), stable=True)
+        order = order[torch.argsort(when[order], stable=True)]
+        in_time = torch.empty_like(order)
+        in_time[order] = torch.arange(order.numel())
+        rank = rank_in_group(pos, in_time)
+        count = torch.bincount(pos, minlength=num_tasks)
+        if train:
+            k = torch.minimum(shots, count - 1).clamp(min=0)
+            cut = k + randint((count - k).clamp(min=1), keys, _CUT) if warm else k
+            window = max(1, self.config.query_cap // (1 + self.config.negatives))
+            query = (rank >= cut[pos]) & (rank < cut[pos] + window)
+        elif warm:
+            k = torch.minimum(shots, count)
+            cut = count
+            query = torch.zeros_like(pos, dtype=torch.bool)
+        else:
+            k = torch.minimum(shots, count - 1).clamp(min=0)
+            cut = k
+            query = rank >= k[pos]
+        support = (rank >= (cut - k)[pos]) & (rank < cut[pos])
+        history = rank < (cut - k)[pos]
+        q_t, q_item = pos[query], item[query]
+        if warm and not train:  # every item after the cut
+            a_pos, a_slot = self.items.slots(centers)
+            after = self.item_time[a_slot] >= self.split.cut
+            q_t, q_item = a_pos[after], self.items.col[a_slot][after]
+        # an item the center had before its cut (a repeat) is not a new item to predict
+        before = support | history
+        seen = torch.unique(pos[before] * self.num_items + item[before])
+        new = member_index(seen, q_t * self.num_items + q_item) < 0
+        return (k, (pos[support], item[support]), (pos[history], item[history], rank[history]),
+                (q_t[new], q_item[new]))
 
     def _context_friends(self, centers: Tensor, links) -> tuple[Tensor, Tensor]:
         """The center's friendships with training users when the task observes
@@ -575,17 +733,20 @@ class TaskSampler:
         return links["items"] if links else self.items.gather(centers)
 
     def _add_items(self, batch: TaskBatch, ego: EgoNets, keys: Tensor, center_t: Tensor,
-                   center_item: Tensor) -> _LocalKeys:
-        """Fills the task items (the center's visible items first, then the observed
-        items of the other ego-net users) and the user-item adjacency."""
-        item_t, item_id, item_keys = self._task_items(ego, keys, center_t, center_item)
+                   center_item: Tensor, center_prio: Tensor | None = None) -> _LocalKeys:
+        """Fills the task items (the center's visible items first, in the order of
+        :obj:`center_prio` when given, then the observed items of the other ego-net
+        users) and the user-item adjacency."""
+        item_t, item_id, item_keys = self._task_items(ego, keys, center_t, center_item,
+                                                      center_prio)
         batch.item_ids = dense(item_t, rank_in_group(item_t, torch.arange(item_t.numel())),
                                item_id, batch.num_tasks, self.config.item_cap, -1)
         batch.item_mask = batch.item_ids >= 0
         batch.item_adj = self._item_adj(ego, item_keys, center_t, center_item)
         return item_keys
 
-    def _task_items(self, ego: EgoNets, keys: Tensor, sup_t: Tensor, sup_item: Tensor):
+    def _task_items(self, ego: EgoNets, keys: Tensor, sup_t: Tensor, sup_item: Tensor,
+                    sup_prio: Tensor | None = None):
         """Items of a task: the center's visible items (support or context) first, then
         items of the other ego-net users (observed interactions), capped at I by a hash
         priority (``item_order="hash"``) or by how many ego-net users hold them, ties
@@ -594,8 +755,9 @@ class TaskSampler:
         pos, bg_item = self.background_items.gather(ego.node[members])
         bg_t = ego.task[members][pos]
         t, item = torch.cat([sup_t, bg_t]), torch.cat([sup_item, bg_item])
-        prio = torch.cat([torch.full_like(sup_item, -1),
-                          priority(keys[bg_t], _ITEM, bg_item)])
+        if sup_prio is None:
+            sup_prio = torch.full_like(sup_item, -1)
+        prio = torch.cat([sup_prio, priority(keys[bg_t], _ITEM, bg_item)])
         key = t * self.num_items + item
         uniq, inverse = torch.unique(key, return_inverse=True)
         best = torch.full((uniq.numel(),), 2**63 - 1, dtype=torch.long).scatter_reduce(
@@ -720,7 +882,8 @@ class TaskSampler:
             query_node_mask=torch.zeros(num_tasks, n, dtype=torch.bool),
             query_labels=torch.zeros(num_tasks, n, 0), label_valid=torch.zeros(num_tasks, 0,
                                                                                dtype=torch.bool),
-            pair_features=torch.zeros(num_tasks, 0, 0))
+            pair_features=torch.zeros(num_tasks, 0, 0),
+            seen_ids=torch.zeros(num_tasks, 0, dtype=torch.long))
 
     # -------------------------------------------------------- interest tasks
     def _interest(self, centers, keys, shots, index, train, links) -> TaskBatch:

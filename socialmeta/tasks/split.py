@@ -1,6 +1,7 @@
 """Cold-start user splits and the observed (training) graph."""
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import torch
@@ -98,19 +99,148 @@ def split_users(
     return UserSplit(is_train.nonzero().view(-1), val, test, n)
 
 
+TEMPORAL_USERS = ("warm", "new")
+
+
+@dataclass(frozen=True)
+class TemporalSplit(UserSplit):
+    r"""A split at a global time :attr:`cut` (Unix seconds): interactions dated at or
+    after it are the future, which no training task, graph, feature or baseline sees.
+
+    ``mode="warm"`` (interest drift): val/test users are users with interactions
+    both before and after the cut; their history before it stays observed (known
+    users), their interactions after it are the query. ``mode="new"`` (temporal
+    cold start): val/test users are users whose first interaction is at or after the
+    cut; meta-training sees none of them. Either way *every* eligible user is a
+    val/test user (their future cannot train anything), dealt into val and test in
+    the ratio ``val_fraction : test_fraction`` by the seed.
+    """
+
+    cut: int = 0
+    mode: str = "warm"
+
+    def __repr__(self) -> str:
+        day = datetime.datetime.fromtimestamp(self.cut, datetime.UTC).isoformat()
+        return (f"{self.__class__.__name__}(cut={day}, mode={self.mode!r}, "
+                f"train={self.train.numel()}, val={self.val.numel()}, "
+                f"test={self.test.numel()})")
+
+
+def time_cut(graph: SocialGraph, cut: float | int | str) -> int:
+    r"""The cut of the temporal protocol in Unix seconds (UTC): a float in ``(0, 1)``
+    is that quantile of the graph's interaction times (the cut is the first time at
+    or above it), an ISO-8601 date or datetime string is that instant (UTC unless it
+    says otherwise), an integer is Unix seconds; a string holding a number means that
+    number (how a config passes a quantile).
+
+    Example:
+        >>> time_cut(graph, 0.7), time_cut(graph, "2009-01-01")
+    """
+    if not graph.has_times:
+        raise ValueError(f"the temporal protocol needs dated interactions; dataset "
+                         f"{graph.name!r} has {'no times' if graph.has_items else 'no items'}")
+    if isinstance(cut, bool):
+        raise ValueError(f"time cut must be a quantile, a date or Unix seconds, got {cut!r}")
+    if isinstance(cut, float):
+        if not 0.0 < cut < 1.0:
+            raise ValueError(f"a time cut given as a quantile must be in (0, 1), got {cut}")
+        times = graph.interaction_time.sort().values
+        return int(times[min(int(cut * times.numel()), times.numel() - 1)])
+    if isinstance(cut, str):
+        try:   # a number given as text (a config value): a quantile or Unix seconds
+            number = float(cut)
+        except ValueError:
+            number = None
+        if number is not None:
+            return time_cut(graph, int(number) if number.is_integer() and number >= 1
+                            else number)
+        try:
+            when = datetime.datetime.fromisoformat(cut)
+        except ValueError:
+            raise ValueError(f"time cut {cut!r} is not an ISO-8601 date or datetime "
+                             "(e.g. 2009-01-01 or 2009-01-01T12:00:00+00:00)") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return int(when.timestamp())
+    if isinstance(cut, int):
+        return cut
+    raise ValueError(f"time cut must be a quantile, a date or Unix seconds, got {cut!r}")
+
+
+def split_temporal(
+    graph: SocialGraph,
+    cut: float | int | str,
+    *,
+    users: str = "warm",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> TemporalSplit:
+    r"""The split of the temporal protocol (see :class:`TemporalSplit`).
+
+    Args:
+        graph (SocialGraph): A graph with dated interactions.
+        cut: The global cut (see :func:`time_cut`).
+        users (str): ``"warm"`` (drift) or ``"new"`` (temporal cold start).
+        val_fraction, test_fraction (float): Their ratio deals the eligible users into
+            val and test (all eligible users are one or the other).
+        seed (int): Seed of the deal. (default: :obj:`0`)
+
+    Example:
+        >>> split = split_temporal(graph, 0.7, users="warm", seed=0)
+    """
+    if users not in TEMPORAL_USERS:
+        raise ValueError(f"unknown temporal users {users!r}; choose one of "
+                         f"{list(TEMPORAL_USERS)}")
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction <= 0:
+        raise ValueError("val_fraction and test_fraction must be >= 0 with a positive sum "
+                         f"(their ratio deals the eligible users), got {val_fraction} "
+                         f"and {test_fraction}")
+    cut = time_cut(graph, cut)
+    user, when = graph.interaction_index[0], graph.interaction_time
+    n = graph.num_users
+    before = torch.bincount(user[when < cut], minlength=n)
+    after = torch.bincount(user[when >= cut], minlength=n)
+    eligible = (after > 0) & ((before > 0) if users == "warm" else (before == 0))
+    candidates = eligible.nonzero().view(-1)
+    needed = int(val_fraction > 0) + int(test_fraction > 0)   # one val and one test user
+    if candidates.numel() < needed:
+        raise ValueError(f"only {candidates.numel()} {users} user(s) at the cut "
+                         f"{datetime.datetime.fromtimestamp(cut, datetime.UTC)}"
+                         " have interactions after it: move the cut")
+    gen = torch.Generator().manual_seed(seed)
+    candidates = candidates[torch.randperm(candidates.numel(), generator=gen)]
+    num_val = round(candidates.numel() * val_fraction / (val_fraction + test_fraction))
+    val = candidates[:num_val].sort().values
+    test = candidates[num_val:].sort().values
+    is_train = torch.ones(n, dtype=torch.bool)
+    is_train[candidates] = False
+    return TemporalSplit(is_train.nonzero().view(-1), val, test, n, cut=cut, mode=users)
+
+
 def observed_graph(graph: SocialGraph, split: UserSplit) -> SocialGraph:
     r"""The graph that meta-training sees: friendships among training users, the
     interactions of training users (all items kept), and training users' labels.
+
+    Under a :class:`TemporalSplit` only interactions dated before the cut are kept;
+    with ``mode="warm"`` those of the val/test users too (known users' history) and
+    every friendship (friendships are undated: they count as known at the cut).
 
     User indices are unchanged (val/test users remain as isolated, unlabelled nodes), so
     ids mean the same thing in both graphs. The input graph is not modified.
     """
     is_train = split.is_train()
+    temporal = isinstance(split, TemporalSplit)
+    warm = temporal and split.mode == "warm"
     out = graph.clone()
     src, dst = graph.friend_index
-    out[FRIEND].edge_index = graph.friend_index[:, is_train[src] & is_train[dst]]
+    if not warm:
+        out[FRIEND].edge_index = graph.friend_index[:, is_train[src] & is_train[dst]]
     if graph.has_items:
-        keep = is_train[graph.interaction_index[0]]
+        keep = (torch.ones_like(graph.interaction_index[0], dtype=torch.bool) if warm
+                else is_train[graph.interaction_index[0]])
+        if temporal:
+            keep &= graph.interaction_time < split.cut
         out[INTERACTS].edge_index = graph.interaction_index[:, keep]
         for attr in ("edge_weight", "time"):
             if attr in graph[INTERACTS]:
