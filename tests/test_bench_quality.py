@@ -157,3 +157,27 @@ def test_scorer_cells_and_overrides(tmp_path, load_tool):
     assert tool.method_name("maml") == "maml"
     assert tool._is_meta("hybrid-maml") and not tool._is_meta("hybrid-noadapt")
     assert tool._name("hybrid-finetune") == "hybrid-finetune (non-meta GNN)"
+
+
+def test_ciaodvd_cells_compose_to_their_protocols(load_tool, ciaodvd_root, ciaodvd):
+    """The new cells build the runs they name: new users with trust as context, and the
+    temporal (drift) protocol with the history as context."""
+    from socialmeta.config import compose
+    from socialmeta.experiment import split_from_config, task_config
+    from socialmeta.tasks import TemporalSplit
+
+    tool = load_tool("bench_quality")
+    tool.EXTRA["roots"] = {"ciaodvd": ciaodvd_root}
+    try:
+        plain = compose("train", tool._overrides("ciaodvd:item", 1, False, [3]))
+        drift = compose("train", tool._overrides("ciaodvd:item:temporal", 1, False, [3]))
+    finally:
+        tool.EXTRA["roots"] = {}
+    assert plain.task.protocol == "random" and list(plain.task.context) == ["friends"]
+    assert drift.task.protocol == "temporal" and drift.task.temporal_users == "warm"
+    assert list(drift.task.context) == ["friends", "history"] == tool.cell_context(
+        "ciaodvd:item:temporal")
+    assert drift.dataset.name == "ciaodvd" and drift.seed == drift.split.seed == 1
+    task = task_config(drift.task, drift.seed)
+    split = split_from_config(ciaodvd, drift.split, task)
+    assert isinstance(split, TemporalSplit) and split.mode == "warm"

@@ -53,7 +53,11 @@ NON_META = ("finetune", "noadapt")
 CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend",
          "ego_facebook:interest",
          "synthetic:friend", "synthetic:item", "synthetic:interest",
-         "lastfm:friend:items", "lastfm:item:none", "ego_facebook:friend:features")
+         "lastfm:friend:items", "lastfm:item:none", "ego_facebook:friend:features",
+         "ciaodvd:item", "ciaodvd:item:temporal")
+#: a cell's last part may name a protocol instead of a context: what it sets
+PROTOCOLS = {"temporal": ("task.protocol=temporal", "task.temporal_users=warm",
+                          "task.context=[friends,history]")}
 TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
@@ -82,7 +86,8 @@ NOTES = {
     "ego_facebook:friend:features": _WITH_HEURISTICS,
 }
 SHARED = REPO.parent / "shared" / "datasets"
-ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook"}
+ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook",
+         "ciaodvd": SHARED / "ciaodvd"}
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 ADAPT_METRIC = "recall@20"  # of the test-time adaptation table
 
@@ -94,6 +99,9 @@ def cell_context(cell: str) -> list[str]:
     parts = cell.split(":")
     if len(parts) == 2:
         return list(DEFAULT_CONTEXT[parts[1]])
+    if parts[2] in PROTOCOLS:
+        return [o.split("=[")[1].rstrip("]").split(",") for o in PROTOCOLS[parts[2]]
+                if o.startswith("task.context=")][0]
     return [] if parts[2] == "none" else parts[2].split("+")
 
 
@@ -115,7 +123,9 @@ def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]
     out += [f"seed={seed}", f"split.seed={seed}",
             f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
     if len(cell.split(":")) == 3:
-        out.append(f"task.context=[{','.join(cell_context(cell))}]")
+        tag = cell.split(":")[2]
+        out += (list(PROTOCOLS[tag]) if tag in PROTOCOLS
+                else [f"task.context=[{','.join(cell_context(cell))}]"])
     roots = {**ROOTS, **EXTRA["roots"]}
     if dataset in roots:
         out.append(f"dataset.root={roots[dataset]}")
