@@ -84,6 +84,16 @@ NOTES = {
     "lastfm:item": _ITEM_HEURISTICS,
     "lastfm:item:none": _ITEM_HEURISTICS,
     "ego_facebook:friend:features": _WITH_HEURISTICS,
+    "ciaodvd:item": ("New users (random user split) with the trust network as context. "
+                     "Learner runs use lastfm item's score and loss, carried over untuned "
+                     "(`experiment=ciaodvd_item`, 300 steps); only `maml` and `noadapt` "
+                     "have run so far."),
+    "ciaodvd:item:temporal": ("Interest drift (`task.protocol=temporal`, warm users, cut at "
+                              "the 0.7 quantile of the rating dates, 2008-12-28): support = a "
+                              "known user's last K ratings before the cut, query = the movies "
+                              "rated after it; the older history is context (design.md §4.1). "
+                              "Learner runs as in `ciaodvd:item`; only `maml` and `noadapt` "
+                              "have run so far."),
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook",

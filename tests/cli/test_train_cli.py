@@ -94,13 +94,14 @@ def test_unknown_learner_exits_with_message(tmp_path, capsys):
 
 @pytest.mark.parametrize("experiment", _options("experiment"))
 def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_root,
-                                              ego_facebook_root):
+                                              ego_facebook_root, ciaodvd_root):
     monkeypatch.setenv("SOCIALMETA_CACHE", "/nonexistent-never-written")
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     dataset, kind = experiment.rsplit("_", 1)
     assert cfg.dataset.name == dataset and cfg.task.kind == kind
-    roots = {"lastfm": lastfm_root, "ego_facebook": ego_facebook_root}
+    roots = {"lastfm": lastfm_root, "ego_facebook": ego_facebook_root,
+             "ciaodvd": ciaodvd_root}
     if dataset in roots:
         cfg.dataset.root, cfg.dataset.cache = str(roots[dataset]), False
     else:
