@@ -55,9 +55,10 @@ CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend
          "synthetic:friend", "synthetic:item", "synthetic:interest",
          "lastfm:friend:items", "lastfm:item:none", "ego_facebook:friend:features",
          "ciaodvd:item", "ciaodvd:item:temporal")
-#: a cell's last part may name a protocol instead of a context: what it sets
-PROTOCOLS = {"temporal": ("task.protocol=temporal", "task.temporal_users=warm",
-                          "task.context=[friends,history]")}
+#: a cell's last part may name a protocol instead of a context: the overrides it sets
+#: besides its context, and the context
+PROTOCOLS = {"temporal": (("task.protocol=temporal", "task.temporal_users=warm"),
+                          ["friends", "history"])}
 TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
@@ -110,8 +111,7 @@ def cell_context(cell: str) -> list[str]:
     if len(parts) == 2:
         return list(DEFAULT_CONTEXT[parts[1]])
     if parts[2] in PROTOCOLS:
-        return [o.split("=[")[1].rstrip("]").split(",") for o in PROTOCOLS[parts[2]]
-                if o.startswith("task.context=")][0]
+        return list(PROTOCOLS[parts[2]][1])
     return [] if parts[2] == "none" else parts[2].split("+")
 
 
@@ -133,9 +133,8 @@ def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]
     out += [f"seed={seed}", f"split.seed={seed}",
             f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
     if len(cell.split(":")) == 3:
-        tag = cell.split(":")[2]
-        out += (list(PROTOCOLS[tag]) if tag in PROTOCOLS
-                else [f"task.context=[{','.join(cell_context(cell))}]"])
+        out += list(PROTOCOLS.get(cell.split(":")[2], ((), None))[0])
+        out.append(f"task.context=[{','.join(cell_context(cell))}]")
     roots = {**ROOTS, **EXTRA["roots"]}
     if dataset in roots:
         out.append(f"dataset.root={roots[dataset]}")

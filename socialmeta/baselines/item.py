@@ -10,6 +10,7 @@ from socialmeta.baselines.base import (
     Blend,
     Sparse,
     context_friends,
+    indicator,
     interaction_index,
     support_matrix,
 )
@@ -153,12 +154,9 @@ class SocialItemKNN(Blend):
 def history_matrix(batch: TaskBatch, size: int) -> Tensor:
     r"""``[T, size]`` 0/1 indicator of each task's :attr:`~TaskBatch.seen_ids`: a warm
     user's interactions before its support under the temporal protocol."""
-    out = torch.zeros(batch.num_tasks, size)
-    seen = getattr(batch, "seen_ids", None)
-    if seen is not None and seen.numel():
-        ok = seen >= 0
-        out[ok.nonzero()[:, 0], seen[ok]] = 1.0
-    return out
+    seen = getattr(batch, "seen_ids", torch.zeros(batch.num_tasks, 0, dtype=torch.long))
+    ok = seen >= 0
+    return indicator(ok.nonzero()[:, 0], seen[ok], batch.num_tasks, size)
 
 
 class _FromHistory:

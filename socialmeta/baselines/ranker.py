@@ -40,7 +40,6 @@ from socialmeta.tasks import (
     TemporalSplit,
     UserSplit,
     split_temporal,
-    time_cut,
 )
 
 
@@ -86,7 +85,7 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
     split = sampler.split
     gen = torch.Generator().manual_seed(sampler.config.seed + 7919)
     if isinstance(split, TemporalSplit):
-        return _pseudo_temporal_sampler(sampler, fraction, max_users, gen)
+        return _pseudo_temporal_sampler(sampler, max_users, gen)
     eligible = sampler.train_centers()
     count = min(max_users, max(1, int(fraction * eligible.numel())))
     pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
@@ -101,7 +100,7 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
 PSEUDO_CUT = 0.8
 
 
-def _pseudo_temporal_sampler(sampler: TaskSampler, fraction: float, max_users: int,
+def _pseudo_temporal_sampler(sampler: TaskSampler, max_users: int,
                              gen: torch.Generator) -> TaskSampler:
     """Under the temporal protocol: the same protocol replayed inside the past. The
     graph is what is known at the cut (the sampler's observed graph), the pseudo cut
@@ -109,9 +108,9 @@ def _pseudo_temporal_sampler(sampler: TaskSampler, fraction: float, max_users: i
     users are training users who would be val/test users at that cut (all of them, up
     to :obj:`max_users`)."""
     split, past = sampler.split, sampler.observed
-    eligible = split_temporal(past, PSEUDO_CUT, users=split.mode, val_fraction=1.0,
-                              test_fraction=0.0)
-    eligible = eligible.val[sampler.is_train[eligible.val]]
+    at_pseudo_cut = split_temporal(past, PSEUDO_CUT, users=split.mode, val_fraction=1.0,
+                                   test_fraction=0.0)
+    eligible = at_pseudo_cut.val[sampler.is_train[at_pseudo_cut.val]]
     if eligible.numel() == 0:
         raise ValueError("no training user has interactions on both sides of the pseudo "
                          "cut: the learned ranker has nothing to learn from")
@@ -124,7 +123,7 @@ def _pseudo_temporal_sampler(sampler: TaskSampler, fraction: float, max_users: i
     is_train[pseudo] = False
     is_train[held_out] = False
     pseudo_split = TemporalSplit(is_train.nonzero().view(-1), pseudo, held_out,
-                                 split.num_users, cut=time_cut(past, PSEUDO_CUT),
+                                 split.num_users, cut=at_pseudo_cut.cut,
                                  mode=split.mode)
     return TaskSampler(past, pseudo_split, sampler.config)
 

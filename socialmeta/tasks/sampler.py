@@ -248,23 +248,20 @@ class TaskSampler:
         self.friend_keys = (src * self.num_users + dst).sort().values
         if graph.has_items:
             self.num_items = graph.num_items
-            self.items = CSR.from_edge_index(graph.interaction_index, self.num_users,
-                                             self.num_items)
-            self.background_items = CSR.from_edge_index(
-                self.observed[INTERACTS].edge_index, self.num_users, self.num_items)
+            # under the temporal protocol with each edge's time in the CSRs' column order
+            self.items, self.item_time = CSR.with_values(
+                graph.interaction_index, self.num_users, self.num_items,
+                graph.interaction_time if self.temporal else None)
+            self.background_items, self.background_time = CSR.with_values(
+                self.observed[INTERACTS].edge_index, self.num_users, self.num_items,
+                self.observed[INTERACTS].time if self.temporal else None)
             # item -> its training users, where taste neighbours are taken
             self.background_users = (CSR.from_edge_index(
                 self.observed[INTERACTS].edge_index.flip(0), self.num_items, self.num_users)
                 if config.uses_taste else None)
             u, i = graph.interaction_index
             self.item_keys = (u * self.num_items + i).sort().values
-            if self.temporal:  # times in the CSRs' column order; the observed pairs
-                self.items, self.item_time = CSR.with_values(
-                    graph.interaction_index, self.num_users, self.num_items,
-                    graph.interaction_time)
-                self.background_items, self.background_time = CSR.with_values(
-                    self.observed[INTERACTS].edge_index, self.num_users, self.num_items,
-                    self.observed[INTERACTS].time)
+            if self.temporal:  # the observed pairs (query negatives avoid them)
                 ou, oi = self.observed[INTERACTS].edge_index
                 self.observed_item_keys = (ou * self.num_items + oi).sort().values
         self._labels = self._label_matrix()
