@@ -37,10 +37,14 @@ from socialmeta.tasks import (
     TaskConfig,
     TaskSampler,
     UserSplit,
+    adoption_graph,
+    is_adoption_graph,
+    split_items,
     split_temporal,
     split_users,
     task_feature_channels,
 )
+from socialmeta.tasks.sampler import USER_TARGETS
 from socialmeta.tasks.split import observed_graph
 from socialmeta.train import TrainConfig, Trainer
 from socialmeta.train.checkpoint import CheckpointError, load_checkpoint
@@ -75,6 +79,17 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     return graph
 
 
+def graph_for_task(graph: SocialGraph, task: TaskConfig) -> SocialGraph:
+    r"""The graph the tasks run on: :obj:`graph` itself, or for ``task=new_item`` its
+    :func:`~socialmeta.tasks.adoption_graph` (users and items as nodes)."""
+    if task.kind != "new_item" or is_adoption_graph(graph):
+        return graph
+    try:
+        return adoption_graph(graph)
+    except ValueError as e:
+        raise ConfigError(f"task=new_item: {e}") from None
+
+
 def task_config(cfg: DictConfig, seed: int, model: DictConfig | None = None) -> TaskConfig:
     r"""The :class:`TaskConfig` of a ``task`` config group entry; with the run's
     :obj:`model` config, the pair features its hybrid scorer reads
@@ -98,14 +113,17 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
     choose(dict.fromkeys(SCORERS), scorer, "model.scorer")
     if scorer != "hybrid":
         return ()
-    if task.kind != "friend":
-        raise ConfigError(f"model.scorer=hybrid is built for friend tasks, not "
-                          f"{task.kind!r} (use model.scorer=egonet)")
+    if task.kind not in USER_TARGETS:
+        raise ConfigError(f"model.scorer=hybrid is built for {list(USER_TARGETS)} tasks, "
+                          f"not {task.kind!r} (use model.scorer=egonet)")
     if "pairs" not in model.get("hybrid_parts", HYBRID_PARTS):
         return ()
     names = model.get("pair_features", "auto")
     if names == "auto":
-        return tuple(allowed_friend_features(task.context))
+        names = allowed_friend_features(task.context)
+        if task.kind == "new_item":  # an item's and a user's feature blocks never overlap
+            names = [n for n in names if n != "feature_similarity"]
+        return tuple(names)
     if isinstance(names, str):
         raise ConfigError(f"model.pair_features must be 'auto' or a list, got {names!r}")
     return tuple(names)
@@ -122,9 +140,9 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
               "heads": cfg.heads}
     num_hops, features = len(task.fanouts), task_feature_channels(graph)
     context_items = graph.num_items if task.observes("items") and graph.has_items else 0
-    if task.kind == "friend" and cfg.get("scorer", "egonet") == "hybrid":
+    if task.kind in USER_TARGETS and cfg.get("scorer", "egonet") == "hybrid":
         return _hybrid_model(cfg, graph, task, split, features, context_items, common)
-    if task.kind == "friend":
+    if task.kind in USER_TARGETS:
         choose(dict.fromkeys(LinkModel.HEADS), cfg.link_head, "link head")
         choose(dict.fromkeys(LinkModel.LOSSES), cfg.link_loss, "link loss")
         return LinkModel(features, num_hops, head=cfg.link_head, loss=cfg.link_loss,
@@ -176,7 +194,8 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
             **common)
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
-    return model.set_graph(observed_graph(graph, split), split.train, seed=task.seed)
+    return model.set_graph(observed_graph(graph, split), split.train, seed=task.seed,
+                           candidates=split.candidate_users)
 
 
 def inner_loop(cfg: DictConfig) -> InnerLoop:
@@ -193,7 +212,18 @@ def split_from_config(graph: SocialGraph, cfg: DictConfig,
     ``task.protocol=temporal`` the :func:`~socialmeta.tasks.split_temporal` of the
     task's ``time_cut`` and ``temporal_users`` (``split.val_fraction`` and
     ``test_fraction`` then only set the val : test ratio: every eligible user is one
-    or the other)."""
+    or the other); for ``task=new_item`` the :func:`~socialmeta.tasks.split_items`
+    of the adoption graph :obj:`graph`."""
+    if task is not None and task.kind == "new_item":
+        for key in ("test_max_degree", "eval_pool"):
+            if cfg.get(key) is not None:
+                raise ConfigError(f"split.{key} is not used by task=new_item (it splits "
+                                  "items, not users): set it to null")
+        try:
+            return split_items(graph, val_fraction=cfg.val_fraction,
+                               test_fraction=cfg.test_fraction, seed=cfg.seed)
+        except ValueError as e:
+            raise ConfigError(f"split: {e}") from None
     if task is not None and task.protocol == "temporal":
         for key in ("test_max_degree", "eval_pool"):
             if cfg.get(key) is not None:
@@ -321,8 +351,9 @@ class Experiment:
                  params: dict[str, Tensor] | None = None) -> None:
         self.config = cfg = as_config(config)
         progress.info("loading dataset %s", cfg.dataset.name)
-        self.graph = graph if graph is not None else dataset_from_config(cfg.dataset)
+        graph = graph if graph is not None else dataset_from_config(cfg.dataset)
         self.task = task_config(cfg.task, cfg.seed, cfg.model)
+        self.graph = graph_for_task(graph, self.task)
         self.split = split_from_config(self.graph, cfg.split, self.task)
         try:
             self.sampler = TaskSampler(self.graph, self.split, self.task)

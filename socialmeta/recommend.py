@@ -9,6 +9,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 from socialmeta.data import SocialGraph
 from socialmeta.meta import InnerLoop, candidate_scores, interest_logits
 from socialmeta.tasks import TaskSampler, UserSplit
+from socialmeta.tasks.new_item import ITEM_PREFIX
+from socialmeta.tasks.sampler import USER_TARGETS
 
 #: raw id of the placeholder row that stands for a brand-new user
 NEW_USER = "<new user>"
@@ -37,9 +40,12 @@ class Recommender:
 
     The user is either an existing user of the graph (``user=ID``: its own friends
     and items are the support) or a brand-new user described by a few links
-    (``friends=[...]``, ``items=[...]``). Candidates are what the evaluator ranks:
-    training users (friend runs), all items (item runs) or all interests (interest
-    runs), minus the user and its support links.
+    (``friends=[...]``, ``items=[...]``). New-item runs (``task=new_item``) rank users
+    for an item instead: an item of the dataset (``item=ID``: its own users are the
+    support) or a brand-new item known by its first users (``users=[...]``; its own
+    content features are unknown then, zero). Candidates are what the evaluator
+    ranks: training users (friend runs), every user (new-item runs), all items (item
+    runs) or all interests (interest runs), minus the center and its support links.
 
     Args:
         model, params: The task model and its meta-parameters.
@@ -58,11 +64,15 @@ class Recommender:
         self.params = {n: p.detach().to(self.device) for n, p in params.items()}
         self.new_user = graph.num_users
         augmented = graph.with_placeholder_users([NEW_USER])
+        if self.kind == "new_item":  # the placeholder is a (brand-new) item node
+            augmented["user"].x[-1, -1] = 1.0
         test = torch.cat([split.test, torch.tensor([self.new_user])])
-        self.split = UserSplit(split.train, split.val, test, graph.num_users + 1)
+        # replace keeps what a split subclass adds (an item split's users)
+        self.split = dataclasses.replace(split, test=test, num_users=graph.num_users + 1)
         self.sampler = TaskSampler(augmented, self.split, task)
         if hasattr(model, "for_graph"):  # whole-graph scorers: score the placeholder too
-            self.model = model.for_graph(self.sampler.observed, split.train).to(self.device)
+            self.model = model.for_graph(self.sampler.observed, split.train,
+                                         self.split.candidate_users).to(self.device)
         self._user_index = {u: i for i, u in enumerate(graph.raw_ids["user"])}
         self._item_index = ({u: i for i, u in enumerate(graph.raw_ids["item"])}
                             if graph.has_items else {})
@@ -79,7 +89,8 @@ class Recommender:
 
     # ------------------------------------------------------------------ API
     def recommend(self, user: str | None = None, friends: Sequence[str] = (),
-                  items: Sequence[str] = (), k: int = 10) -> list[Recommendation]:
+                  items: Sequence[str] = (), k: int = 10, item: str | None = None,
+                  users: Sequence[str] = ()) -> list[Recommendation]:
         r"""The top-:obj:`k` candidates for one user, best first.
 
         Args:
@@ -91,10 +102,22 @@ class Recommender:
                 tasks observe ``items``, e.g. friend runs with ``task.context=[items]``:
                 the context).
             k: How many to return.
+            item: New-item runs: an item of the dataset (its own users are the
+                support).
+            users: New-item runs: the first users of a brand-new item.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        batch = self._task(user, friends, items)
+        if self.kind == "new_item":
+            if user is not None or friends or items:
+                raise ValueError("this is a new-item run: give item=ID (an item of the "
+                                 "dataset) or users=[...] (a new item's first users)")
+            batch = self._task(None if item is None else ITEM_PREFIX + str(item), users, ())
+        elif item is not None or users:
+            raise ValueError(f"item=/users= describe a new item (task=new_item runs); this "
+                             f"is a {self.kind} run")
+        else:
+            batch = self._task(user, friends, items)
         with torch.no_grad():
             scores, names = self._scores(batch)
         top = scores.topk(min(k, int(torch.isfinite(scores).sum())))
@@ -107,7 +130,9 @@ class Recommender:
             if friends or items:
                 raise ValueError("give either user=ID or friends=[...]/items=[...], not both")
             if user not in self._user_index:
-                raise ValueError(f"unknown user id {user!r} in dataset {self.graph.name!r}")
+                what = ("item id " + repr(user[len(ITEM_PREFIX):]) if self.kind == "new_item"
+                        else f"user id {user!r}")
+                raise ValueError(f"unknown {what} in dataset {self.graph.name!r}")
             center = self._user_index[user]
             return self.sampler.support_batch(torch.tensor([center]))
         observes_items = self.kind == "item" or self.sampler.config.observes("items")
@@ -118,6 +143,9 @@ class Recommender:
         if self.kind == "item" and not items:
             raise ValueError("this is an item-recommendation run: describe the new user "
                              "with items=[...] (and optionally friends=[...])")
+        if self.kind == "new_item" and not friends:
+            raise ValueError("this is a new-item run: describe the new item with "
+                             "users=[...] (its first users)")
         if self.kind != "item" and not friends:
             raise ValueError(f"this is a {self.kind} run: describe the new user with "
                              "friends=[...]")
@@ -140,11 +168,12 @@ class Recommender:
         if self.kind == "interest":
             logits = interest_logits(self.model, self.params, batch, self.inner)[0, 0]
             return logits.cpu(), list(self.graph.interest_names)
-        size = self.graph.num_users + 1 if self.kind == "friend" else self.graph.num_items
+        users = self.kind in USER_TARGETS
+        size = self.graph.num_users + 1 if users else self.graph.num_items
         scores = candidate_scores(self.model, self.params, batch, self.inner, size)
         candidates = self.sampler.candidate_mask(batch.to("cpu"))
         scores = scores.cpu().masked_fill(~candidates, float("-inf"))[0]
-        names = self.graph.raw_ids["user" if self.kind == "friend" else "item"]
-        if self.kind == "friend":
+        names = self.graph.raw_ids["user" if users else "item"]
+        if users:
             scores = scores[:-1]                       # the placeholder is no candidate
         return scores, list(names)

@@ -181,3 +181,31 @@ def test_ciaodvd_cells_compose_to_their_protocols(load_tool, ciaodvd_root, ciaod
     task = task_config(drift.task, drift.seed)
     split = split_from_config(ciaodvd, drift.split, task)
     assert isinstance(split, TemporalSplit) and split.mode == "warm"
+
+
+def test_new_item_cells_build_item_tasks_on_the_adoption_graph(load_tool, ciaodvd_root,
+                                                                lastfm_root):
+    from socialmeta.config import compose
+    from socialmeta.experiment import (
+        dataset_from_config,
+        graph_for_task,
+        split_from_config,
+        task_config,
+    )
+    from socialmeta.tasks import ItemSplit, item_nodes
+
+    tool = load_tool("bench_quality")
+    assert {"ciaodvd:new_item", "lastfm:new_item"} <= set(tool.CELLS)
+    tool.EXTRA["roots"] = {"ciaodvd": ciaodvd_root, "lastfm": lastfm_root}
+    try:
+        cfg = compose("train", tool._overrides("lastfm:new_item", 2, False, [3]))
+    finally:
+        tool.EXTRA["roots"] = {}
+    assert cfg.task.kind == "new_item" and list(cfg.task.context) == ["features"]
+    assert tool.cell_context("lastfm:new_item") == ["features"]
+    cfg.dataset.cache = False
+    task = task_config(cfg.task, cfg.seed)
+    graph = graph_for_task(dataset_from_config(cfg.dataset), task)
+    split = split_from_config(graph, cfg.split, task)
+    assert isinstance(split, ItemSplit) and split.people.numel() == 1892
+    assert item_nodes(graph)[split.test].all()

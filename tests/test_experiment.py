@@ -116,5 +116,5 @@ def test_hybrid_config_choices_and_errors():
     with pytest.raises(ConfigError, match="pair feature 'taste' reads the center's items"):
         Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
                                           "model.pair_features=[taste]"])
-    with pytest.raises(ConfigError, match="built for friend tasks, not 'item'"):
+    with pytest.raises(ConfigError, match=r"built for \['friend', 'new_item'\] tasks, not 'item'"):
         Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid"])

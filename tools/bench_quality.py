@@ -54,7 +54,7 @@ CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend
          "ego_facebook:interest",
          "synthetic:friend", "synthetic:item", "synthetic:interest",
          "lastfm:friend:items", "lastfm:item:none", "ego_facebook:friend:features",
-         "ciaodvd:item", "ciaodvd:item:temporal")
+         "ciaodvd:item", "ciaodvd:item:temporal", "ciaodvd:new_item", "lastfm:new_item")
 #: a cell's last part may name a protocol instead of a context: the overrides it sets
 #: besides its context, and the context
 PROTOCOLS = {"temporal": (("task.protocol=temporal", "task.temporal_users=warm"),
@@ -95,6 +95,17 @@ NOTES = {
                               "rated after it; the older history is context (design.md §4.1). "
                               "Learner runs as in `ciaodvd:item`; only `maml` and `noadapt` "
                               "have run so far."),
+    "ciaodvd:new_item": ("New movies (`task=new_item`): a held-out movie's first K raters "
+                         "are the support, its other raters the query, ranked among all "
+                         "19,533 users on the adoption graph (users and movies as nodes; "
+                         "the movie's genre known). Learner settings are lastfm friend's, "
+                         "carried over untuned (`experiment=ciaodvd_new_item`, 300 steps)."),
+    "lastfm:new_item": ("New artists (`task=new_item`): a held-out artist's first K "
+                        "listeners are the support, its other listeners the query, ranked "
+                        "among all 1,892 users on the adoption graph. Learner settings are "
+                        "lastfm friend's, carried over untuned "
+                        "(`experiment=lastfm_new_item`, 300 steps). Every lastfm user lists "
+                        "exactly 50 artists, so user activity cannot rank."),
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook",
@@ -216,13 +227,18 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     from socialmeta.baselines import BASELINES, tune
     from socialmeta.config import config_dir
     from socialmeta.eval.protocol import evaluate_scorer
-    from socialmeta.experiment import dataset_from_config, split_from_config, task_config
+    from socialmeta.experiment import (
+        dataset_from_config,
+        graph_for_task,
+        split_from_config,
+        task_config,
+    )
     from socialmeta.tasks import TaskSampler
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=_overrides(cell, seed, quick, shots))
-    graph = dataset_from_config(cfg.dataset)
     task = task_config(cfg.task, cfg.seed)
+    graph = graph_for_task(dataset_from_config(cfg.dataset), task)
     sampler = TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
     for name, cls in BASELINES[sampler.config.kind].items():
         target = out / f"baseline-{name}" / "metrics.json"

@@ -14,6 +14,7 @@ from socialmeta.baselines.friend import FRIEND_BASELINES, personalized_pagerank
 from socialmeta.baselines.interest import INTEREST_BASELINES
 from socialmeta.baselines.item import ITEM_BASELINES, ease_weights
 from socialmeta.baselines.lightgcn import LightGCN
+from socialmeta.baselines.new_item import NEW_ITEM_BASELINES
 from socialmeta.baselines.ranker import LearnedRanker
 from socialmeta.baselines.tune import tune
 
@@ -21,7 +22,10 @@ from socialmeta.baselines.tune import tune
 BASELINES: dict[str, dict[str, type[Baseline]]] = {
     "friend": {**FRIEND_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker},
     "item": {**ITEM_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker},
-    "interest": INTEREST_BASELINES}
+    "interest": INTEREST_BASELINES,
+    "new_item": {**{name: cls for name, cls in FRIEND_BASELINES.items()
+                    if "new_item" in cls.kinds},
+                 **NEW_ITEM_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker}}
 
 
 def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:

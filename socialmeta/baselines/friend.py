@@ -25,7 +25,7 @@ from socialmeta.tasks import TaskBatch, TaskSampler
 
 
 class _FriendBaseline(Baseline):
-    kinds = ("friend",)
+    kinds = ("friend", "new_item")   # new items: on the adoption graph of users and items
 
     def _fit(self, sampler: TaskSampler) -> None:
         self.adj = friend_matrix(sampler)
@@ -123,6 +123,7 @@ class TasteSimilarity(_FriendBaseline):
     (``n_i`` training users with item ``i``), which down-weights blockbusters."""
 
     name = "taste"
+    kinds = ("friend",)
     requires = ("items",)
     grid = {"idf": (True, False)}
 
@@ -147,6 +148,7 @@ class FeatureSimilarity(_FriendBaseline):
     each training user's."""
 
     name = "feature_similarity"
+    kinds = ("friend",)   # an item's and a user's feature blocks never overlap
     requires = ("features",)
 
     def _fit(self, sampler: TaskSampler) -> None:

@@ -38,14 +38,14 @@ class LightGCN(Baseline):
     the embedding size, epochs and learning rate are fixed."""
 
     name = "lightgcn"
-    kinds = ("friend", "item")
+    kinds = ("friend", "item", "new_item")
     grid = {"layers": (2, 1, 3), "l2": (1e-4,), "dim": (64,), "epochs": (30,),
             "lr": (0.01,), "batch": (4096,)}
 
     def _fit(self, sampler: TaskSampler) -> None:
         kind = sampler.config.kind
         u_count = sampler.num_users
-        if kind == "friend":
+        if kind != "item":  # friend, and new-item tasks on the adoption graph
             edges = sampler.observed[FRIEND].edge_index
             n = u_count
         else:
@@ -56,9 +56,9 @@ class LightGCN(Baseline):
         gen = torch.Generator().manual_seed(sampler.config.seed)
         emb = (torch.randn(n, int(self.hyper["dim"]), generator=gen) * 0.1).requires_grad_()
         opt = torch.optim.Adam([emb], lr=float(self.hyper["lr"]))
-        src, dst = edges if kind == "friend" else (edges[0, :edges.size(1) // 2],
+        src, dst = edges if kind != "item" else (edges[0, :edges.size(1) // 2],
                                                    edges[1, :edges.size(1) // 2])
-        targets = (torch.arange(u_count) if kind == "friend"
+        targets = (torch.arange(u_count) if kind != "item"
                    else torch.arange(u_count, n))        # what negatives are drawn from
         layers, l2, batch = int(self.hyper["layers"]), float(self.hyper["l2"]), int(
             self.hyper["batch"])
@@ -80,7 +80,7 @@ class LightGCN(Baseline):
         with torch.no_grad():
             final = propagate(self.adj, emb, layers)
         self.users = final[:u_count]
-        self.candidates = final[:u_count] if kind == "friend" else final[u_count:]
+        self.candidates = final[:u_count] if kind != "item" else final[u_count:]
 
     def fold_in(self, batch: TaskBatch) -> Tensor:
         """``[T, dim]`` new users' embeddings: the mean of their support neighbours'."""

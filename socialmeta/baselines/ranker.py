@@ -13,6 +13,8 @@ candidate list of each task (never sampled pairs alone).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
@@ -34,18 +36,32 @@ from socialmeta.baselines.friend import (
     TasteSimilarity,
 )
 from socialmeta.baselines.item import ItemKNN, ItemPopularity, SocialPopularity, UserKNN
+from socialmeta.baselines.new_item import (
+    GenreSimilarity,
+    ItemToUserKNN,
+    SocialSpread,
+    UserActivity,
+)
 from socialmeta.tasks import (
     TaskBatch,
     TaskSampler,
     TemporalSplit,
-    UserSplit,
     split_temporal,
 )
+from socialmeta.tasks.new_item import item_feature_columns
+from socialmeta.tasks.sampler import USER_TARGETS
 
 
 def _components(sampler: TaskSampler) -> list[Baseline]:
     """The heuristics whose scores are the ranker's features (unfitted)."""
     cfg = sampler.config
+    if cfg.kind == "new_item":
+        out: list[Baseline] = [PersonalizedPageRank(alpha=a) for a in (0.05, 0.15, 0.3, 0.5)]
+        out += [CommonNeighbors(), AdamicAdar(), ResourceAllocation(), Jaccard(),
+                Popularity(), SocialSpread(), UserActivity(), ItemToUserKNN()]
+        if cfg.observes("features") and item_feature_columns(sampler.graph).numel():
+            out.append(GenreSimilarity())
+        return out
     if cfg.kind == "friend":
         out: list[Baseline] = [PersonalizedPageRank(alpha=a) for a in (0.05, 0.15, 0.3, 0.5)]
         out += [CommonNeighbors(), AdamicAdar(), ResourceAllocation(), Jaccard(),
@@ -67,7 +83,8 @@ class _Features:
     def __init__(self, sampler: TaskSampler) -> None:
         self.sampler = sampler
         self.parts = [c.fit(sampler) for c in _components(sampler)]
-        self.paths = friend_matrix(sampler) if sampler.config.kind == "friend" else None
+        self.paths = (friend_matrix(sampler) if sampler.config.kind in USER_TARGETS
+                      else None)
 
     def __call__(self, batch: TaskBatch) -> tuple[Tensor, Tensor]:
         candidates = self.sampler.candidate_mask(batch)
@@ -92,7 +109,9 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
     keep = ~torch.isin(split.train, pseudo)
     # the real val/test users stay out of everything: they play "test" users here
     held_out = torch.cat([split.val, split.test]).sort().values
-    pseudo_split = UserSplit(split.train[keep], pseudo, held_out, split.num_users)
+    # (replace keeps an item split's users: the candidates stay the same)
+    pseudo_split = dataclasses.replace(split, train=split.train[keep], val=pseudo,
+                                       test=held_out)
     return TaskSampler(sampler.graph, pseudo_split, sampler.config)
 
 
@@ -138,7 +157,7 @@ class LearnedRanker(Baseline):
     """
 
     name = "learned_ranker"
-    kinds = ("friend", "item")
+    kinds = ("friend", "item", "new_item")
     grid = {"hidden": (32,), "epochs": (150,), "fraction": (0.15,), "max_users": (300,)}
 
     def _fit(self, sampler: TaskSampler) -> None:

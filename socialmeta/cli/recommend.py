@@ -4,6 +4,7 @@ Examples::
 
     socialmeta-recommend checkpoint=outputs/<date>/<time>/best.pt user=42
     socialmeta-recommend checkpoint=outputs/<date>/<time>/best.pt 'friends=[12,40,7]' k=5
+    socialmeta-recommend checkpoint=<a task=new_item run>/best.pt 'users=[12,40,7]'
 """
 from __future__ import annotations
 
@@ -29,9 +30,13 @@ def recommend_command(cfg: DictConfig) -> list[dict[str, Any]]:
     friends = [str(f) for f in OmegaConf.to_container(cfg["friends"])]
     items = [str(i) for i in OmegaConf.to_container(cfg["items"])]
     user = None if cfg.user is None else str(cfg.user)
+    users = [str(u) for u in OmegaConf.to_container(cfg.get("users", []))]
+    item = cfg.get("item")
+    item = None if item is None else str(item)
     start = time.perf_counter()
     try:
-        recs = recommender.recommend(user=user, friends=friends, items=items, k=cfg.k)
+        recs = recommender.recommend(user=user, friends=friends, items=items, k=cfg.k,
+                                     item=item, users=users)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     elapsed = (time.perf_counter() - start) * 1e3
@@ -39,9 +44,13 @@ def recommend_command(cfg: DictConfig) -> list[dict[str, Any]]:
     if cfg.output == "json":
         print(json.dumps(rows, indent=2))
         return rows
-    who = f"user {user}" if user is not None else (
-        f"a new user with {len(friends)} friends and {len(items)} items")
-    what = {"friend": "friends", "item": "items", "interest": "interests"}[recommender.kind]
+    if recommender.kind == "new_item":
+        who = f"item {item}" if item is not None else f"a new item with {len(users)} users"
+    else:
+        who = f"user {user}" if user is not None else (
+            f"a new user with {len(friends)} friends and {len(items)} items")
+    what = {"friend": "friends", "item": "items", "interest": "interests",
+            "new_item": "users"}[recommender.kind]
     print(f"top {len(rows)} {what} for {who} ({elapsed:.1f} ms)")
     print("| rank | id | score |\n|---:|---|---:|")
     for row in rows:

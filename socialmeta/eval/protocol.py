@@ -29,8 +29,7 @@ def model_scorer(model: nn.Module, params, sampler: TaskSampler, inner: InnerLoo
         if kind == "interest":
             logits = interest_logits(model, params, batch, inner)
             return (logits[:, 0] if sampler.config.variant == "center" else logits).cpu()
-        size = sampler.num_users if kind == "friend" else sampler.num_items
-        return candidate_scores(model, params, batch, inner, size).cpu()
+        return candidate_scores(model, params, batch, inner, sampler.num_candidates).cpu()
 
     return score
 

@@ -119,16 +119,19 @@ class HybridLinkModel(LinkModel):
         self._graph_set = False
 
     # ------------------------------------------------------------- the graph
-    def set_graph(self, observed, train_users: Tensor, seed: int = 0) -> HybridLinkModel:
+    def set_graph(self, observed, train_users: Tensor, seed: int = 0,
+                  candidates: Tensor | None = None) -> HybridLinkModel:
         r"""The observed graph the tower reads (:obj:`observed`: a
-        :class:`~socialmeta.data.SocialGraph` of training users' links), its candidates
-        (:obj:`train_users`) and the seeded tower folds. Stored as non-persistent
+        :class:`~socialmeta.data.SocialGraph` of training users' links), its training
+        nodes (:obj:`train_users`, dealt into the seeded tower folds), and the
+        candidates it ranks (:obj:`candidates`; default the training users; for
+        new-item tasks the users of the adoption graph). Stored as non-persistent
         buffers: moved by ``.to()``, never written to checkpoints."""
         from socialmeta.data import FRIEND
 
         num_users = self.num_users
         is_train = torch.zeros(num_users, dtype=torch.bool)
-        is_train[train_users] = True
+        is_train[train_users if candidates is None else candidates] = True
         gen = torch.Generator().manual_seed(seed + 104729)
         fold_of = torch.full((num_users,), self.tower_folds, dtype=torch.long)
         order = train_users[torch.randperm(train_users.numel(), generator=gen)]
@@ -143,14 +146,16 @@ class HybridLinkModel(LinkModel):
         self._graph_set, self._fold_seed = True, seed
         return self
 
-    def for_graph(self, observed, train_users: Tensor) -> HybridLinkModel:
+    def for_graph(self, observed, train_users: Tensor, candidates: Tensor | None = None
+                  ) -> HybridLinkModel:
         r"""A copy (same parameters) that scores the users of another observed graph
         with the same training users, e.g. the graph with a placeholder row for a
         brand-new user that :class:`~socialmeta.Recommender` adds. Tower folds are the
         same for the same training users."""
         other = copy.deepcopy(self)
         other.num_users = observed.num_users
-        return other.set_graph(observed, train_users, seed=self._fold_seed)
+        return other.set_graph(observed, train_users, seed=self._fold_seed,
+                               candidates=candidates)
 
     def _check_graph(self) -> None:
         if not self._graph_set:

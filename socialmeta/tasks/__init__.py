@@ -2,6 +2,13 @@
 from socialmeta.tasks.batch import TaskBatch
 from socialmeta.tasks.egonet import CSR, EgoNets, induced_edges, sample_egonets
 from socialmeta.tasks.loader import task_batches
+from socialmeta.tasks.new_item import (
+    ItemSplit,
+    adoption_graph,
+    is_adoption_graph,
+    item_nodes,
+    split_items,
+)
 from socialmeta.tasks.sampler import (
     CONTEXTS,
     KINDS,
@@ -18,6 +25,8 @@ from socialmeta.tasks.split import (
     time_cut,
 )
 
-__all__ = ["CONTEXTS", "CSR", "EgoNets", "KINDS", "TaskBatch", "TaskConfig", "TaskSampler",
-           "TemporalSplit", "UserSplit", "induced_edges", "observed_graph", "sample_egonets",
-           "split_temporal", "split_users", "task_batches", "task_feature_channels", "time_cut"]
+__all__ = ["CONTEXTS", "CSR", "EgoNets", "ItemSplit", "KINDS", "TaskBatch", "TaskConfig",
+           "TaskSampler", "TemporalSplit", "UserSplit", "adoption_graph", "induced_edges",
+           "is_adoption_graph", "item_nodes", "observed_graph", "sample_egonets",
+           "split_items", "split_temporal", "split_users", "task_batches",
+           "task_feature_channels", "time_cut"]

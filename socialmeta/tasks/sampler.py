@@ -20,18 +20,22 @@ from socialmeta.tasks.egonet import (
     rank_in_group,
     sample_egonets,
 )
+from socialmeta.tasks.new_item import ItemSplit, is_adoption_graph
 from socialmeta.tasks.random import hash_keys, priority, randint
 from socialmeta.tasks.split import TEMPORAL_USERS, TemporalSplit, UserSplit, observed_graph
 
-KINDS = ("friend", "item", "interest")
+KINDS = ("friend", "item", "interest", "new_item")
+#: kinds whose candidates are users (``new_item``: a friend task on the adoption graph)
+USER_TARGETS = ("friend", "new_item")
 ITEM_ORDERS = ("hash", "shared")
 PROTOCOLS = ("random", "temporal")
 VARIANTS = ("center", "members")
 LABEL_SOURCES = ("interests", "circles")
 #: relations of the center a task kind may observe as context, and the default
 CONTEXTS = {"friend": ("items", "features"), "item": ("friends", "features", "history"),
-            "interest": ("friends", "items", "features")}
-DEFAULT_CONTEXT = {"friend": (), "item": ("friends",), "interest": ("friends",)}
+            "interest": ("friends", "items", "features"), "new_item": ("features",)}
+DEFAULT_CONTEXT = {"friend": (), "item": ("friends",), "interest": ("friends",),
+                   "new_item": ("features",)}
 # salts that keep the hash streams of different random choices apart
 _SHOTS, _NEG_SUPPORT, _NEG_QUERY, _ITEM, _LABEL, _CUT, _ORDER = 11, 13, 17, 19, 23, 29, 31
 _NEG_ATTEMPTS = 8
@@ -162,8 +166,9 @@ class TaskConfig:
                              f"{self.kind!r}: a {self.kind} task's support builds the "
                              "ego-net its model scores")
         self.pair_features, self.ppr_alphas = tuple(self.pair_features), tuple(self.ppr_alphas)
-        if self.pair_features and self.kind != "friend":
-            raise ValueError(f"pair_features are defined for friend tasks, not {self.kind!r}")
+        if self.pair_features and self.kind not in USER_TARGETS:
+            raise ValueError(f"pair_features are defined for {list(USER_TARGETS)} tasks, "
+                             f"not {self.kind!r}")
         for name in self.pair_features:
             if name not in FRIEND_FEATURES:
                 raise ValueError(f"unknown pair feature {name!r}; choose from "
@@ -172,6 +177,10 @@ class TaskConfig:
             if need and need not in self.context:
                 raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
                                  f"{need!r} to the task context (now {list(self.context)})")
+        if self.protocol == "temporal" and self.kind == "new_item":
+            raise ValueError("protocol=temporal is not built for new_item tasks yet: their "
+                             "items are split at random (split.seed), not by the date of "
+                             "their first rating")
         if self.protocol == "temporal" and self.kind != "item":
             raise ValueError(f"protocol=temporal is defined for item tasks, not "
                              f"{self.kind!r}: only user-item interactions carry times "
@@ -302,7 +311,7 @@ class TaskSampler:
                 users = self.split.train
                 self._train_centers = users[self.background_items.degree(users) >= 2]
             else:
-                self._train_centers = self._eligible(self.split.train, min_links=2)
+                self._train_centers = self._eligible(self.split.train_pool, min_links=2)
         return self._train_centers
 
     def eval_centers(self, split: str, shots: int) -> Tensor:
@@ -392,12 +401,11 @@ class TaskSampler:
         query links are ranked against the whole catalogue, not sampled negatives.
         """
         kind = self.config.kind
-        if kind not in ("friend", "item"):
+        if kind == "interest":
             raise ValueError(f"{kind!r} tasks have no link candidates")
-        size = self.num_users if kind == "friend" else self.num_items
-        mask = torch.zeros(batch.num_tasks, size, dtype=torch.bool)
-        if kind == "friend":
-            mask[:, self.split.train] = True
+        mask = torch.zeros(batch.num_tasks, self.num_candidates, dtype=torch.bool)
+        if kind in USER_TARGETS:
+            mask[:, self.split.candidate_users] = True
             mask[torch.arange(batch.num_tasks), batch.center] = False
         else:
             mask[:] = True
@@ -408,6 +416,13 @@ class TaskSampler:
             seen = seen_ids >= 0
             mask[seen.nonzero()[:, 0], seen_ids[seen]] = False
         return mask
+
+    @property
+    def num_candidates(self) -> int:
+        """Width of a link task's candidate scores: users (friend and new-item
+        tasks; the adoption graph's nodes, of which the users are candidates) or
+        items (item tasks)."""
+        return self.num_items if self.config.kind == "item" else self.num_users
 
     def context_friends(self, users: Tensor) -> tuple[Tensor, Tensor]:
         r"""Friendships of :obj:`users` with training users, as ``(position in
@@ -436,6 +451,16 @@ class TaskSampler:
             if relation not in g.relations:
                 raise ValueError(f"task context {relation!r} is not available: dataset "
                                  f"{g.name!r} has only the relations {g.relations}")
+        if cfg.kind == "new_item":
+            if not is_adoption_graph(g):
+                raise ValueError(f"new-item tasks run on the adoption graph of users and "
+                                 f"items; dataset {g.name!r} is not one (build it with "
+                                 "socialmeta.tasks.adoption_graph)")
+            if not isinstance(self.split, ItemSplit):
+                raise ValueError("new-item tasks need an item split "
+                                 "(socialmeta.tasks.split_items)")
+        elif isinstance(self.split, ItemSplit):
+            raise ValueError(f"an item split is for new-item tasks, not {cfg.kind!r}")
         if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":
             raise ValueError("circles are per-ego label sets: use task.variant=members")
 
@@ -550,7 +575,7 @@ class TaskSampler:
     def _build(self, centers: Tensor, keys: Tensor, shots: Tensor, index: Tensor,
                train: bool) -> TaskBatch:
         builder = {"friend": self._friend, "item": self._item,
-                   "interest": self._interest}[self.config.kind]
+                   "interest": self._interest, "new_item": self._friend}[self.config.kind]
         return builder(centers, keys, shots, index, train, self._links)
 
     # ------------------------------------------------------------ link tasks
@@ -593,9 +618,17 @@ class TaskSampler:
         return t[keep], cand[keep, first[keep]]
 
     def _link_targets(self, centers, keys, shots, train, pool_t, pool_target, pool, linked):
-        """Support and query targets ``(t, id, label)`` of friend or item tasks."""
+        r"""Support and query targets ``(t, id, label)`` of friend or item tasks.
+
+        :obj:`linked` (sorted ``center * size + target`` keys of every link) keeps
+        training negatives off true links. An evaluation task's support negatives avoid
+        only its visible links (the positive support): which users or items are its
+        query must not shape what it adapts on."""
         _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train,
                                            centers.numel())
+        if not train:
+            size = self.num_items if self.config.kind == "item" else self.num_users
+            linked = (centers[pool_t[sup]] * size + pool_target[sup]).sort().values
         return k, self._link_sides(centers, keys, k, train, (pool_t[sup], pool_target[sup]),
                                    (pool_t[qry], pool_target[qry]), pool, linked)
 
@@ -620,7 +653,7 @@ class TaskSampler:
     def _friend(self, centers, keys, shots, index, train, links) -> TaskBatch:
         pos, friend = links["friends"] if links else self._training_friends(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
-                                      self.split.train, self.friend_keys)
+                                      self.split.candidate_users, self.friend_keys)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
         center_items = (self._center_items(centers, links)
                         if self.config.observes("items") else None)

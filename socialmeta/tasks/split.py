@@ -32,6 +32,18 @@ class UserSplit:
     def is_train(self) -> Tensor:
         return self.role() == 0
 
+    @property
+    def candidate_users(self) -> Tensor:
+        """Users that link tasks rank and draw negatives from: the training users
+        (an :class:`ItemSplit` narrows them to people)."""
+        return self.train
+
+    @property
+    def train_pool(self) -> Tensor:
+        """Training nodes that may center a training task: the training users (an
+        :class:`ItemSplit`'s training items)."""
+        return self.train
+
     def users(self, name: str) -> Tensor:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}; choose one of ['test', 'train', 'val']")

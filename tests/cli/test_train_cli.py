@@ -8,7 +8,13 @@ from hydra import compose, initialize_config_dir
 
 from socialmeta.cli.train import main
 from socialmeta.config import ConfigError, config_dir
-from socialmeta.experiment import build_model, dataset_from_config, inner_loop, task_config
+from socialmeta.experiment import (
+    build_model,
+    dataset_from_config,
+    graph_for_task,
+    inner_loop,
+    task_config,
+)
 
 CONFIGS = Path(config_dir())
 
@@ -98,7 +104,9 @@ def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_ro
     monkeypatch.setenv("SOCIALMETA_CACHE", "/nonexistent-never-written")
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
-    dataset, kind = experiment.rsplit("_", 1)
+    kind = next(k for k in ("new_item", "friend", "item", "interest")
+                if experiment.endswith("_" + k))
+    dataset = experiment[:-len(kind) - 1]
     assert cfg.dataset.name == dataset and cfg.task.kind == kind
     roots = {"lastfm": lastfm_root, "ego_facebook": ego_facebook_root,
              "ciaodvd": ciaodvd_root}
@@ -106,8 +114,8 @@ def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_ro
         cfg.dataset.root, cfg.dataset.cache = str(roots[dataset]), False
     else:
         cfg.dataset.num_users = 300
-    graph = dataset_from_config(cfg.dataset)
     task = task_config(cfg.task, cfg.seed)
+    graph = graph_for_task(dataset_from_config(cfg.dataset), task)
     build_model(cfg.model, graph, task)
     inner_loop(cfg.meta)
 

@@ -27,13 +27,20 @@ def _check_link_task(batch, t, sampler, train, n_targets, linked_keys):
         batch.query_ids[t][qry].tolist())
     assert sup_ids and qry_ids and not sup_ids & qry_ids
     assert len(sup_ids) == int(batch.num_shots[t])
-    # every positive is a real link of the center, every negative is not
-    for ids, label in ((batch.support_ids[t], batch.support_label[t]),
-                       (batch.query_ids[t], batch.query_label[t])):
+    # every positive is a real link of the center, every training negative is not; an
+    # evaluation task's support negatives avoid only its support (they are drawn
+    # without reading its query, which may contain them)
+    for side, ids, label in (("support", batch.support_ids[t], batch.support_label[t]),
+                             ("query", batch.query_ids[t], batch.query_label[t])):
         valid = ids >= 0
         keys = (center * n_targets + ids[valid]).tolist()
         is_link = torch.tensor([k in linked_keys for k in keys])
-        assert torch.equal(is_link, label[valid].bool())
+        if train or side == "query":
+            assert torch.equal(is_link, label[valid].bool())
+        else:
+            positive = label[valid].bool()
+            assert is_link[positive].all()
+            assert not set(ids[valid][~positive].tolist()) & sup_ids
     if batch.kind == "friend":
         center_nbrs = set(batch.node_ids[t][batch.adj[t, 0].bool()].tolist())
         assert center_nbrs == sup_ids  # query friends are not adjacent to the center
