@@ -169,8 +169,8 @@ class Recommender:
             logits = interest_logits(self.model, self.params, batch, self.inner)[0, 0]
             return logits.cpu(), list(self.graph.interest_names)
         users = self.kind in USER_TARGETS
-        size = self.graph.num_users + 1 if users else self.graph.num_items
-        scores = candidate_scores(self.model, self.params, batch, self.inner, size)
+        scores = candidate_scores(self.model, self.params, batch, self.inner,
+                                  self.sampler.num_candidates)
         candidates = self.sampler.candidate_mask(batch.to("cpu"))
         scores = scores.cpu().masked_fill(~candidates, float("-inf"))[0]
         names = self.graph.raw_ids["user" if users else "item"]

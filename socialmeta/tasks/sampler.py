@@ -603,7 +603,7 @@ class TaskSampler:
         t = torch.repeat_interleave(torch.arange(centers.numel()), per_task)
         slot = torch.arange(t.numel()) - torch.repeat_interleave(per_task.cumsum(0) - per_task,
                                                                  per_task)
-        size = self.num_items if self.config.kind == "item" else self.num_users
+        size = self.num_candidates
         attempts = torch.arange(_NEG_ATTEMPTS).view(1, -1)
         cand = pool[randint(pool.numel(), keys[t].view(-1, 1), salt, slot.view(-1, 1), attempts)]
         key = centers[t].view(-1, 1) * size + cand
@@ -627,8 +627,8 @@ class TaskSampler:
         _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train,
                                            centers.numel())
         if not train:
-            size = self.num_items if self.config.kind == "item" else self.num_users
-            linked = (centers[pool_t[sup]] * size + pool_target[sup]).sort().values
+            linked = (centers[pool_t[sup]] * self.num_candidates + pool_target[sup]
+                      ).sort().values
         return k, self._link_sides(centers, keys, k, train, (pool_t[sup], pool_target[sup]),
                                    (pool_t[qry], pool_target[qry]), pool, linked)
 
