@@ -213,7 +213,8 @@ def split_from_config(graph: SocialGraph, cfg: DictConfig,
     task's ``time_cut`` and ``temporal_users`` (``split.val_fraction`` and
     ``test_fraction`` then only set the val : test ratio: every eligible user is one
     or the other); for ``task=new_item`` the :func:`~socialmeta.tasks.split_items`
-    of the adoption graph :obj:`graph`."""
+    of the adoption graph :obj:`graph` (by date at ``task.time_cut`` under the
+    temporal protocol)."""
     if task is not None and task.kind == "new_item":
         for key in ("test_max_degree", "eval_pool"):
             if cfg.get(key) is not None:
@@ -221,7 +222,8 @@ def split_from_config(graph: SocialGraph, cfg: DictConfig,
                                   "items, not users): set it to null")
         try:
             return split_items(graph, val_fraction=cfg.val_fraction,
-                               test_fraction=cfg.test_fraction, seed=cfg.seed)
+                               test_fraction=cfg.test_fraction, seed=cfg.seed,
+                               cut=task.time_cut if task.protocol == "temporal" else None)
         except ValueError as e:
             raise ConfigError(f"split: {e}") from None
     if task is not None and task.protocol == "temporal":

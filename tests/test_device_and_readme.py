@@ -70,6 +70,7 @@ def test_guide_python_examples_run(lastfm_root, monkeypatch, tmp_path):
     assert torch.isfinite(namespace["loss"])
     assert len(namespace["rec"].recommend(user="u42", k=10)) == 10
     assert namespace["ppr"].name == "ppr" and len(namespace["trials"]) == 4
+    assert namespace["dated"].eval_centers("test", 3).numel() > 50
 
 
 def _commands(path: Path) -> list[list[str]]:

@@ -54,11 +54,13 @@ CELLS = ("lastfm:friend", "lastfm:item", "lastfm:interest", "ego_facebook:friend
          "ego_facebook:interest",
          "synthetic:friend", "synthetic:item", "synthetic:interest",
          "lastfm:friend:items", "lastfm:item:none", "ego_facebook:friend:features",
-         "ciaodvd:item", "ciaodvd:item:temporal", "ciaodvd:new_item", "lastfm:new_item")
-#: a cell's last part may name a protocol instead of a context: the overrides it sets
-#: besides its context, and the context
-PROTOCOLS = {"temporal": (("task.protocol=temporal", "task.temporal_users=warm"),
-                          ["friends", "history"])}
+         "ciaodvd:item", "ciaodvd:item:temporal", "ciaodvd:new_item", "lastfm:new_item",
+         "ciaodvd:new_item:temporal")
+#: a cell's last part may name a protocol instead of a context: per task kind, the
+#: overrides it sets besides its context, and the context
+PROTOCOLS = {"temporal": {
+    "item": (("task.protocol=temporal", "task.temporal_users=warm"), ["friends", "history"]),
+    "new_item": (("task.protocol=temporal",), ["features"])}}
 TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
@@ -106,6 +108,12 @@ NOTES = {
                         "lastfm friend's, carried over untuned "
                         "(`experiment=lastfm_new_item`, 300 steps). Every lastfm user lists "
                         "exactly 50 artists, so user activity cannot rank."),
+    "ciaodvd:new_item:temporal": (
+        "New movies by date (`task=new_item task.protocol=temporal`, cut at the 0.7 "
+        "quantile of the rating dates, 2008-12-28): the new movies are those first rated "
+        "at or after the cut, their support is their first K raters by date, and "
+        "meta-training, the baselines and every task graph see only the ratings before "
+        "the cut (design.md §4.2). Learner settings as in `ciaodvd:new_item`."),
 }
 SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook",
@@ -122,7 +130,7 @@ def cell_context(cell: str) -> list[str]:
     if len(parts) == 2:
         return list(DEFAULT_CONTEXT[parts[1]])
     if parts[2] in PROTOCOLS:
-        return list(PROTOCOLS[parts[2]][1])
+        return list(PROTOCOLS[parts[2]][parts[1]][1])
     return [] if parts[2] == "none" else parts[2].split("+")
 
 
@@ -144,7 +152,8 @@ def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]
     out += [f"seed={seed}", f"split.seed={seed}",
             f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
     if len(cell.split(":")) == 3:
-        out += list(PROTOCOLS.get(cell.split(":")[2], ((), None))[0])
+        if cell.split(":")[2] in PROTOCOLS:
+            out += list(PROTOCOLS[cell.split(":")[2]][kind][0])
         out.append(f"task.context=[{','.join(cell_context(cell))}]")
     roots = {**ROOTS, **EXTRA["roots"]}
     if dataset in roots:

@@ -48,7 +48,7 @@ from socialmeta.tasks import (
     TemporalSplit,
     split_temporal,
 )
-from socialmeta.tasks.new_item import item_feature_columns
+from socialmeta.tasks.new_item import ItemSplit, item_feature_columns, split_items
 from socialmeta.tasks.sampler import USER_TARGETS
 
 
@@ -103,6 +103,8 @@ def _pseudo_sampler(sampler: TaskSampler, fraction: float, max_users: int) -> Ta
     gen = torch.Generator().manual_seed(sampler.config.seed + 7919)
     if isinstance(split, TemporalSplit):
         return _pseudo_temporal_sampler(sampler, max_users, gen)
+    if isinstance(split, ItemSplit) and split.cut is not None:
+        return _pseudo_dated_items_sampler(sampler, max_users, gen)
     eligible = sampler.train_centers()
     count = min(max_users, max(1, int(fraction * eligible.numel())))
     pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
@@ -144,6 +146,29 @@ def _pseudo_temporal_sampler(sampler: TaskSampler, max_users: int,
     pseudo_split = TemporalSplit(is_train.nonzero().view(-1), pseudo, held_out,
                                  split.num_users, cut=at_pseudo_cut.cut,
                                  mode=split.mode)
+    return TaskSampler(past, pseudo_split, sampler.config)
+
+
+def _pseudo_dated_items_sampler(sampler: TaskSampler, max_users: int,
+                                gen: torch.Generator) -> TaskSampler:
+    """New items split by date: the same split replayed inside the past. The graph is
+    what is known at the cut (the sampler's observed graph, every link before it), the
+    pseudo cut is the :data:`PSEUDO_CUT` quantile of its dated links, and the pseudo-new
+    items are the training items first taken up after it (all of them, up to
+    :obj:`max_users`)."""
+    split, past = sampler.split, sampler.observed
+    at_pseudo_cut = split_items(past, cut=PSEUDO_CUT, val_fraction=1.0, test_fraction=0.0)
+    eligible = at_pseudo_cut.val
+    if eligible.numel() == 0:
+        raise ValueError("no training item was first taken up between the pseudo cut and "
+                         "the cut: the learned ranker has nothing to learn from")
+    count = min(max_users, eligible.numel())
+    pseudo = eligible[torch.randperm(eligible.numel(), generator=gen)[:count]].sort().values
+    held_out = torch.cat([split.val, split.test]).sort().values
+    is_train = torch.ones(split.num_users, dtype=torch.bool)
+    is_train[pseudo] = is_train[held_out] = False
+    pseudo_split = ItemSplit(is_train.nonzero().view(-1), pseudo, held_out,
+                             split.num_users, people=split.people, cut=at_pseudo_cut.cut)
     return TaskSampler(past, pseudo_split, sampler.config)
 
 

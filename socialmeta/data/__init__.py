@@ -16,6 +16,7 @@ _EXPORTS = {
     "read_ego_facebook": "ego_facebook",
     "GraphValidationError": "errors",
     "FRIEND": "graph", "INTERACTS": "graph", "MEMBER_OF": "graph", "SocialGraph": "graph",
+    "UNDATED": "graph",
     "validate_graph": "graph",
     "read_lastfm": "lastfm",
     "davis": "networkx_graphs", "from_networkx": "networkx_graphs", "karate": "networkx_graphs",

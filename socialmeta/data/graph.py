@@ -21,6 +21,9 @@ MEMBER_OF = (USER, "member_of", CIRCLE)
 
 #: Format version of processed caches; bump when :meth:`SocialGraph.to_dict` changes.
 CACHE_FORMAT = 1
+#: time of an undated link in :attr:`SocialGraph.link_time` (a friendship of a graph
+#: whose other links are dated): before every time, so known at any cut
+UNDATED = torch.iinfo(torch.int64).min
 
 
 class SocialGraph(HeteroData):
@@ -84,6 +87,19 @@ class SocialGraph(HeteroData):
         return self[INTERACTS].time
 
     @property
+    def has_link_times(self) -> bool:
+        """Whether the ``user-friend-user`` links carry times (``graph[FRIEND].time``;
+        e.g. the adoption graph of dated interactions, where friendships are
+        :data:`UNDATED`)."""
+        return "time" in self[FRIEND]
+
+    @property
+    def link_time(self) -> Tensor:
+        """Each ``user-friend-user`` link's time (int64 Unix seconds, :data:`UNDATED`
+        where a link has none), in :attr:`friend_index` order."""
+        return self[FRIEND].time
+
+    @property
     def has_interests(self) -> bool:
         return "interests" in self[USER]
 
@@ -122,6 +138,7 @@ class SocialGraph(HeteroData):
         interaction_index: Tensor | None = None,
         interaction_weight: Tensor | None = None,
         interaction_time: Tensor | None = None,
+        friend_time: Tensor | None = None,
         interests: Tensor | None = None,
         interest_mask: Tensor | None = None,
         interest_names: Sequence[str] | None = None,
@@ -137,7 +154,9 @@ class SocialGraph(HeteroData):
 
         :obj:`friend_index` may list each friendship in one or both directions; it is
         stored in both. :obj:`interaction_time` holds each interaction's time as int64
-        Unix seconds (UTC), stored as ``graph["user", "interacts", "item"].time``.
+        Unix seconds (UTC), stored as ``graph["user", "interacts", "item"].time``;
+        :obj:`friend_time` likewise each link of :obj:`friend_index` (both directions of
+        a link must agree), stored as ``graph["user", "friend", "user"].time``.
         Raises :class:`GraphValidationError` if the parts disagree.
         """
         num_users = len(user_ids)
@@ -151,6 +170,9 @@ class SocialGraph(HeteroData):
         g.feature_names = list(feature_names or [])
         _check_index_range(friend_index, (num_users, num_users), "friendship", "user")
         g[FRIEND].edge_index = symmetrize(friend_index, num_users)
+        if friend_time is not None:
+            g[FRIEND].time = _symmetric_times(friend_index, friend_time, g[FRIEND].edge_index,
+                                              num_users, g.raw_ids[USER])
         if interaction_index is not None:
             if item_ids is None:
                 raise GraphValidationError("interactions given without item ids")
@@ -187,6 +209,8 @@ class SocialGraph(HeteroData):
             "feature_names": self.feature_names, "x": self[USER].x,
             "friend_index": self.friend_index,
         }
+        if self.has_link_times:
+            out["friend_time"] = self.link_time
         if self.has_items:
             out["interaction_index"] = self.interaction_index
             for key, attr in (("interaction_weight", "edge_weight"),
@@ -236,7 +260,7 @@ class SocialGraph(HeteroData):
             item_ids=raw.get(ITEM), item_x=d.get("item_x"),
             interaction_index=d.get("interaction_index"),
             interaction_weight=d.get("interaction_weight"),
-            interaction_time=d.get("interaction_time"),
+            interaction_time=d.get("interaction_time"), friend_time=d.get("friend_time"),
             interests=d.get("interests"), interest_mask=d.get("interest_mask"),
             interest_names=d.get("interest_names"), circle_ids=raw.get(CIRCLE),
             circle_ego=d.get("circle_ego"), membership_index=d.get("membership_index"),
@@ -254,6 +278,31 @@ def symmetrize(edge_index: Tensor, num_nodes: int) -> Tensor:
     lo, hi = key // num_nodes, key % num_nodes
     full = torch.cat([lo * num_nodes + hi, hi * num_nodes + lo]).sort().values
     return torch.stack([full // num_nodes, full % num_nodes])
+
+
+def _symmetric_times(edge_index: Tensor, time: Tensor, symmetric: Tensor, num_nodes: int,
+                     ids: Sequence[str]) -> Tensor:
+    """The times of :obj:`edge_index`'s links (given one or both ways) in the order of
+    its :func:`symmetrize`-d form :obj:`symmetric`."""
+    time = torch.as_tensor(time)
+    if time.dtype != torch.int64 or time.shape != (edge_index.size(1),):
+        raise GraphValidationError(
+            f"link times have dtype {time.dtype} and shape {tuple(time.shape)}",
+            expected=f"int64 Unix seconds of shape [{edge_index.size(1)}]")
+    src, dst = edge_index.long()
+    key = torch.minimum(src, dst) * num_nodes + torch.maximum(src, dst)
+    order = torch.argsort(key, stable=True)
+    key, time = key[order], time[order]
+    clash = (key[1:] == key[:-1]) & (time[1:] != time[:-1])
+    if clash.any():
+        k = int(clash.nonzero()[0])
+        a, b = divmod(int(key[k]), num_nodes)
+        raise GraphValidationError(f"link ({ids[a]!r}, {ids[b]!r}) is given twice with the "
+                                   f"times {int(time[k])} and {int(time[k + 1])}",
+                                   expected="one time per link")
+    s, d = symmetric
+    want = torch.minimum(s, d) * num_nodes + torch.maximum(s, d)
+    return time[torch.searchsorted(key, want)]
 
 
 def _check_index_range(index: Tensor, sizes: tuple[int, int], what: str,
@@ -308,6 +357,12 @@ def validate_graph(g: SocialGraph) -> None:
         u = user_ids[int(ei[0, loops][0])]
         raise GraphValidationError(f"self-loop on user {u!r}", expected="no self-loops")
     _check_unique_pairs(ei, num_users, "friendship", (user_ids, user_ids))
+    if "time" in g[FRIEND]:
+        t = g[FRIEND].time
+        if t.dtype != torch.int64 or t.shape != (ei.size(1),):
+            raise GraphValidationError(
+                f"link times have dtype {t.dtype} and shape {tuple(t.shape)}",
+                expected=f"int64 Unix seconds of shape [{ei.size(1)}]")
     if g.has_items:
         item_ids = g.raw_ids[ITEM]
         ii = g.interaction_index

@@ -100,12 +100,15 @@ class TaskConfig:
             center's links) or ``"temporal"`` (item tasks on dated interactions: the
             support comes before the task's cut, the query after it; nothing dated
             after the cut reaches the task, see :class:`~socialmeta.tasks.TemporalSplit`
-            and docs/design.md). (default: :obj:`"random"`)
+            and docs/design.md; new-item tasks: the new items are those first taken up
+            after the cut, their support is their first K users by date, see
+            :func:`~socialmeta.tasks.split_items`). (default: :obj:`"random"`)
         temporal_users: Under ``protocol="temporal"``: ``"warm"`` (drift: support =
             a known user's last K interactions before the global cut, query = those
             after it; training tasks put a seeded cut inside a training user's history)
             or ``"new"`` (users who arrive after the cut: support = their first K
-            interactions, query = the later ones). (default: :obj:`"warm"`)
+            interactions, query = the later ones). Not used by new-item tasks.
+            (default: :obj:`"warm"`)
         time_cut: The global cut: a quantile of the interaction times in ``(0, 1)``,
             an ISO-8601 date or Unix seconds (:func:`~socialmeta.tasks.time_cut`).
             (default: :obj:`0.7`)
@@ -177,12 +180,8 @@ class TaskConfig:
             if need and need not in self.context:
                 raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
                                  f"{need!r} to the task context (now {list(self.context)})")
-        if self.protocol == "temporal" and self.kind == "new_item":
-            raise ValueError("protocol=temporal is not built for new_item tasks yet: their "
-                             "items are split at random (split.seed), not by the date of "
-                             "their first rating")
-        if self.protocol == "temporal" and self.kind != "item":
-            raise ValueError(f"protocol=temporal is defined for item tasks, not "
+        if self.protocol == "temporal" and self.kind not in ("item", "new_item"):
+            raise ValueError(f"protocol=temporal is defined for item and new-item tasks, not "
                              f"{self.kind!r}: only user-item interactions carry times "
                              "(no loader dates friendships or labels)")
         if "history" in self.context and not (self.protocol == "temporal"
@@ -250,10 +249,16 @@ class TaskSampler:
         self.observed = observed_graph(graph, split)
         self.num_users = graph.num_users
         self.is_train = split.is_train()
-        self.background = CSR.from_edge_index(self.observed[FRIEND].edge_index,
-                                              self.num_users, self.num_users)
-        self.friends = CSR.from_edge_index(graph.friend_index, self.num_users, self.num_users)
-        src, dst = graph.friend_index
+        # new-item tasks under the temporal protocol: with each link's time (column order)
+        dated = self.temporal and config.kind == "new_item"
+        self.background, self.background_link_time = CSR.with_values(
+            self.observed[FRIEND].edge_index, self.num_users, self.num_users,
+            self.observed[FRIEND].time if dated else None)
+        self.friends, self.link_time = CSR.with_values(
+            graph.friend_index, self.num_users, self.num_users,
+            graph.link_time if dated else None)
+        # links that training negatives avoid (by date: the known ones, before the cut)
+        src, dst = (self.observed if dated else graph).friend_index
         self.friend_keys = (src * self.num_users + dst).sort().values
         if graph.has_items:
             self.num_items = graph.num_items
@@ -307,9 +312,12 @@ class TaskSampler:
         """Training users that can center a training task of this kind (computed once:
         it reads every training user's links)."""
         if self._train_centers is None:
-            if self.temporal:  # two interactions before the cut
+            if self.temporal and self.config.kind == "item":  # two interactions before the cut
                 users = self.split.train
                 self._train_centers = users[self.background_items.degree(users) >= 2]
+            elif self.temporal:  # new items: items with two users before the cut
+                pool = self.split.train_pool
+                self._train_centers = pool[self.background.degree(pool) >= 2]
             else:
                 self._train_centers = self._eligible(self.split.train_pool, min_links=2)
         return self._train_centers
@@ -319,7 +327,8 @@ class TaskSampler:
         under the temporal protocol with warm users, at least :obj:`shots`
         interactions before the cut and one after it."""
         users = self.split.users(split)
-        if self.temporal and self.config.temporal_users == "warm":
+        if self.temporal and self.config.kind == "item" and \
+                self.config.temporal_users == "warm":
             before = self.background_items.degree(users)
             return users[(before >= shots) & (self.items.degree(users) > before)]
         return self._eligible(users, min_links=shots + 1)
@@ -468,6 +477,16 @@ class TaskSampler:
         """Whether tasks follow the temporal protocol; its split and data must match."""
         cfg, split = self.config, self.split
         temporal = cfg.protocol == "temporal"
+        if cfg.kind == "new_item":  # split by date or by seed (checked in _check_relations)
+            if temporal and split.cut is None:
+                raise ValueError("task.protocol=temporal needs items split by date "
+                                 "(socialmeta.tasks.split_items with cut=task.time_cut)")
+            if not temporal and split.cut is not None:
+                raise ValueError("items split by date need task.protocol=temporal")
+            if temporal and not self.graph.has_link_times:
+                raise ValueError(f"task.protocol=temporal needs dated interactions; the "
+                                 f"adoption graph {self.graph.name!r} has no link times")
+            return temporal
         if temporal and not isinstance(split, TemporalSplit):
             raise ValueError("task.protocol=temporal needs a temporal split "
                              "(socialmeta.tasks.split_temporal at task.time_cut)")
@@ -580,10 +599,17 @@ class TaskSampler:
 
     # ------------------------------------------------------------ link tasks
     def _split_links(self, t: Tensor, target: Tensor, keys: Tensor, shots: Tensor,
-                     train: bool, num_tasks: int):
+                     train: bool, num_tasks: int, time: Tensor | None = None):
         """Support (rank < K) and query (the rest, capped in training) of each task's
-        links ``(t, target)``, ranked by a hash of (task, target)."""
-        rank = rank_in_group(t, priority(keys[t], target))
+        links ``(t, target)``, ranked by a hash of (task, target); with :obj:`time`,
+        by time first (the support is the first K links, ties by the hash)."""
+        order = priority(keys[t], target)
+        if time is not None:   # position of each link by (time, hash)
+            by_hash = torch.argsort(order)
+            by_time = by_hash[torch.argsort(time[by_hash], stable=True)]
+            order = torch.empty_like(by_time)
+            order[by_time] = torch.arange(by_time.numel())
+        rank = rank_in_group(t, order)
         count = torch.bincount(t, minlength=num_tasks)
         hold_out = 0 if self._links is not None else 1   # support_batch holds nothing out
         k = torch.minimum(shots, count - hold_out).clamp(min=0)
@@ -617,7 +643,8 @@ class TaskSampler:
         keep = first >= 0
         return t[keep], cand[keep, first[keep]]
 
-    def _link_targets(self, centers, keys, shots, train, pool_t, pool_target, pool, linked):
+    def _link_targets(self, centers, keys, shots, train, pool_t, pool_target, pool, linked,
+                      time=None):
         r"""Support and query targets ``(t, id, label)`` of friend or item tasks.
 
         :obj:`linked` (sorted ``center * size + target`` keys of every link) keeps
@@ -625,7 +652,7 @@ class TaskSampler:
         only its visible links (the positive support): which users or items are its
         query must not shape what it adapts on."""
         _, k, sup, qry = self._split_links(pool_t, pool_target, keys, shots, train,
-                                           centers.numel())
+                                           centers.numel(), time)
         if not train:
             linked = (centers[pool_t[sup]] * self.num_candidates + pool_target[sup]
                       ).sort().values
@@ -651,9 +678,15 @@ class TaskSampler:
         return sides
 
     def _friend(self, centers, keys, shots, index, train, links) -> TaskBatch:
-        pos, friend = links["friends"] if links else self._training_friends(centers)
+        time = None
+        if links:
+            pos, friend = links["friends"]
+        elif self.temporal:  # new items by date: a training item's links before the cut
+            pos, friend, time = self._dated_links(centers, train)
+        else:
+            pos, friend = self._training_friends(centers)
         k, sides = self._link_targets(centers, keys, shots, train, pos, friend,
-                                      self.split.candidate_users, self.friend_keys)
+                                      self.split.candidate_users, self.friend_keys, time)
         sup_t, sup_node = sides["support"][0], sides["support"][1]
         center_items = (self._center_items(centers, links)
                         if self.config.observes("items") else None)
@@ -664,6 +697,15 @@ class TaskSampler:
         batch = self._with_targets(batch, sides, self.num_users,
                                    _LocalKeys(ego.keys(), ego.local), train)
         return self._with_pair_features(batch, links)
+
+    def _dated_links(self, centers: Tensor, train: bool) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Links of new-item task centers with their times, ``(position, user, time)``:
+        a training item's links before the cut (the observed graph), a val/test item's
+        links (all dated at or after it)."""
+        csr, time = ((self.background, self.background_link_time) if train
+                     else (self.friends, self.link_time))
+        pos, slot = csr.slots(centers)
+        return pos, csr.col[slot], time[slot]
 
     def _item(self, centers, keys, shots, index, train, links) -> TaskBatch:
         history = None

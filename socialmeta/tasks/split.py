@@ -138,17 +138,19 @@ class TemporalSplit(UserSplit):
                 f"test={self.test.numel()})")
 
 
-def time_cut(graph: SocialGraph, cut: float | int | str) -> int:
+def time_cut(graph: SocialGraph, cut: float | int | str, times: Tensor | None = None) -> int:
     r"""The cut of the temporal protocol in Unix seconds (UTC): a float in ``(0, 1)``
     is that quantile of the graph's interaction times (the cut is the first time at
     or above it), an ISO-8601 date or datetime string is that instant (UTC unless it
     says otherwise), an integer is Unix seconds; a string holding a number means that
-    number (how a config passes a quantile).
+    number (how a config passes a quantile). :obj:`times` replaces the graph's
+    interaction times as the ones a quantile reads (e.g. an adoption graph's dated
+    links).
 
     Example:
         >>> time_cut(graph, 0.7), time_cut(graph, "2009-01-01")
     """
-    if not graph.has_times:
+    if times is None and not graph.has_times:
         raise ValueError(f"the temporal protocol needs dated interactions; dataset "
                          f"{graph.name!r} has {'no times' if graph.has_items else 'no items'}")
     if isinstance(cut, bool):
@@ -156,7 +158,7 @@ def time_cut(graph: SocialGraph, cut: float | int | str) -> int:
     if isinstance(cut, float):
         if not 0.0 < cut < 1.0:
             raise ValueError(f"a time cut given as a quantile must be in (0, 1), got {cut}")
-        times = graph.interaction_time.sort().values
+        times = (graph.interaction_time if times is None else times).sort().values
         return int(times[min(int(cut * times.numel()), times.numel() - 1)])
     if isinstance(cut, str):
         try:   # a number given as text (a config value): a quantile or Unix seconds
@@ -165,7 +167,7 @@ def time_cut(graph: SocialGraph, cut: float | int | str) -> int:
             number = None
         if number is not None:
             return time_cut(graph, int(number) if number.is_integer() and number >= 1
-                            else number)
+                            else number, times)
         try:
             when = datetime.datetime.fromisoformat(cut)
         except ValueError:
@@ -238,6 +240,10 @@ def observed_graph(graph: SocialGraph, split: UserSplit) -> SocialGraph:
     with ``mode="warm"`` those of the val/test users too (known users' history) and
     every friendship (friendships are undated: they count as known at the cut).
 
+    Under a split with a ``cut`` of its own (the dated :class:`~socialmeta.tasks.ItemSplit`
+    of new-item tasks) only the links dated before the cut are kept (undated
+    friendships are).
+
     User indices are unchanged (val/test users remain as isolated, unlabelled nodes), so
     ids mean the same thing in both graphs. The input graph is not modified.
     """
@@ -247,7 +253,16 @@ def observed_graph(graph: SocialGraph, split: UserSplit) -> SocialGraph:
     out = graph.clone()
     src, dst = graph.friend_index
     if not warm:
-        out[FRIEND].edge_index = graph.friend_index[:, is_train[src] & is_train[dst]]
+        keep = is_train[src] & is_train[dst]
+        link_cut = getattr(split, "cut", None) if not temporal else None
+        if link_cut is not None:
+            if not graph.has_link_times:
+                raise ValueError(f"a split at a cut needs dated links; graph {graph.name!r} "
+                                 "has none")
+            keep &= graph.link_time < link_cut
+        out[FRIEND].edge_index = graph.friend_index[:, keep]
+        if graph.has_link_times:
+            out[FRIEND].time = graph.link_time[keep]
     if graph.has_items:
         keep = (torch.ones_like(graph.interaction_index[0], dtype=torch.bool) if warm
                 else is_train[graph.interaction_index[0]])

@@ -1,9 +1,11 @@
 """SocialGraph construction, serialisation, transforms and the networkx graphs."""
 import math
 
+import pytest
 import torch
 
 from socialmeta.data import (
+    GraphValidationError,
     SocialGraph,
     StructuralFeatures,
     davis,
@@ -18,6 +20,30 @@ from socialmeta.data.graph import symmetrize
 def test_symmetrize_dedupes_and_sorts():
     ei = symmetrize(torch.tensor([[2, 0, 1, 1], [0, 2, 0, 2]]), 3)
     assert ei.tolist() == [[0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1]]
+
+
+def test_link_times_follow_their_links():
+    """Times given with links (one way or both, any order) land on both directions of
+    their link after symmetrisation; a link given twice with two times is an error
+    naming it; the times survive the dict round trip."""
+    ids = ["a", "b", "c"]
+    g = SocialGraph.from_parts(user_ids=ids, friend_index=torch.tensor([[2, 0, 1], [0, 1, 2]]),
+                               friend_time=torch.tensor([30, 10, 20]))
+    assert g.has_link_times
+    when = {tuple(e): int(t) for e, t in zip(g.friend_index.t().tolist(), g.link_time)}
+    assert when == {(0, 1): 10, (1, 0): 10, (1, 2): 20, (2, 1): 20, (0, 2): 30, (2, 0): 30}
+    both = SocialGraph.from_parts(user_ids=ids, friend_index=torch.tensor([[0, 1], [1, 0]]),
+                                  friend_time=torch.tensor([5, 5]))
+    assert both.link_time.tolist() == [5, 5]
+    with pytest.raises(GraphValidationError, match=r"link \('a', 'b'\) is given twice"):
+        SocialGraph.from_parts(user_ids=ids, friend_index=torch.tensor([[0, 1], [1, 0]]),
+                               friend_time=torch.tensor([5, 6]))
+    with pytest.raises(GraphValidationError, match="int64 Unix seconds of shape"):
+        SocialGraph.from_parts(user_ids=ids, friend_index=torch.tensor([[0], [1]]),
+                               friend_time=torch.tensor([5.0]))
+    h = SocialGraph.from_dict(g.to_dict())
+    assert torch.equal(h.link_time, g.link_time)
+    assert not generate_synthetic(50, seed=0).has_link_times
 
 
 def test_dict_round_trip_is_exact():

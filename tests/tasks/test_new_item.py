@@ -1,11 +1,15 @@
 """New-item tasks: the adoption graph, the item split, tasks centered on items (leakage:
 a held-out item's query users never reach its task), the new-item baselines by hand,
-and a run through the Experiment."""
+a run through the Experiment; and under the temporal protocol: items split by the date
+they were first taken up, support = an item's first K users by date, nothing dated
+after a task's cut reaching it (CiaoDVD, thousands of tasks), determinism, and the
+learned ranker's replay of the split inside the past."""
 import pytest
 import torch
 
 from socialmeta.baselines import BASELINES, make_baseline
-from socialmeta.data import SocialGraph, generate_synthetic
+from socialmeta.data import UNDATED, SocialGraph, generate_synthetic
+from socialmeta.data.graph import INTERACTS
 from socialmeta.meta import InnerLoop, candidate_scores, meta_parameters
 from socialmeta.models import LinkModel
 from socialmeta.tasks import (
@@ -14,8 +18,10 @@ from socialmeta.tasks import (
     TaskSampler,
     adoption_graph,
     item_nodes,
+    observed_graph,
     split_items,
     split_users,
+    task_batches,
     task_feature_channels,
 )
 from socialmeta.tasks.new_item import ITEM_FLAG, item_feature_columns
@@ -35,6 +41,21 @@ def _small_graph() -> SocialGraph:
         x=torch.arange(12, dtype=torch.float).view(6, 2),
         feature_names=["age", "posts"], item_ids=[f"i{i}" for i in range(4)],
         item_x=genre, interaction_index=index, name="small")
+
+
+def _dated_small_graph() -> SocialGraph:
+    """The small graph with each interaction dated (day numbers, as Unix seconds): i0
+    taken up by u0 (1), u1 (2), u2 (5), u3 (6); i1 by u0 (3), u2 (4); i2 by u4 (1),
+    u5 (2); i3 by u1 (4), u3 (7), u5 (8)."""
+    g = _small_graph()
+    days = {(0, 0): 1, (1, 0): 2, (2, 0): 5, (3, 0): 6, (0, 1): 3, (2, 1): 4, (4, 2): 1,
+            (5, 2): 2, (1, 3): 4, (3, 3): 7, (5, 3): 8}
+    rows = [tuple(e) for e in g.interaction_index.t().tolist()]
+    return SocialGraph.from_parts(
+        user_ids=g.raw_ids["user"], friend_index=g.friend_index, x=g["user"].x,
+        feature_names=g.feature_names, item_ids=g.raw_ids["item"], item_x=g["item"].x,
+        interaction_index=g.interaction_index,
+        interaction_time=torch.tensor([days[r] for r in rows]), name="small")
 
 
 def test_adoption_graph_by_hand():
@@ -108,8 +129,13 @@ def test_sampler_needs_the_view_and_the_item_split(synthetic_view):
         TaskSampler(view, split_users(view), TaskConfig(kind="new_item"))
     with pytest.raises(ValueError, match="item split is for new-item tasks"):
         TaskSampler(view, split, TaskConfig(kind="friend"))
-    with pytest.raises(ValueError, match="not built for new_item tasks yet"):
-        TaskConfig(kind="new_item", protocol="temporal")
+    with pytest.raises(ValueError, match="needs items split by date"):
+        TaskSampler(view, split, TaskConfig(kind="new_item", protocol="temporal"))
+    with pytest.raises(ValueError, match="by date need task.protocol=temporal"):
+        TaskSampler(view, split_items(adoption_graph(_dated_small_graph()), cut=3),
+                    TaskConfig(kind="new_item"))
+    with pytest.raises(ValueError, match="split by date needs dated interactions"):
+        split_items(view, cut=0.5)
     with pytest.raises(ValueError, match="unknown context 'items' for 'new_item'"):
         TaskConfig(kind="new_item", context=["items"])
 
@@ -363,3 +389,239 @@ def test_new_item_config_errors():
                                           "task=new_item", "split.test_max_degree=5"])
     with pytest.raises(ConfigError, match="task=new_item: new-item tasks need user-item"):
         Experiment.from_config(overrides=["dataset=karate", "task=new_item"])
+
+
+# ------------------------------------------------ the temporal protocol: dated items
+DATED = TaskConfig(kind="new_item", protocol="temporal", node_cap=48, fanouts=(10, 5))
+
+
+def test_adoption_graph_keeps_interaction_times_as_link_times():
+    g = _dated_small_graph()
+    view = adoption_graph(g)
+    assert view.has_link_times
+    src, dst = view.friend_index
+    when = dict(zip(zip(src.tolist(), dst.tolist()), view.link_time.tolist()))
+    for (u, i), t in zip(g.interaction_index.t().tolist(), g.interaction_time.tolist()):
+        assert when[(u, 6 + i)] == when[(6 + i, u)] == t
+    for a, b in g.friend_index.t().tolist():
+        assert when[(a, b)] == UNDATED
+    # the times survive to_dict/from_dict (placeholders for recommend)
+    more = view.with_placeholder_users(["item:new"])
+    assert torch.equal(more.link_time, view.link_time)
+
+
+def test_split_items_by_date_by_hand():
+    """Cut at day 3: i0 (first day 1), i2 (1) and i3's... first days are i0 1, i1 3,
+    i2 1, i3 4. Items first taken up at or after day 3 with two users: i1 (days 3, 4)
+    and i3 (4, 7, 8): the new items. The observed graph keeps the links before day 3
+    and every friendship."""
+    view = adoption_graph(_dated_small_graph())
+    split = split_items(view, cut=3, val_fraction=0.5, test_fraction=0.5, seed=0)
+    assert isinstance(split, ItemSplit) and split.cut == 3
+    new = sorted(split.val.tolist() + split.test.tolist())
+    assert new == [7, 9] and split.val.numel() == split.test.numel() == 1
+    observed = observed_graph(view, split)
+    pairs = {tuple(e) for e in observed.friend_index.t().tolist()}
+    items = {(u, i) for u, i in pairs if i >= 6}
+    assert items == {(0, 6), (1, 6), (4, 8), (5, 8)}       # i0 days 1, 2; i2 days 1, 2
+    assert {(0, 1), (1, 2), (2, 3), (4, 5)} <= pairs           # friendships stay
+    assert (observed.link_time < 3).all()
+    # a quantile reads the dated links only (friendships are undated)
+    assert split_items(view, cut=0.5, val_fraction=1.0, test_fraction=0.0).cut == 4
+    with pytest.raises(ValueError, match="first taken up at or after the cut"):
+        split_items(view, cut=8)
+
+
+def test_support_is_the_first_users_by_date():
+    """i3 (users u1 day 4, u3 day 7, u5 day 8) as a new item: its support at K=1 is
+    u1, at K=2 u1 and u3; the query is what comes after."""
+    view = adoption_graph(_dated_small_graph())
+    split = split_items(view, cut=3, val_fraction=0.5, test_fraction=0.5, seed=0)
+    sampler = TaskSampler(view, split, DATED)
+    which = "val" if 9 in split.val.tolist() else "test"
+    for k, support, query in ((1, [1], [3, 5]), (2, [1, 3], [5])):
+        assert 9 in sampler.eval_centers(which, k).tolist()
+        b = sampler.eval_batch(torch.tensor([9]), k)
+        pos = b.support_mask[0] & (b.support_label[0] == 1)
+        assert sorted(b.support_ids[0][pos].tolist()) == support
+        assert sorted(b.query_ids[0][b.query_mask[0]].tolist()) == query
+    # training items are the old ones, on their links before the cut: i0 (u0, u1) and
+    # i2 (u4, u5); i0's later users u2, u3 (days 5, 6) are never a training target
+    assert sampler.train_centers().tolist() == [6, 8]
+    batch = sampler.train_batch(0, 0, 16)
+    for t in range(batch.num_tasks):
+        for side in ("support", "query"):
+            ids = getattr(batch, f"{side}_ids")[t]
+            pos = getattr(batch, f"{side}_mask")[t] & (getattr(batch, f"{side}_label")[t] > 0)
+            assert set(ids[pos].tolist()) <= ({0, 1} if batch.center[t] == 6 else {4, 5})
+
+
+# ------------------------------------------------------------------ CiaoDVD
+def _late_rewired(graph: SocialGraph, cut: int, supports: dict[int, list[int]],
+                  num_users_view: int, seed: int = 0) -> SocialGraph:
+    """:obj:`graph` with every interaction that a task may not see moved to another
+    user: a new item's interactions other than its support (:obj:`supports`, item ->
+    support users, in view ids) go to a user not holding it, a day later; every other
+    interaction dated at or after :obj:`cut` goes to another user at the same time."""
+    n = graph.num_users
+    user, item = graph.interaction_index.clone()
+    when = graph.interaction_time.clone()
+    holders: dict[int, set[int]] = {}
+    for u, i in zip(user.tolist(), item.tolist()):
+        holders.setdefault(i, set()).add(u)
+    gen = torch.Generator().manual_seed(seed)
+    new_items = {node - n: set(s) for node, s in supports.items()}
+    for k in range(user.numel()):
+        i, u = int(item[k]), int(user[k])
+        if i in new_items:
+            if u in new_items[i]:
+                continue
+            when[k] += 86400
+        elif when[k] < cut:
+            continue
+        while True:
+            other = int(torch.randint(n, (1,), generator=gen))
+            if other not in holders[i]:
+                break
+        holders[i].add(other)
+        user[k] = other
+    return SocialGraph.from_parts(
+        user_ids=graph.raw_ids["user"], friend_index=graph.friend_index, x=graph["user"].x,
+        feature_names=graph.feature_names, item_ids=graph.raw_ids["item"],
+        item_x=graph["item"].x, interaction_index=torch.stack([user, item]),
+        interaction_time=when, name=graph.name)
+
+
+INPUTS = ("center", "node_ids", "node_mask", "x", "adj", "hop", "support_ids",
+          "support_label", "support_mask", "num_shots")
+
+
+@pytest.fixture(scope="module")
+def ciao_dated(ciaodvd):
+    view = adoption_graph(ciaodvd)
+    split = split_items(view, cut=0.7, seed=1)
+    config = TaskConfig(kind="new_item", protocol="temporal", seed=2)
+    return ciaodvd, view, split, TaskSampler(view, split, config)
+
+
+def test_ciaodvd_future_never_reaches_a_new_item_task(ciao_dated):
+    """Over 2,000 training tasks and every val/test movie at K in {1, 3, 10}: moving
+    every interaction dated after the cut to other users (and each new movie's users
+    after its first K) leaves training tasks bit-identical and every evaluation task's
+    input, candidates, the baselines' and an adapted model's scores bit-identical."""
+    graph, view, split, sampler = ciao_dated
+    assert (sampler.observed.link_time < split.cut).all()
+    # (PPR reads the same observed graph; 20 s a call on this view, so it is left to
+    # the friend-task leakage tests)
+    names = ("social_spread", "user_activity", "itemknn", "genre")
+    torch.manual_seed(0)
+    model = LinkModel(sampler.in_channels, num_hops=2, hidden_channels=8,
+                      num_users=view.num_users)
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    params = meta_parameters(model, inner)
+    evaluated = trained = 0
+    for k in (1, 3, 10):
+        items = torch.cat([sampler.eval_centers(s, k) for s in ("val", "test")])
+        batch = sampler.eval_batch(items, k)
+        supports = {int(c): ids[(lab > 0) & m].tolist() for c, ids, lab, m in zip(
+            batch.center, batch.support_ids, batch.support_label, batch.support_mask)}
+        late_view = adoption_graph(_late_rewired(graph, split.cut, supports, view.num_users))
+        late = TaskSampler(late_view, split, sampler.config)
+        if k == 1:   # training tasks read only the past
+            for b in range(8):
+                a, z = sampler.train_batch(b % 2, b, 250), late.train_batch(b % 2, b, 250)
+                for name in a.tensors():
+                    assert torch.equal(a.tensors()[name], z.tensors()[name]), name
+                trained += a.num_tasks
+        assert torch.equal(items, torch.cat([late.eval_centers(s, k) for s in
+                                             ("val", "test")]))
+        again = late.eval_batch(items, k)
+        for name in INPUTS:
+            assert torch.equal(getattr(batch, name), getattr(again, name)), name
+        assert not torch.equal(batch.query_ids, again.query_ids)   # the future moved
+        assert torch.equal(sampler.candidate_mask(batch), late.candidate_mask(again))
+        for name in names:
+            a = make_baseline("new_item", name).fit(sampler).scores(batch)
+            z = make_baseline("new_item", name).fit(late).scores(again)
+            assert torch.equal(a, z), name
+        a = candidate_scores(model, params, batch, inner, view.num_users)
+        assert torch.equal(a, candidate_scores(model, params, again, inner, view.num_users))
+        evaluated += items.numel()
+    assert trained == 2000 and evaluated > 1000
+
+
+def test_ciaodvd_new_item_support_precedes_query(ciao_dated):
+    graph, view, split, sampler = ciao_dated
+    src, dst = view.friend_index
+    when = dict(zip((src * view.num_users + dst).tolist(), view.link_time.tolist()))
+    batches = [(sampler.train_batch(0, b, 200), True) for b in range(3)]
+    batches += [(sampler.eval_batch(sampler.eval_centers(s, 3), 3), False)
+                for s in ("val", "test")]
+    checked = 0
+    for batch, train in batches:
+        for t in range(batch.num_tasks):
+            c = int(batch.center[t])
+            sup = batch.support_ids[t][batch.support_mask[t] & (batch.support_label[t] == 1)]
+            qry = batch.query_ids[t][batch.query_mask[t] & (batch.query_label[t] == 1)]
+            s_dates = [when[c * view.num_users + u] for u in sup.tolist()]
+            q_dates = [when[c * view.num_users + u] for u in qry.tolist()]
+            assert max(s_dates) <= min(q_dates)
+            if train:
+                assert max(q_dates) < split.cut
+            else:
+                assert min(s_dates) >= split.cut
+            checked += 1
+    assert checked > 600
+
+
+def test_dated_new_item_tasks_independent_of_batch_and_workers(ciao_dated):
+    graph, view, split, sampler = ciao_dated
+    whole = sampler.train_batch(epoch=3, batch_index=1, batch_size=24)
+    parts = [sampler.train_tasks(3, torch.arange(24 + 8 * i, 32 + 8 * i)) for i in range(3)]
+    for i, part in enumerate(parts):
+        for name in part.tensors():
+            if not name.startswith("query"):
+                assert torch.equal(part.tensors()[name],
+                                   whole.apply(lambda t, i=i: t[8 * i:8 * i + 8]
+                                               ).tensors()[name]), name
+    serial = list(task_batches(sampler, epoch=1, batch_size=16, num_batches=3))
+    parallel = list(task_batches(sampler, epoch=1, batch_size=16, num_batches=3,
+                                 num_workers=2))
+    for a, b in zip(serial, parallel):
+        for name in a.tensors():
+            assert torch.equal(a.tensors()[name], b.tensors()[name]), name
+    items = sampler.eval_centers("test", 3)[:40]
+    together = sampler.eval_batch(items, 3)
+    for i in (0, 17, 39):
+        alone = sampler.eval_batch(items[i:i + 1], 3)
+        for name in ("center", "support_ids", "support_label", "num_shots"):
+            assert torch.equal(getattr(alone, name), getattr(together, name)[i:i + 1]), name
+        a, b = alone.query_ids[0], together.query_ids[i]
+        assert torch.equal(a[a >= 0], b[b >= 0])
+
+
+def test_learned_ranker_replays_the_dated_split_inside_the_past(ciao_dated):
+    from socialmeta.baselines.ranker import _pseudo_sampler
+
+    graph, view, split, sampler = ciao_dated
+    pseudo = _pseudo_sampler(sampler, fraction=0.15, max_users=300)
+    assert isinstance(pseudo.split, ItemSplit) and pseudo.split.cut < split.cut
+    dated = pseudo.graph.link_time != UNDATED
+    assert bool((pseudo.graph.link_time[dated] < split.cut).all())
+    assert sampler.is_train[pseudo.split.val].all()
+    assert not torch.isin(torch.cat([split.val, split.test]), pseudo.split.train).any()
+    assert pseudo.eval_centers("val", 3).numel() > 20
+
+
+def test_experiment_builds_the_dated_split(ciaodvd_root):
+    from socialmeta import Experiment
+    from socialmeta.config import ConfigError
+
+    exp = Experiment.from_config(overrides=[
+        "dataset=ciaodvd", f"dataset.root={ciaodvd_root}", "task=new_item",
+        "task.protocol=temporal", "task.time_cut=2009-01-01"])
+    assert isinstance(exp.split, ItemSplit) and exp.split.cut == 1230768000
+    assert INTERACTS not in exp.graph.edge_types and exp.graph.has_link_times
+    with pytest.raises(ConfigError, match="split by date needs dated interactions"):
+        Experiment.from_config(overrides=["dataset=synthetic", "dataset.num_users=200",
+                                          "task=new_item", "task.protocol=temporal"])

@@ -98,7 +98,7 @@ def test_sampler_checks_protocol_and_split():
         TaskSampler(g, split_temporal(g, _day(5), users="new", val_fraction=0.0,
                                       test_fraction=1.0),
                     TaskConfig(kind="item", protocol="temporal", temporal_users="warm"))
-    with pytest.raises(ValueError, match="defined for item tasks"):
+    with pytest.raises(ValueError, match="defined for item and new-item tasks"):
         TaskConfig(kind="friend", protocol="temporal")
     with pytest.raises(ValueError, match="history"):
         TaskConfig(kind="item", context=("friends", "history"))
