@@ -255,10 +255,25 @@ def split_from_config(graph: SocialGraph, cfg: DictConfig,
         raise ConfigError(f"split: {e}") from None
 
 
-def train_config(cfg: DictConfig) -> TrainConfig:
-    """The :class:`TrainConfig` of the ``train`` section, with its values checked."""
+#: ``train.val_metric=auto``: per task kind (interest tasks rank a handful of labels,
+#: where Recall@20 is 1 by construction below 20 labels)
+AUTO_VAL_METRIC = {"friend": "recall@20", "item": "recall@20", "new_item": "recall@20",
+                   "interest": "map"}
+
+
+def val_metric(name: str, kind: str) -> str:
+    """The validation metric :obj:`name` means for :obj:`kind` tasks (``auto``:
+    :data:`AUTO_VAL_METRIC`)."""
+    return AUTO_VAL_METRIC[kind] if name == "auto" else name
+
+
+def train_config(cfg: DictConfig, kind: str = "friend") -> TrainConfig:
+    """The :class:`TrainConfig` of the ``train`` section, with its values checked
+    (``val_metric: auto`` resolved for :obj:`kind` tasks)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values["val_metric"] = val_metric(values.get("val_metric", "auto"), kind)
     try:
-        return TrainConfig(**OmegaConf.to_container(cfg, resolve=True))
+        return TrainConfig(**values)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"train: {e}") from None
 
@@ -361,7 +376,7 @@ class Experiment:
             self.sampler = TaskSampler(self.graph, self.split, self.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.train_config = train_config(cfg.train)
+        self.train_config = train_config(cfg.train, self.task.kind)
         check_shots(self.sampler, (self.train_config.val_shots,), "val", "train.val_shots")
         if cfg.get("eval") is not None and cfg.eval.get("test", True):
             check_shots(self.sampler, tuple(cfg.eval.shots), "test", "eval.shots")

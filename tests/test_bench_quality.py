@@ -91,11 +91,34 @@ def test_plain_summary_sorts_cells_into_ahead_level_behind(load_tool):
                             text.split("* Level:")[1].split("* Behind:")[0],
                             text.split("* Behind:")[1])
     # finetune is the non-meta GNN: the baseline side
-    assert "`a:friend`: `protonet` 0.5200 vs `finetune (non-meta GNN)` 0.3100 (+67.7%, " \
-           "beyond the intervals)" in ahead
-    assert "`c:interest`" in level and "one seed on a side" in level
-    assert "`b:item`: `protonet` 0.2500 vs `finetune (non-meta GNN)` 0.2600 (-3.8%, " \
-           "within the intervals over seeds)" in behind
+    assert "`a:friend` (recall@20): `protonet` 0.5200 vs `finetune (non-meta GNN)` " \
+           "0.3100 (+67.7%, beyond the intervals)" in ahead
+    # an interest cell whose runs predate mAP is judged on Recall@20
+    assert "`c:interest` (recall@20)" in level and "one seed on a side" in level
+    assert "`b:item` (recall@20): `protonet` 0.2500 vs `finetune (non-meta GNN)` 0.2600 " \
+           "(-3.8%, within the intervals over seeds)" in behind
+
+
+def test_interest_cells_are_judged_on_map(load_tool, tmp_path):
+    """Interest cells report cut-offs below the label count, mAP and R-precision; their
+    verdict compares mAP (Recall@20 is 1 by construction below 20 labels)."""
+    tool = load_tool("bench_quality")
+    runs = {"maml": 0.60, "baseline-label_propagation": 0.50}
+    for method, value in runs.items():
+        metrics = {m: {"mean": 1.0, "ci95": 0.0, "users": 10} for m in tool.METRICS}
+        metrics |= {m: {"mean": value, "ci95": 0.0, "users": 10}
+                    for m in tool.INTEREST_METRICS}
+        path = tmp_path / "x-interest" / "seed0" / method / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"test": {"3": metrics}, "best_val": 0.5}))
+    summary = tool.summarise(tool.collect(tmp_path))
+    assert tool.verdict_metric("x:interest", summary) == "map"
+    assert tool.verdict_metric("x:friend", summary) == "recall@20"
+    (line,) = tool.verdicts(summary, ["x:interest"])
+    assert "K=3 map: best meta-learner `maml` 0.6000" in line and "+20.0%" in line
+    text = tool.markdown(tool.collect(tmp_path), "cmd", "m")
+    assert "| method | users | recall@1 | ndcg@1 | recall@5 | ndcg@5 | map | rprec | " \
+           "recall@20 |" in text
 
 
 def test_learner_tuning_never_evaluates_test_users(tmp_path, load_tool):
@@ -160,11 +183,11 @@ def test_scorer_cells_and_overrides(tmp_path, load_tool):
 
 
 def test_ciaodvd_cells_compose_to_their_protocols(load_tool, ciaodvd_root, ciaodvd):
-    """The new cells build the runs they name: new users with trust as context, and the
-    temporal (drift) protocol with the history as context."""
+    """The new cells build the runs they name: new users with trust as context, the
+    temporal (drift) protocol with the history as context, and new movies by date."""
     from socialmeta.config import compose
-    from socialmeta.experiment import split_from_config, task_config
-    from socialmeta.tasks import TemporalSplit
+    from socialmeta.experiment import graph_for_task, split_from_config, task_config
+    from socialmeta.tasks import ItemSplit, TemporalSplit
 
     tool = load_tool("bench_quality")
     tool.EXTRA["roots"] = {"ciaodvd": ciaodvd_root}
@@ -181,6 +204,19 @@ def test_ciaodvd_cells_compose_to_their_protocols(load_tool, ciaodvd_root, ciaod
     task = task_config(drift.task, drift.seed)
     split = split_from_config(ciaodvd, drift.split, task)
     assert isinstance(split, TemporalSplit) and split.mode == "warm"
+    # the new-item cell by date: the same cut, the new item's content as its context
+    tool.EXTRA["roots"] = {"ciaodvd": ciaodvd_root}
+    try:
+        dated = compose("train", tool._overrides("ciaodvd:new_item:temporal", 1, False, [3]))
+    finally:
+        tool.EXTRA["roots"] = {}
+    assert dated.task.kind == "new_item" and dated.task.protocol == "temporal"
+    assert list(dated.task.context) == ["features"] == tool.cell_context(
+        "ciaodvd:new_item:temporal")
+    task = task_config(dated.task, dated.seed)
+    view = graph_for_task(ciaodvd, task)
+    items = split_from_config(view, dated.split, task)
+    assert isinstance(items, ItemSplit) and items.cut == split.cut
 
 
 def test_new_item_cells_build_item_tasks_on_the_adoption_graph(load_tool, ciaodvd_root,

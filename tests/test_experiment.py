@@ -118,3 +118,18 @@ def test_hybrid_config_choices_and_errors():
                                           "model.pair_features=[taste]"])
     with pytest.raises(ConfigError, match=r"built for \['friend', 'new_item'\] tasks, not 'item'"):
         Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid"])
+
+
+def test_val_metric_auto_is_map_for_interest_tasks():
+    """``train.val_metric=auto`` (the default) selects checkpoints and baselines by
+    Recall@20 on link tasks and by mAP on interest tasks (a handful of labels, where
+    Recall@20 is 1 by construction); a named metric is kept as given."""
+    from socialmeta.config import compose
+    from socialmeta.experiment import train_config, val_metric
+
+    cfg = compose("train", [])
+    assert cfg.train.val_metric == "auto"
+    assert train_config(cfg.train, "interest").val_metric == "map"
+    assert train_config(cfg.train, "friend").val_metric == "recall@20"
+    assert val_metric("ndcg@10", "interest") == "ndcg@10"
+    assert [val_metric("auto", k) for k in ("item", "new_item")] == ["recall@20"] * 2

@@ -119,7 +119,30 @@ SHARED = REPO.parent / "shared" / "datasets"
 ROOTS = {"lastfm": SHARED / "hetrec-lastfm-2k", "ego_facebook": SHARED / "snap-ego-facebook",
          "ciaodvd": SHARED / "ciaodvd"}
 METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+#: interest cells rank a handful of labels, where Recall@20 is 1 by construction below
+#: 20 labels: cut-offs below the label count, mAP and R-precision instead
+INTEREST_METRICS = ("recall@1", "ndcg@1", "recall@5", "ndcg@5", "map", "rprec")
+ALL_METRICS = METRICS + INTEREST_METRICS
+#: the verdict metric of interest cells (threshold-free, never saturates)
+INTEREST_VERDICT = "map"
 ADAPT_METRIC = "recall@20"  # of the test-time adaptation table
+
+
+def cell_metrics(cell: str) -> tuple[str, ...]:
+    """The metric columns of a cell's tables."""
+    return INTEREST_METRICS + ("recall@20",) if cell.split(":")[1] == "interest" else METRICS
+
+
+def verdict_metric(cell: str, summary: dict | None = None, k: int = 3) -> str:
+    """The metric a cell's verdict compares: Recall@20, or for interest cells mAP
+    (Recall@20 where no run of the cell recorded mAP: runs that predate it)."""
+    if cell.split(":")[1] != "interest":
+        return "recall@20"
+    if summary is not None and not any(
+            c == cell and kk == k and not math.isnan(e[INTEREST_VERDICT][0])
+            for (c, _, kk), e in summary.items()):
+        return "recall@20"
+    return INTEREST_VERDICT
 
 
 def cell_context(cell: str) -> list[str]:
@@ -241,6 +264,7 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
         graph_for_task,
         split_from_config,
         task_config,
+        val_metric,
     )
     from socialmeta.tasks import TaskSampler
 
@@ -254,7 +278,8 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
         if target.is_file():
             continue
         try:
-            best, trials = tune(cls(), sampler, cfg.train.val_shots, cfg.train.val_metric,
+            best, trials = tune(cls(), sampler, cfg.train.val_shots,
+                                val_metric(cfg.train.val_metric, sampler.config.kind),
                                 max_users=cfg.eval.max_users)
         except ValueError as e:  # e.g. a feature baseline on a featureless dataset
             print(f"  {cell} seed {seed}: {name} skipped ({e})", flush=True)
@@ -290,7 +315,8 @@ def collect(out: Path) -> list[dict]:
                    "method": method_dir.name, "K": int(k),
                    "users": metrics["recall@20"]["users"], "val": _validation(data),
                    "error": ""}
-            row.update({m: metrics[m]["mean"] for m in METRICS})
+            row.update({m: metrics[m]["mean"] if m in metrics else float("nan")
+                        for m in ALL_METRICS})
             if k in data.get("unadapted", {}):
                 row["unadapted"] = data["unadapted"][k][ADAPT_METRIC]["mean"]
             rows.append(row)
@@ -320,8 +346,8 @@ def summarise(rows: list[dict]) -> dict:
         entry = {"users": [r["users"] for r in sorted(rs, key=lambda r: r["seed"])]}
         vals = [v for v in (r.get("val") for r in rs) if v is not None and v == v]
         entry["val"] = sum(vals) / len(vals) if vals else float("nan")
-        for m in METRICS:
-            entry[m] = mean_ci_over_seeds([r[m] for r in rs])
+        for m in ALL_METRICS:
+            entry[m] = mean_ci_over_seeds([r.get(m, float("nan")) for r in rs])
         out[key] = entry
     return out
 
@@ -364,7 +390,8 @@ def best_pair(summary: dict, cell: str, k: int, metric: str, by: str = "test"):
     ``by="test"`` picks each side's best by its test mean (what the headline verdict
     compares: optimistic for both sides); ``by="val"`` picks it by the validation score
     the runs were selected by, and so never looks at test users to choose."""
-    found = {m: e for (c, m, kk), e in summary.items() if c == cell and kk == k}
+    found = {m: e for (c, m, kk), e in summary.items()
+             if c == cell and kk == k and not math.isnan(e[metric][0])}
     if by == "val":
         found = {m: e for m, e in found.items() if e["val"] == e["val"]}
     key = {"test": lambda m: found[m][metric][0], "val": lambda m: found[m]["val"]}[by]
@@ -380,20 +407,23 @@ def _relative(meta: float, base: float) -> float:
     return (meta - base) / base * 100 if base > 0 else float("inf")
 
 
-def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> list[str]:
+def verdicts(summary: dict, cells, k: int = 3, metric: str | None = None) -> list[str]:
+    """One line per cell: its best meta-learner against its best baseline on
+    :obj:`metric` (default: the cell's :func:`verdict_metric`)."""
     lines = []
     for cell in cells:
-        pair = best_pair(summary, cell, k, metric)
+        metric_ = metric or verdict_metric(cell, summary, k)
+        pair = best_pair(summary, cell, k, metric_)
         if pair is None:
             lines.append(f"* `{cell}`: not run yet.")
             continue
         (bm, (mm, _, ms)), (bb, (bmean, _, bs)) = pair
         gain = _relative(mm, bmean)
         ok = "**met**" if gain >= 10 else "**missed**"
-        line = (f"* `{cell}` K={k} {metric}: best meta-learner `{bm}` {mm:.4f} "
+        line = (f"* `{cell}` K={k} {metric_}: best meta-learner `{bm}` {mm:.4f} "
                 f"({ms} seeds) vs best baseline `{_name(bb)}` {bmean:.4f} "
                 f"({bs} seeds): {gain:+.1f}% relative (target +10%: {ok}).")
-        chosen = best_pair(summary, cell, k, metric, by="val")
+        chosen = best_pair(summary, cell, k, metric_, by="val")
         if chosen is not None:
             (vm, (vmm, _, _)), (vb, (vbm, _, _)) = chosen
             line += (f" Each side chosen on validation users instead: `{vm}` {vmm:.4f} vs "
@@ -402,12 +432,14 @@ def verdicts(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> lis
     return lines
 
 
-def plain_summary(summary: dict, cells, k: int = 3, metric: str = "recall@20") -> list[str]:
+def plain_summary(summary: dict, cells, k: int = 3, metric: str | None = None) -> list[str]:
     """Where meta-learning wins and where it loses, cell by cell, in words: the best
-    meta-learner against the best baseline of the cell (intervals over seeds)."""
+    meta-learner against the best baseline of the cell (intervals over seeds), on
+    :obj:`metric` (default: each cell's :func:`verdict_metric`)."""
     wins, ties, losses = [], [], []
     for cell in cells:
-        pair = best_pair(summary, cell, k, metric)
+        metric_ = metric or verdict_metric(cell, summary, k)
+        pair = best_pair(summary, cell, k, metric_)
         if pair is None:
             continue
         (bm, (mm, mh, _)), (bb, (bmean, bh, _)) = pair
@@ -417,11 +449,12 @@ def plain_summary(summary: dict, cells, k: int = 3, metric: str = "recall@20") -
             how = "beyond the intervals"
         else:
             how = "within the intervals over seeds"
-        text = (f"`{cell}`: `{bm}` {mm:.4f} vs `{_name(bb)}` {bmean:.4f} "
+        text = (f"`{cell}` ({metric_}): `{bm}` {mm:.4f} vs `{_name(bb)}` {bmean:.4f} "
                 f"({_relative(mm, bmean):+.1f}%, {how})")
         (wins if mm > bmean else ties if mm == bmean else losses).append(text)
     total = len(wins) + len(ties) + len(losses)
-    lines = [f"At K={k}, {metric}, best meta-learner against the best baseline of each "
+    what = metric or "Recall@20 (interest cells: mAP)"
+    lines = [f"At K={k}, {what}, best meta-learner against the best baseline of each "
              f"cell: meta-learning is ahead in {len(wins)} of {total} cells, level in "
              f"{len(ties)} and behind in {len(losses)}.", ""]
     for name, group in (("Ahead", wins), ("Level", ties), ("Behind", losses)):
@@ -511,13 +544,16 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
         for k in ks:
             methods = sorted({m for c, m, kk in summary if c == cell and kk == k},
                              key=lambda m: (not _is_meta(m), _learner(m) in NON_META, m))
-            best = {m: max(summary[(cell, x, k)][m][0] for x in methods) for m in METRICS}
-            lines += [f"K = {k}", "", "| method | users | " + " | ".join(METRICS) + " |",
-                      "|---|---|" + "---|" * len(METRICS)]
+            columns = cell_metrics(cell)
+            best = {m: max((summary[(cell, x, k)][m][0] for x in methods
+                            if not math.isnan(summary[(cell, x, k)][m][0])), default=None)
+                    for m in columns}
+            lines += [f"K = {k}", "", "| method | users | " + " | ".join(columns) + " |",
+                      "|---|---|" + "---|" * len(columns)]
             for method in methods:
                 e = summary[(cell, method, k)]
                 cells_ = []
-                for m in METRICS:
+                for m in columns:
                     mean, half, _ = e[m]
                     text = f"{mean:.4f} ± {half:.4f}"
                     cells_.append(f"**{text}**" if mean == best[m] else text)
@@ -531,7 +567,7 @@ def write_reports(out: Path, md: Path | None, command: str, machine: str) -> lis
     rows = collect(out)
     from socialmeta.data import atomic_write
 
-    fields = ["cell", "seed", "method", "K", "users", *METRICS, "val", "error"]
+    fields = ["cell", "seed", "method", "K", "users", *ALL_METRICS, "val", "error"]
     with atomic_write(out / "results.csv", "w") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
