@@ -109,3 +109,26 @@ def test_every_ablation_composes_with_a_sweep(name):
         assert params["task.support_input"] == "true,false" and "metasgd" in params.meta
     if name == "lastfm_learner_shots":
         assert cfg.dataset.name == "lastfm" and "reptile" in params.meta
+
+
+def test_sweep_runs_under_torchrun(tmp_path, capsys):
+    """``--nproc-per-node=2``: each run of the sweep is a 2-process torchrun job in the
+    folder the in-process sweep gives it (same names, so the report and the skips work
+    alike); a run that fails to launch is recorded with torchrun's status."""
+    pytest.importorskip("matplotlib")
+    sweep = tmp_path / "tr"
+    argv = ["--nproc-per-node=2", "ablation=tiny", f"hydra.sweep.dir={sweep}", "seed=0",
+            "meta=maml", "meta.inner_steps=1,x"]
+    ablate_main(argv)
+    runs = {r.factors["meta.inner_steps"]: r for r in collect_runs(sweep)}
+    assert runs["1"].status == "done" and runs["1"].folder.name == \
+        "meta.inner_steps=1,meta=maml,seed=0"
+    assert "rank 0 of 2 processes" in "".join(
+        p.read_text() for p in runs["1"].folder.glob("*.log"))
+    assert runs["x"].status == "failed" and "torchrun exited with status 1" in runs["x"].error
+    assert "meta.inner_steps: expected an integer" in runs["x"].error   # the ranks' error
+    assert "2 runs (1 failed or unfinished)" in capsys.readouterr().out
+    ablate_main(argv)   # the finished run is skipped
+    assert "done, skipped" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        ablate_main(["--nproc-per-node=0", "ablation=tiny"])

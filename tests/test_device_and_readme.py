@@ -106,6 +106,9 @@ def test_documented_commands_are_valid(doc):
         if tool == "socialmeta-ablate":
             names = [a.split("=", 1)[1] for a in args if a.startswith("ablation=")]
             assert names and names[0] in ablations(), words
-            args = [f"+ablation={names[0]}"] + [a for a in args if "ablation=" not in a]
+            from socialmeta.cli.ablate import _nproc
+
+            args = [f"+ablation={names[0]}"] + [a for a in _nproc(args)[1]
+                                                if "ablation=" not in a]
         compose(configs[tool], [a.replace("<date>/<time>", "2026-01-01/00-00-00")
                                 for a in args])
