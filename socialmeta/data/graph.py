@@ -280,15 +280,19 @@ def symmetrize(edge_index: Tensor, num_nodes: int) -> Tensor:
     return torch.stack([full // num_nodes, full % num_nodes])
 
 
+def _check_times(t: Tensor, count: int, what: str) -> None:
+    if t.dtype != torch.int64 or t.shape != (count,):
+        raise GraphValidationError(f"{what} times have dtype {t.dtype} and shape "
+                                   f"{tuple(t.shape)}",
+                                   expected=f"int64 Unix seconds of shape [{count}]")
+
+
 def _symmetric_times(edge_index: Tensor, time: Tensor, symmetric: Tensor, num_nodes: int,
                      ids: Sequence[str]) -> Tensor:
     """The times of :obj:`edge_index`'s links (given one or both ways) in the order of
     its :func:`symmetrize`-d form :obj:`symmetric`."""
     time = torch.as_tensor(time)
-    if time.dtype != torch.int64 or time.shape != (edge_index.size(1),):
-        raise GraphValidationError(
-            f"link times have dtype {time.dtype} and shape {tuple(time.shape)}",
-            expected=f"int64 Unix seconds of shape [{edge_index.size(1)}]")
+    _check_times(time, edge_index.size(1), "link")
     src, dst = edge_index.long()
     key = torch.minimum(src, dst) * num_nodes + torch.maximum(src, dst)
     order = torch.argsort(key, stable=True)
@@ -358,11 +362,7 @@ def validate_graph(g: SocialGraph) -> None:
         raise GraphValidationError(f"self-loop on user {u!r}", expected="no self-loops")
     _check_unique_pairs(ei, num_users, "friendship", (user_ids, user_ids))
     if "time" in g[FRIEND]:
-        t = g[FRIEND].time
-        if t.dtype != torch.int64 or t.shape != (ei.size(1),):
-            raise GraphValidationError(
-                f"link times have dtype {t.dtype} and shape {tuple(t.shape)}",
-                expected=f"int64 Unix seconds of shape [{ei.size(1)}]")
+        _check_times(g[FRIEND].time, ei.size(1), "link")
     if g.has_items:
         item_ids = g.raw_ids[ITEM]
         ii = g.interaction_index
@@ -382,11 +382,7 @@ def validate_graph(g: SocialGraph) -> None:
                     f"interaction ({u!r}, {i!r}) has weight {w[k].item()}",
                     expected="finite weights (no NaN/inf)")
         if "time" in g[INTERACTS]:
-            t = g[INTERACTS].time
-            if t.dtype != torch.int64 or t.shape != (ii.size(1),):
-                raise GraphValidationError(
-                    f"interaction times have dtype {t.dtype} and shape {tuple(t.shape)}",
-                    expected=f"int64 Unix seconds of shape [{ii.size(1)}]")
+            _check_times(g[INTERACTS].time, ii.size(1), "interaction")
     if g.has_interests:
         y, mask = g[USER].interests, g[USER].interest_mask
         if y.dim() != 2 or y.size(0) != num_users or y.size(1) != len(g.interest_names):
