@@ -22,7 +22,7 @@ def test_quick_run_writes_csv_and_report(tmp_path, load_tool):
     noadapt = out / "synthetic-friend" / "seed0" / "noadapt" / "metrics.json"
     assert "unadapted" not in json.loads(noadapt.read_text())
     gain = maml["test"]["3"]["recall@20"]["mean"] - maml["unadapted"]["3"]["recall@20"]["mean"]
-    assert "| synthetic:friend | maml | 1 |" in report and f"{gain:+.4f} [" in report
+    assert "| synthetic:friend | maml | recall@20 | 1 |" in report and f"{gain:+.4f} [" in report
     assert "| synthetic:friend | noadapt |" not in report
     # a second run skips every finished run and reproduces the same table
     mtime = (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime
@@ -116,9 +116,16 @@ def test_interest_cells_are_judged_on_map(load_tool, tmp_path):
     assert tool.verdict_metric("x:friend", summary) == "recall@20"
     (line,) = tool.verdicts(summary, ["x:interest"])
     assert "K=3 map: best meta-learner `maml` 0.6000" in line and "+20.0%" in line
+    # the adaptation row of an interest cell compares mAP too
+    maml = tmp_path / "x-interest" / "seed0" / "maml" / "metrics.json"
+    data = json.loads(maml.read_text())
+    data["unadapted"] = {"3": {m: {"mean": 0.55, "ci95": 0.0, "users": 10}
+                               for m in (*tool.METRICS, *tool.INTEREST_METRICS)}}
+    maml.write_text(json.dumps(data))
     text = tool.markdown(tool.collect(tmp_path), "cmd", "m")
     assert "| method | users | recall@1 | ndcg@1 | recall@5 | ndcg@5 | map | rprec | " \
            "recall@20 |" in text
+    assert "| x:interest | maml | map | 1 | 0.6000 | 0.5500 | +0.0500" in text
 
 
 def test_learner_tuning_never_evaluates_test_users(tmp_path, load_tool):
@@ -149,15 +156,17 @@ def test_learner_tuning_never_evaluates_test_users(tmp_path, load_tool):
 def test_adaptation_table_by_hand(load_tool):
     tool = load_tool("bench_quality")
     rows = [{"cell": "lastfm:item", "seed": s, "method": "maml", "K": 3, "recall@20": a,
-             "unadapted": u} for s, (a, u) in enumerate([(0.17, 0.16), (0.18, 0.19)])]
+             "adapted": a, "unadapted": u, "adapt_metric": "recall@20"}
+            for s, (a, u) in enumerate([(0.17, 0.16), (0.18, 0.19)])]
     rows += [{"cell": "lastfm:item", "seed": 0, "method": "noadapt", "K": 3,
               "recall@20": 0.2},
              {"cell": "lastfm:item", "seed": 0, "method": "maml", "K": 1, "recall@20": 0.1,
-              "unadapted": 0.0}]
+              "adapted": 0.1, "unadapted": 0.0, "adapt_metric": "recall@20"}]
     lines = tool.adaptation_table(rows)
     (row,) = [line for line in lines if line.startswith("| lastfm:item")]
     # gains +0.01 and -0.01: mean 0, range [-0.01, +0.01]; K=1 and noadapt left out
-    assert row == "| lastfm:item | maml | 2 | 0.1750 | 0.1750 | +0.0000 [-0.0100, +0.0100] |"
+    assert row == ("| lastfm:item | maml | recall@20 | 2 | 0.1750 | 0.1750 | "
+                   "+0.0000 [-0.0100, +0.0100] |")
     assert tool.adaptation_table(rows[2:3]) == []
 
 

@@ -145,6 +145,14 @@ def verdict_metric(cell: str, summary: dict | None = None, k: int = 3) -> str:
     return INTEREST_VERDICT
 
 
+def adapt_metric(cell: str, metrics: dict) -> str:
+    """The metric of a run's adaptation row: :data:`ADAPT_METRIC`, or mAP for interest
+    cells whose run recorded it."""
+    if cell.split(":")[1] == "interest" and INTEREST_VERDICT in metrics:
+        return INTEREST_VERDICT
+    return ADAPT_METRIC
+
+
 def cell_context(cell: str) -> list[str]:
     """The task.context of a cell (the kind's default when the cell names none)."""
     from socialmeta.tasks.sampler import DEFAULT_CONTEXT
@@ -318,7 +326,11 @@ def collect(out: Path) -> list[dict]:
             row.update({m: metrics[m]["mean"] if m in metrics else float("nan")
                         for m in ALL_METRICS})
             if k in data.get("unadapted", {}):
-                row["unadapted"] = data["unadapted"][k][ADAPT_METRIC]["mean"]
+                # the cell's verdict metric (interest: mAP, where the run recorded it)
+                metric = adapt_metric(row["cell"], metrics)
+                row["adapt_metric"] = metric
+                row["unadapted"] = data["unadapted"][k][metric]["mean"]
+                row["adapted"] = metrics[metric]["mean"]
             rows.append(row)
     return rows
 
@@ -365,17 +377,19 @@ def adaptation_table(rows: list[dict], k: int = 3) -> list[str]:
             groups.setdefault((r["cell"], r["method"]), []).append(r)
     if not groups:
         return []
-    lines = [f"## Test-time adaptation (K={k}, {ADAPT_METRIC})", "",
+    lines = [f"## Test-time adaptation (K={k}, {ADAPT_METRIC}; interest cells: mAP)", "",
              "The same checkpoint scored with and without the inner loop on the new "
              "user's K support links (learners that adapt; runs that recorded both). "
              "`gain` is adapted minus unadapted: mean over seeds [lowest, highest]. "
              "ProtoNet adapts no weight: its adaptation is scoring against the support's "
              "prototypes, and unadapted it scores with the plain dot product.", "",
-             "| cell | learner | seeds | adapted | unadapted | gain |", "|---|---|---:|---:|---:|---|"]
+             "| cell | learner | metric | seeds | adapted | unadapted | gain |",
+             "|---|---|---|---:|---:|---:|---|"]
     for (cell, method), rs in sorted(groups.items(), key=lambda kv: (
             CELLS.index(kv[0][0]) if kv[0][0] in CELLS else len(CELLS), kv[0][1])):
-        pairs = [(r[ADAPT_METRIC], r["unadapted"]) for r in rs]
-        lines.append(f"| {cell} | {method} | {len(rs)} | {gain_cells(pairs)} |")
+        pairs = [(r["adapted"], r["unadapted"]) for r in rs]
+        metrics = "/".join(sorted({r["adapt_metric"] for r in rs}))
+        lines.append(f"| {cell} | {method} | {metrics} | {len(rs)} | {gain_cells(pairs)} |")
     return [*lines, ""]
 
 
