@@ -104,6 +104,23 @@ def adapted_user_embeddings(model: nn.Module, params: dict[str, Tensor], sampler
     return torch.cat(rows).float()
 
 
+@torch.no_grad()
+def hybrid_tables(model: nn.Module, params: dict[str, Tensor], users: Tensor
+                  ) -> dict[str, Tensor]:
+    r"""The dot-product part of a :class:`~socialmeta.models.HybridLinkModel`'s score
+    (its ``tower`` term ``c_v · fold(q_u)``) as two tables over every user:
+    ``"candidate"`` (the candidate tower on the whole observed graph, ``c_v``) and
+    ``"query"`` (``fold(q_u)`` of the user rows :obj:`users`, the encoder's vectors).
+    ``query[u] · candidate[v]`` is the tower term of the score of ``v`` for ``u``; the
+    ego-net and pair-feature terms depend on each task and have no fixed vector."""
+    state = {n: p for n, p in params.items() if "::" not in n}
+    full = (model.tower_folds,)
+    towers = torch.func.functional_call(model, state, (), {"mode": "tower", "folds": full})
+    candidates = towers[model.tower_folds]
+    query = torch.nn.functional.linear(users, state["fold.weight"], state["fold.bias"])
+    return {"candidate": candidates.float(), "query": query.float()}
+
+
 def item_embeddings(model: nn.Module, params: dict[str, Tensor]) -> Tensor:
     """The item rows a model scores with (embedding table plus projected features)."""
     return item_table(params["item_embedding.weight"], model.item_features,
@@ -111,6 +128,8 @@ def item_embeddings(model: nn.Module, params: dict[str, Tensor]) -> Tensor:
 
 
 FORMATS = ("npy", "parquet", "safetensors", "faiss")
+#: tables whose rows are users (their ids are the users')
+ID_TABLE = {"candidate": "user", "query": "user"}
 KINDS = ("meta-init", "adapted")
 
 
@@ -138,6 +157,11 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
       inner-product ``IndexIDMap(IndexFlatIP)`` whose ids are row numbers, i.e. lines of
       the id files; with ``normalize=True`` its scores are cosines (needs ``faiss-cpu``).
 
+    A hybrid model (``model.scorer=hybrid`` with its tower) also writes
+    ``candidate_embeddings`` (the tower's ``c_v`` of every user, on the whole observed
+    graph) and ``query_embeddings`` (``fold(q_u)``): their dot product is the tower term
+    of its score, and the manifest's ``user_score`` says which parts it leaves out.
+
     An item model with ``heuristics=True`` also scores an item by a learned bias and
     by counts over the new user's ego-net, which no fixed vector can carry: its
     exported rows give the dot-product part of the score only, the biases go to
@@ -164,6 +188,8 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
               else user_embeddings(model, params, graph, chunk_size)}
     if "item_embedding.weight" in params:
         tables["item"] = item_embeddings(model, params)
+    if "tower" in getattr(model, "parts", ()):   # the hybrid scorer: c_v and fold(q_u)
+        tables |= hybrid_tables(model, params, tables["user"])
     if normalize:
         tables = {k: torch.nn.functional.normalize(v, dim=1) for k, v in tables.items()}
     arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
@@ -187,7 +213,7 @@ def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tenso
     manifest."""
     written = []
     for table, array in arrays.items():
-        ids = graph.raw_ids[table]
+        ids = graph.raw_ids[ID_TABLE.get(table, table)]
         # out_dir is the export's private temp folder (atomic_dir): files stream into it
         npy = np.lib.format.open_memmap(out_dir / f"{table}_embeddings.npy", mode="w+",
                                         dtype=np.float32, shape=array.shape)
@@ -236,6 +262,7 @@ def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tenso
         "users": int(arrays["user"].shape[0]),
         "items": int(arrays["item"].shape[0]) if "item" in arrays else 0,
         "item_score": _item_score(model) if "item" in arrays else None,
+        "user_score": _user_score(model, normalize) if "candidate" in arrays else None,
         "files": sorted(written),
         "model": type(model).__name__, "encoder": model.encoder.conv_name,
         "model_sha256": tensor_digest({n: p for n, p in params.items()}),
@@ -247,6 +274,19 @@ def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tenso
     with atomic_write(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def _user_score(model: torch.nn.Module, normalize: bool) -> str:
+    """What a hybrid model's score of candidate v for user u is, and the exported part."""
+    left = [p for p in model.parts if p != "tower"]
+    text = ("query_embeddings[u] . candidate_embeddings[v] is the tower term c_v . fold(q_u)"
+            " of the score, with q_u the meta-init full-graph vector")
+    if normalize:
+        text += " (rows l2-normalized: a cosine, not the term itself)"
+    if left:
+        text += (f"; the score also adds the {' and '.join(left)} term(s), not exported: "
+                 "they depend on each task's ego-net and support")
+    return text
 
 
 def _item_score(model: torch.nn.Module) -> str:

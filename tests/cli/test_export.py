@@ -1,4 +1,5 @@
 """train -> export: the exported rows are the encoder's sparse forward for those ids."""
+import copy
 import json
 
 import numpy as np
@@ -278,3 +279,44 @@ def test_export_refuses_a_folder_that_is_not_an_earlier_export(run_dir, tmp_path
         export_main([f"checkpoint={run_dir / 'best.pt'}", f"out={tmp_path}"])
     assert "exists and is not an earlier output (no manifest.json)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_hybrid_export_writes_the_tower_term(tmp_path, capsys):
+    """A hybrid model's export adds the candidate tower c_v of every user and fold(q_u):
+    their dot product is the tower term of its score. Checked against the model: on a
+    test user's task, the score of a tower-only copy of the model equals
+    candidate_embeddings @ fold(the task's center vector)."""
+    from socialmeta.meta.learners import _call, task_tensors
+
+    run = tmp_path / "run"
+    train_main([f"hydra.run.dir={run}", "model.scorer=hybrid", *TINY])
+    export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'e'}"])
+    exp = Experiment.from_checkpoint(run / "best.pt")
+    model, params = exp.model, {n: p.detach() for n, p in exp.params.items()}
+    out = tmp_path / "e"
+    cand = torch.from_numpy(np.load(out / "candidate_embeddings.npy"))
+    query = torch.from_numpy(np.load(out / "query_embeddings.npy"))
+    users = torch.from_numpy(np.load(out / "user_embeddings.npy"))
+    assert cand.shape == (exp.graph.num_users, model.encoder.hidden_channels)
+    assert (out / "candidate_ids.txt").read_text().split() == exp.graph.raw_ids["user"]
+    with torch.no_grad():
+        tower = torch.func.functional_call(model, params, (),
+                                           {"mode": "tower", "folds": (model.tower_folds,)})
+        assert torch.allclose(cand, tower[model.tower_folds], atol=1e-6)
+        fold = torch.nn.functional.linear(users, params["fold.weight"], params["fold.bias"])
+        assert torch.allclose(query, fold, atol=1e-6)
+        # the tower term of a test user's score, through the model
+        batch = exp.sampler.eval_batch(exp.sampler.eval_centers("test", 3)[:1], 3)
+        task = {k: v[0] for k, v in task_tensors(model, batch).items()}
+        call = _call(model, params)
+        q = model.center_embedding(call, task)
+        term = cand @ torch.nn.functional.linear(q, params["fold.weight"], params["fold.bias"])
+        only = copy.copy(model)   # the same parameters, scoring with the tower alone
+        only.parts = ("tower",)
+        inputs = only.batch_inputs(_call(only, params), batch)
+        task["candidates"] = inputs["candidates"]
+        score = only.score_all(_call(only, params), task)
+        assert torch.allclose(score, term, atol=1e-5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "tower term" in manifest["user_score"] and "not exported" in manifest["user_score"]
+    assert {"candidate_embeddings.npy", "query_embeddings.npy"} <= set(manifest["files"])
