@@ -53,7 +53,11 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         if distributed.init_from_env(device, cfg.get("dist_timeout", 300)):
             log.info("rank 0 of %d processes (%s)", distributed.world_size(),
                      "nccl" if device.type == "cuda" else "gloo")
-        return _train(cfg, out_dir, device)
+        metrics = _train(cfg, out_dir, device)
+        # every rank tears the group down together: a rank that destroys it and exits
+        # while another still writes files leaves that one's gloo pairs to a closed peer
+        distributed.barrier()
+        return metrics
     finally:
         distributed.shutdown()
 

@@ -31,8 +31,10 @@ def _torchrun(nproc, run_dir, *extra, check=True):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", "-m", "socialmeta", "train",
            f"hydra.run.dir={run_dir}", *TINY, *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300,
-                          check=check)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    if check:  # the whole stderr of every rank, not CalledProcessError's truncated repr
+        assert out.returncode == 0, f"torchrun exited {out.returncode}:\n{out.stderr[-6000:]}"
+    return out
 
 
 def _single(run_dir, *extra):
