@@ -189,7 +189,10 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
             num_pair_features=len(friend_channels(task.pair_features, task.ppr_alphas)),
             parts=parts, tower_layers=int(cfg.get("tower_layers", 2)),
             tower_folds=int(cfg.get("tower_folds", 5)),
-            tower_refresh=int(cfg.get("tower_refresh", 1)), head=cfg.link_head,
+            tower_refresh=int(cfg.get("tower_refresh", 1)),
+            softmax_samples=int(cfg.get("softmax_samples", 1024)),
+            sampled_above=int(cfg.get("sampled_softmax_above", 100_000)),
+            proposal=str(cfg.get("softmax_proposal", "uniform")), head=cfg.link_head,
             num_items=context_items, heuristics=bool(cfg.get("link_heuristics", False)),
             **common)
     except ValueError as e:

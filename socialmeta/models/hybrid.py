@@ -22,10 +22,20 @@ training user of fold ``f`` reads the tower computed on the observed graph *with
 any link of fold f's users*; val/test centers (never in the observed graph) read the
 tower of the whole observed graph. A task's scores therefore depend on the task only,
 not on the other tasks of its batch, the batch size or the rank that built it.
+
+**Loss.** A softmax over every candidate (:func:`whole_graph_loss`). Past
+``sampled_above`` candidates, meta-training (inner and outer loss) uses a sampled
+softmax instead (:func:`sampled_softmax_loss`): each task draws ``softmax_samples``
+candidates from a proposal ``Q`` (uniform, or by observed degree^0.75) with the
+counter-based hash of its ``(task_index, center)`` (the same negatives whatever batch
+or rank builds the task), scores only those and its targets, and corrects each
+sample's logit by ``-log(S Q(v))`` (logQ correction), a consistent estimate of the
+full softmax. Evaluation (no autograd) always adapts with the full softmax.
 """
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,6 +45,10 @@ from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import LinkModel
 
 PARTS = ("egonet", "tower", "pairs")
+#: proposals of the sampled softmax: uniform over the candidates, or proportional to
+#: ``(observed degree + 1) ** 0.75`` (word2vec's unigram^0.75; popular users are drawn
+#: more often, as they are the hard negatives)
+PROPOSALS = ("uniform", "degree")
 
 
 class HybridLinkModel(LinkModel):
@@ -58,6 +72,12 @@ class HybridLinkModel(LinkModel):
             tower is trained on refresh steps only; ``1`` computes it afresh for every
             batch. Evaluation (no autograd) always computes it afresh.
             (default: :obj:`1`)
+        softmax_samples (int): ``S``, candidates each task draws for the sampled
+            softmax (``0``: always the full softmax). (default: :obj:`1024`)
+        sampled_above (int): Meta-training switches to the sampled softmax when
+            there are more candidates than this. (default: :obj:`100000`)
+        proposal (str): The sampled softmax's proposal, one of :obj:`PROPOSALS`.
+            (default: :obj:`"uniform"`)
         **kwargs: The ego-net encoder's options (:class:`LinkModel`: ``conv``,
             ``hidden_channels``, ``num_layers``, ``head``, ``heuristics``, ...).
 
@@ -75,14 +95,16 @@ class HybridLinkModel(LinkModel):
     #: are what adaptation re-weights
     shared_prefixes = ("tower.", "pair_mlp.")
     #: entries of :meth:`batch_inputs` that are one row per task
-    per_task_inputs = ("pair_scores",)
+    per_task_inputs = ("pair_scores", "negatives", "negative_logq")
     task_fields = (*LinkModel.task_fields, "center", "node_ids", "support_ids",
                    "query_ids", "pair_features")
 
     def __init__(self, in_channels: int, num_hops: int, num_users: int,
                  num_pair_features: int = 0, parts: Sequence[str] = PARTS,
                  tower_layers: int = 2, tower_folds: int = 5, pair_hidden: int = 32,
-                 tower_refresh: int = 1, **kwargs) -> None:
+                 tower_refresh: int = 1, softmax_samples: int = 1024,
+                 sampled_above: int = 100_000, proposal: str = "uniform",
+                 **kwargs) -> None:
         kwargs.pop("loss", None)
         super().__init__(in_channels, num_hops, num_users=num_users, loss="softmax",
                          **kwargs)
@@ -97,6 +119,13 @@ class HybridLinkModel(LinkModel):
             raise ValueError(f"tower_folds must be >= 2, got {tower_folds}")
         if tower_refresh < 1:
             raise ValueError(f"tower_refresh must be >= 1, got {tower_refresh}")
+        if softmax_samples < 0 or sampled_above < 0:
+            raise ValueError(f"softmax_samples and sampled_above must be >= 0, got "
+                             f"{softmax_samples} and {sampled_above}")
+        if proposal not in PROPOSALS:
+            raise ValueError(f"unknown proposal {proposal!r}; choose one of {list(PROPOSALS)}")
+        self.softmax_samples, self.sampled_above = softmax_samples, sampled_above
+        self.proposal = proposal
         self.tower_refresh = tower_refresh
         self._cache: tuple[int, Tensor] | None = None   # (batches served, embeddings)
         self.parts = tuple(p for p in PARTS if p in parts)
@@ -143,8 +172,47 @@ class HybridLinkModel(LinkModel):
         self.register_buffer("graph_x", x, persistent=False)
         self.register_buffer("is_candidate", is_train, persistent=False)
         self.register_buffer("fold_of", fold_of, persistent=False)
+        # the sampled softmax's proposal over the candidates: ids, cumulative Q, log Q
+        ids = is_train.nonzero().view(-1)
+        if self.proposal == "degree":
+            degree = torch.bincount(edges[0], minlength=num_users)[ids].double()
+            weight = (degree + 1) ** 0.75
+        else:
+            weight = torch.ones(ids.numel(), dtype=torch.double)
+        # Q in fixed point (int64: exact, and untouched by a later ``.to(dtype)``)
+        width = (weight / weight.sum() * 2.0 ** 40).round().long().clamp(min=1)
+        cdf = width.cumsum(0)
+        self.register_buffer("proposal_ids", ids, persistent=False)
+        self.register_buffer("proposal_cdf", cdf, persistent=False)
+        self.register_buffer("proposal_logq", (width.double() / float(cdf[-1])).log(),
+                             persistent=False)
         self._graph_set, self._fold_seed = True, seed
         return self
+
+    @property
+    def sampled(self) -> bool:
+        """Whether meta-training uses the sampled softmax (more candidates than
+        ``sampled_above``, and ``softmax_samples > 0``)."""
+        self._check_graph()
+        return self.softmax_samples > 0 and self.proposal_ids.numel() > self.sampled_above
+
+    def draw_negatives(self, task_index: Tensor, center: Tensor) -> tuple[Tensor, Tensor]:
+        r"""``(ids, log(S Q(ids)))``, each ``[T, S]``: the sampled softmax's candidates
+        of each task, drawn with replacement from the proposal by the hash of the
+        task's ``(task_index, center)``: a task draws the same whatever batch, worker
+        or rank builds it."""
+        from socialmeta.tasks.random import uniform
+
+        self._check_graph()
+        device = self.proposal_cdf.device
+        draw = torch.arange(self.softmax_samples, device=device)
+        u = uniform(self._fold_seed + 7919, task_index.to(device).view(-1, 1),
+                    center.to(device).view(-1, 1), draw)
+        x = (u * float(self.proposal_cdf[-1])).long()            # in [0, total)
+        pick = torch.searchsorted(self.proposal_cdf, x, right=True)
+        pick = pick.clamp(max=self.proposal_ids.numel() - 1)
+        logq = self.proposal_logq[pick] + math.log(self.softmax_samples)
+        return self.proposal_ids[pick], logq
 
     def for_graph(self, observed, train_users: Tensor, candidates: Tensor | None = None
                   ) -> HybridLinkModel:
@@ -203,6 +271,9 @@ class HybridLinkModel(LinkModel):
             out["candidates"] = self._tower(call, folds)
         if "pairs" in self.parts:
             out["pair_scores"] = call(batch.pair_features, mode="pair_mlp")
+        if torch.is_grad_enabled() and self.sampled:   # meta-training past the threshold
+            out["negatives"], out["negative_logq"] = self.draw_negatives(batch.task_index,
+                                                                         batch.center)
         return out
 
     def _tower(self, call, folds: list[int]) -> Tensor:
@@ -225,13 +296,15 @@ class HybridLinkModel(LinkModel):
         """Forgets the cached tower (the next meta-training batch recomputes it)."""
         self._cache = None
 
-    def score_all(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
-        """Scores ``[U]`` of every user for one dense task (with its shared inputs)."""
+    def score_all(self, call, task: dict[str, Tensor], prototype: bool = False,
+                  at: Tensor | None = None) -> Tensor:
+        """Scores ``[U]`` of every user for one dense task (with its shared inputs),
+        or of the users :obj:`at` only (``[M]`` global ids, at the cost of M users)."""
         kwargs = {"mode": "all", "center": task["center"], "node_ids": task["node_ids"],
                   "pair_features": task["pair_features"],
                   "candidates": task.get("candidates"),
                   "pair_scores": task.get("pair_scores"), "prototype": prototype,
-                  "support_mask": task["support_mask"]}
+                  "support_mask": task["support_mask"], "at": at}
         if self.num_items:
             kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
         return call(task["x"], task["adj"], task["node_mask"], task["hop"],
@@ -239,7 +312,18 @@ class HybridLinkModel(LinkModel):
 
     def task_loss(self, call, task: dict[str, Tensor], side: str, prototype: bool = False
                   ) -> Tensor:
-        """Softmax over every candidate of one dense task (:func:`whole_graph_loss`)."""
+        """Softmax over every candidate of one dense task (:func:`whole_graph_loss`),
+        or over its drawn negatives (:func:`sampled_softmax_loss`) when the batch drew
+        them."""
+        if "negatives" in task:
+            targets, negatives = task[f"{side}_ids"], task["negatives"]
+            scores = self.score_all(call, task, prototype,
+                                    at=torch.cat([targets.clamp(min=0), negatives]))
+            return sampled_softmax_loss(
+                scores[:targets.numel()], scores[targets.numel():], task["negative_logq"],
+                negatives, task["center"], task["support_ids"],
+                task["support_label"] * task["support_mask"], targets,
+                task[f"{side}_label"] * task[f"{side}_mask"], side)
         return whole_graph_loss(self.score_all(call, task, prototype), self.is_candidate,
                                 task["center"], task["support_ids"],
                                 task["support_label"] * task["support_mask"],
@@ -255,9 +339,18 @@ class HybridLinkModel(LinkModel):
                   "prototype": prototype}
         if self.num_items:
             kwargs.update(item_ids=data.item_ids, item_graph=data.item_edge_index)
+        label = getattr(data, f"{side}_label")
+        negatives = getattr(data, "negatives", None)
+        if negatives is not None:
+            targets = getattr(data, f"{side}_ids")
+            scores = call(data.x, data.edge_index, data.hop, data.support_local,
+                          data.support_label, at=torch.cat([targets, negatives]), **kwargs)
+            return sampled_softmax_loss(
+                scores[:targets.numel()], scores[targets.numel():], data.negative_logq,
+                negatives, data.center[0], data.support_ids, data.support_label, targets,
+                label, side)
         scores = call(data.x, data.edge_index, data.hop, data.support_local,
                       data.support_label, **kwargs)
-        label = getattr(data, f"{side}_label")
         return whole_graph_loss(scores, self.is_candidate, data.center[0], data.support_ids,
                                 data.support_label, getattr(data, f"{side}_ids"), label, side)
 
@@ -292,8 +385,8 @@ class HybridLinkModel(LinkModel):
                    pair_features: Tensor, candidates: Tensor | None,
                    pair_scores: Tensor | None, prototype: bool,
                    sparse: bool = False, support_mask: Tensor | None = None,
-                   item_ids: Tensor | None = None, item_graph: Tensor | None = None
-                   ) -> Tensor:
+                   item_ids: Tensor | None = None, item_graph: Tensor | None = None,
+                   at: Tensor | None = None) -> Tensor:
         items = (item_ids, item_graph)
         if sparse:
             x, edge_index, hop, support_local, support_label = args
@@ -302,7 +395,8 @@ class HybridLinkModel(LinkModel):
             x, adj, mask, hop, support_local, support_label = args
             h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
         q = h[..., 0, :]
-        score = torch.zeros(self.num_users, dtype=h.dtype, device=h.device)
+        size = self.num_users if at is None else at.size(-1)
+        score = torch.zeros(size, dtype=h.dtype, device=h.device)
         if "egonet" in self.parts:
             n = h.size(-2)
             slots = torch.cat([torch.arange(n, device=h.device),
@@ -315,17 +409,25 @@ class HybridLinkModel(LinkModel):
                 local = self._pair_scores(h, slots)
             far, ego = local[-1], local[:-1]
             valid = (node_ids >= 0).to(h.dtype)
-            score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
-                                                    (ego - far) * valid)
+            if at is None:
+                score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
+                                                        (ego - far) * valid)
+            else:   # [M, N] matches: no [U] vector
+                match = (at.unsqueeze(-1) == node_ids).to(h.dtype)
+                score = score + far + match @ ((ego - far) * valid)
         if "tower" in self.parts:
             # every fold's tower dotted with the user vector, then the center's fold
             # picked by a one-hot: no [U, H] gather per task
             pick = (self.fold_of.index_select(0, center.reshape(1))
                     == torch.arange(candidates.size(0), device=h.device)).to(h.dtype)
+            if at is not None:
+                candidates = candidates.index_select(1, at)              # [F + 1, M, H]
             score = score + pick @ (candidates @ self.fold(q))            # [F + 1] @ [F + 1, U]
         if "pairs" in self.parts:
-            phi = pair_features.to(h.dtype)
-            score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
+            phi, base = pair_features.to(h.dtype), pair_scores.to(h.dtype)
+            if at is not None:
+                phi, base = phi.index_select(0, at), base.index_select(0, at)
+            score = score + base + phi @ self.pair_gate(q)
         return score
 
 
@@ -352,3 +454,35 @@ def whole_graph_loss(scores: Tensor, is_candidate: Tensor, center: Tensor,
     picked = scores.gather(0, target_ids.clamp(min=0))
     w = target_positive.to(scores.dtype)
     return ((log_z - picked) * w).sum() / w.sum().clamp(min=1)
+
+
+def sampled_softmax_loss(target_scores: Tensor, negative_scores: Tensor,
+                         negative_logq: Tensor, negative_ids: Tensor, center: Tensor,
+                         support_ids: Tensor, support_positive: Tensor, target_ids: Tensor,
+                         target_positive: Tensor, side: str) -> Tensor:
+    r"""The sampled-softmax estimate of :func:`whole_graph_loss`: for each positive
+    target ``p``, ``-log softmax([s_p, s_j - log(S Q(j))])[0]`` over the task's ``S``
+    drawn candidates ``j`` (logQ correction), leaving out the draws that are ``p``
+    itself, the center or (query side) a positive support friend, which the full
+    softmax does not count either. ``sum_j exp(s_j - log(S Q(j)))`` over the kept draws
+    is an unbiased estimate of the full softmax's denominator without ``p``, so the
+    loss tends to the full one as ``S`` grows.
+
+    Args:
+        target_scores: ``[P]`` scores of the targets.
+        negative_scores, negative_logq, negative_ids: ``[S]`` the draws' scores,
+            ``log(S Q(j))`` and global ids.
+        support_positive, target_positive: 0/1 weights (label times validity).
+    """
+    dropped = (negative_ids == center)
+    if side == "query":
+        in_support = ((negative_ids.unsqueeze(-1) == support_ids)
+                      & (support_positive > 0)).any(-1)
+        dropped = dropped | in_support
+    corrected = (negative_scores - negative_logq.to(negative_scores.dtype)).masked_fill(
+        dropped, float("-inf"))
+    # [P, S]: each positive's own draws left out
+    others = corrected.masked_fill(negative_ids == target_ids.unsqueeze(-1), float("-inf"))
+    log_z = torch.logsumexp(torch.cat([target_scores.unsqueeze(-1), others], -1), -1)
+    w = target_positive.to(target_scores.dtype)
+    return ((log_z - target_scores) * w).sum() / w.sum().clamp(min=1)

@@ -217,3 +217,125 @@ def test_tower_cache_serves_refresh_batches_then_equals_a_fresh_forward(syntheti
         model.clear_tower_cache()
         _ = shared_inputs(model, params, batches[0])
         assert model._cache is None
+
+
+# ------------------------------------------------------------ sampled softmax
+def _softmax_case(seed=0, users=40):
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(users, generator=gen, dtype=torch.float64)
+    is_candidate = torch.rand(users, generator=gen) > 0.2
+    cands = is_candidate.nonzero().view(-1)
+    perm = cands[torch.randperm(cands.numel(), generator=gen)]
+    center, support, query = perm[0], perm[1:4], perm[4:9]
+    return scores, is_candidate, center, support, query
+
+
+def _draw(is_candidate, weight, samples, seed=1):
+    """``samples`` draws from Q proportional to ``weight`` over the candidates."""
+    ids = is_candidate.nonzero().view(-1)
+    q = weight[ids] / weight[ids].sum()
+    pick = torch.multinomial(q, samples, replacement=True,
+                             generator=torch.Generator().manual_seed(seed))
+    return ids[pick], (q[pick] * samples).log()
+
+
+@pytest.mark.parametrize("side", ["support", "query"])
+def test_sampled_softmax_tends_to_the_full_softmax(side):
+    from socialmeta.models.hybrid import sampled_softmax_loss, whole_graph_loss
+
+    scores, is_candidate, center, support, query = _softmax_case()
+    support_w = torch.tensor([1.0, 1.0, 0.0])          # the last support user a non-friend
+    targets = support if side == "support" else query
+    target_w = torch.ones(targets.numel())
+    target_w[0] = 0.0 if side == "query" else 1.0       # a padded / negative target
+    full = whole_graph_loss(scores, is_candidate, center, support, support_w, targets,
+                            target_w, side)
+    skewed = torch.linspace(0.05, 3.0, scores.numel(), dtype=torch.float64) ** 2
+    for weight in (torch.ones_like(scores), skewed):
+        ids, logq = _draw(is_candidate, weight, 400_000)
+        sampled = sampled_softmax_loss(scores[targets], scores[ids], logq, ids, center,
+                                       support, support_w, targets, target_w, side)
+        assert float(sampled) == pytest.approx(float(full), abs=1e-2)
+    # without the logQ correction a skewed proposal is biased
+    ids, logq = _draw(is_candidate, skewed, 400_000)
+    uncorrected = sampled_softmax_loss(scores[targets], scores[ids],
+                                       torch.full_like(logq, logq.exp().mean().log()), ids,
+                                       center, support, support_w, targets, target_w, side)
+    assert abs(float(uncorrected) - float(full)) > 0.05
+
+
+def _sampled_model(sampler, samples=64, dtype=torch.float32, **kwargs):
+    return _model(sampler, dtype=dtype, softmax_samples=samples, sampled_above=0, **kwargs)
+
+
+@pytest.mark.parametrize("learner", ["maml", "anil", "protonet", "metanet", "finetune"])
+def test_sampled_softmax_batched_equals_reference(synthetic_sampler, learner,
+                                                  assert_meta_equivalent):
+    model = _sampled_model(synthetic_sampler, dtype=torch.float64, proposal="degree")
+    assert model.sampled
+    batch = _double(synthetic_sampler.train_batch(epoch=0, batch_index=2, batch_size=5))
+    assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.3), atol=1e-9)
+
+
+def test_sampled_scores_equal_the_whole_graph_scores_at_the_drawn_users(synthetic_sampler):
+    from socialmeta.meta.learners import _call, shared_inputs, task_tensors
+
+    model = _sampled_model(synthetic_sampler)
+    params = meta_parameters(model, InnerLoop("maml"))
+    batch = synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=3)
+    shared, per_task = shared_inputs(model, params, batch)
+    tasks = task_tensors(model, batch)
+    for i in range(3):
+        task = {**{k: v[i] for k, v in {**tasks, **per_task}.items()}, **shared}
+        at = task["negatives"]
+        whole = model.score_all(_call(model, params), task)
+        assert torch.allclose(model.score_all(_call(model, params), task, at=at), whole[at],
+                              atol=1e-5)
+
+
+def test_negatives_are_candidates_drawn_per_task_and_only_in_meta_training(synthetic_sampler):
+    from socialmeta.meta.learners import shared_inputs
+
+    model = _sampled_model(synthetic_sampler, samples=5000, proposal="degree")
+    params = meta_parameters(model, InnerLoop("maml"))
+    batch = synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=6)
+    ids, logq = shared_inputs(model, params, batch)[1]["negatives"], None
+    assert ids.shape == (6, 5000)
+    assert bool(model.is_candidate[ids].all())
+    # a task draws the same negatives in another batch (by its index and center)
+    alone = model.draw_negatives(batch.task_index[3:4], batch.center[3:4])
+    assert torch.equal(alone[0][0], ids[3])
+    # the degree proposal: logQ is the proposal's, and the draws follow it
+    ids, logq = model.draw_negatives(batch.task_index, batch.center)
+    degree = torch.bincount(model.graph_edges[0], minlength=model.num_users).double()
+    q = (degree + 1) ** 0.75 * model.is_candidate
+    q = q / q.sum()
+    assert torch.allclose(logq, (q[ids] * 5000).log().to(logq.dtype), atol=1e-5)
+    counts = torch.bincount(ids.view(-1), minlength=model.num_users).double()
+    assert torch.corrcoef(torch.stack([counts, q]))[0, 1] > 0.9
+    # evaluation (no autograd) adapts with the full softmax
+    with torch.no_grad():
+        assert "negatives" not in shared_inputs(model, params, batch)[1]
+    # below the threshold meta-training uses the full softmax too
+    full = _model(synthetic_sampler, softmax_samples=64, sampled_above=10 ** 6)
+    assert not full.sampled
+    assert "negatives" not in shared_inputs(full, meta_parameters(full, InnerLoop("maml")),
+                                            batch)[1]
+    with pytest.raises(ValueError, match="proposal"):
+        _model(synthetic_sampler, proposal="popular")
+
+
+def test_a_sampled_task_loss_tends_to_its_full_loss(synthetic_sampler):
+    from socialmeta.meta.learners import _call, shared_inputs, task_tensors
+
+    model = _sampled_model(synthetic_sampler, samples=200_000)
+    full_model = _model(synthetic_sampler)
+    params = meta_parameters(model, InnerLoop("maml"))
+    batch = synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=2)
+    for m in (model, full_model):
+        shared, per_task = shared_inputs(m, params, batch)
+        task = {**{k: v[0] for k, v in {**task_tensors(m, batch), **per_task}.items()},
+                **shared}
+        with torch.no_grad():
+            m.loss_value = float(m.task_loss(_call(m, params), task, "query"))
+    assert model.loss_value == pytest.approx(full_model.loss_value, abs=1e-2)
