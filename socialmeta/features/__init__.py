@@ -12,6 +12,7 @@ from socialmeta.features.friend import (
     allowed_friend_features,
     friend_channels,
 )
+from socialmeta.features.item import ITEM_FEATURES, ItemPairFeatures, allowed_item_features
 from socialmeta.features.sparse import (
     CSR,
     Sparse,
@@ -21,5 +22,6 @@ from socialmeta.features.sparse import (
 )
 
 __all__ = ["CSR", "DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures",
-           "allowed_friend_features", "friend_channels", "Sparse",
+           "ITEM_FEATURES", "ItemPairFeatures", "allowed_friend_features",
+           "allowed_item_features", "friend_channels", "Sparse",
            "candidate_normalized", "cosine_rows", "support_matrix"]

@@ -10,6 +10,7 @@ from torch import Tensor
 from socialmeta.data import FRIEND, INTERACTS, MEMBER_OF, SocialGraph
 from socialmeta.features import DEFAULT_ALPHAS, FRIEND_FEATURES, FriendPairFeatures
 from socialmeta.features.friend import NEEDS as FEATURE_NEEDS
+from socialmeta.features.item import ITEM_FEATURES, ITEM_NEEDS, ItemPairFeatures
 from socialmeta.features.sparse import indicator, support_matrix
 from socialmeta.tasks.batch import TaskBatch, dense
 from socialmeta.tasks.egonet import (
@@ -87,13 +88,15 @@ class TaskConfig:
             support targets carry them, so only a learner's inner loop (its support
             loss) can use them: an ablation of amortised conditioning against
             gradient adaptation. (default: :obj:`True`)
-        pair_features: Friend tasks: names of the pair features
+        pair_features: Friend and new-item tasks: names of the pair features
             (:data:`~socialmeta.features.FRIEND_FEATURES`) that every batch carries in
             ``pair_features`` ``[T, num_users, P]``, computed over the whole observed
             graph from the support and context only (a training center's own links
             removed, see :class:`~socialmeta.features.FriendPairFeatures`); ``taste``
             needs ``items`` in the context, ``feature_similarity`` ``features``.
-            (default: ``()``, none)
+            Item tasks: names from :data:`~socialmeta.features.ITEM_FEATURES`
+            (``[T, num_items, P]``, :class:`~socialmeta.features.ItemPairFeatures`;
+            ``social_popularity`` needs ``friends``). (default: ``()``, none)
         ppr_alphas: Restart probabilities of the ``ppr`` pair feature (one channel
             each). (default: ``(0.05, 0.15, 0.3, 0.5)``)
         protocol: ``"random"`` (support and query are a seeded random split of the
@@ -169,14 +172,16 @@ class TaskConfig:
                              f"{self.kind!r}: a {self.kind} task's support builds the "
                              "ego-net its model scores")
         self.pair_features, self.ppr_alphas = tuple(self.pair_features), tuple(self.ppr_alphas)
-        if self.pair_features and self.kind not in USER_TARGETS:
-            raise ValueError(f"pair_features are defined for {list(USER_TARGETS)} tasks, "
-                             f"not {self.kind!r}")
+        if self.pair_features and self.kind not in (*USER_TARGETS, "item"):
+            raise ValueError(f"pair_features are defined for {[*USER_TARGETS, 'item']} "
+                             f"tasks, not {self.kind!r}")
+        names, needs = ((ITEM_FEATURES, ITEM_NEEDS) if self.kind == "item"
+                        else (FRIEND_FEATURES, FEATURE_NEEDS))
         for name in self.pair_features:
-            if name not in FRIEND_FEATURES:
-                raise ValueError(f"unknown pair feature {name!r}; choose from "
-                                 f"{list(FRIEND_FEATURES)}")
-            need = FEATURE_NEEDS.get(name)
+            if name not in names:
+                raise ValueError(f"unknown pair feature {name!r} for {self.kind} tasks; "
+                                 f"choose from {list(names)}")
+            need = needs.get(name)
             if need and need not in self.context:
                 raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
                                  f"{need!r} to the task context (now {list(self.context)})")
@@ -501,10 +506,13 @@ class TaskSampler:
                                  f"{cfg.temporal_users!r} (task.temporal_users)")
         return temporal
 
-    def _pair_feature_maker(self) -> FriendPairFeatures | None:
+    def _pair_feature_maker(self) -> FriendPairFeatures | ItemPairFeatures | None:
         cfg = self.config
         if not cfg.pair_features:
             return None
+        if cfg.kind == "item":
+            return ItemPairFeatures(self.observed[INTERACTS].edge_index, self.num_users,
+                                    self.num_items, cfg.pair_features)
         has_items = self.graph.has_items
         return FriendPairFeatures(
             self.observed[FRIEND].edge_index, self.num_users, cfg.pair_features,
@@ -519,6 +527,15 @@ class TaskSampler:
         if self.pair_features is None:
             return batch
         num_tasks = batch.num_tasks
+        if isinstance(self.pair_features, ItemPairFeatures):
+            friends = None
+            if "social_popularity" in self.pair_features.names:
+                friends = indicator(*self._context_friends(batch.center, links), num_tasks,
+                                    self.num_users)
+            batch.pair_features = self.pair_features(
+                batch.center, support_matrix(batch, self.num_items),
+                self.candidate_mask(batch), friends)
+            return batch
         support = support_matrix(batch, self.num_users)
         items = x = None
         if "taste" in self.pair_features.names:
@@ -738,7 +755,8 @@ class TaskSampler:
             width = int(torch.bincount(h_t).max()) if h_t.numel() else 0
             batch.seen_ids = dense(h_t, rank_in_group(h_t, -h_rank), h_item,
                                    centers.numel(), width, -1)
-        return self._with_targets(batch, sides, self.num_items, item_keys, train)
+        batch = self._with_targets(batch, sides, self.num_items, item_keys, train)
+        return self._with_pair_features(batch, links)
 
     def _temporal_items(self, centers: Tensor, keys: Tensor, shots: Tensor, train: bool):
         r"""Positive support, history and query items of item tasks under the temporal

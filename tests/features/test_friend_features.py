@@ -158,7 +158,8 @@ def test_pair_feature_config_errors():
         TaskConfig(kind="friend", pair_features=["pagerank"])
     with pytest.raises(ValueError, match="'feature_similarity' reads the center's features"):
         TaskConfig(kind="friend", pair_features=["feature_similarity"])
-    with pytest.raises(ValueError, match=r"defined for \['friend', 'new_item'\] tasks, not 'item'"):
-        TaskConfig(kind="item", pair_features=["ppr"])
+    with pytest.raises(ValueError, match=r"defined for \['friend', 'new_item', 'item'\] "
+                       r"tasks, not 'interest'"):
+        TaskConfig(kind="interest", pair_features=["ppr"])
     with pytest.raises(ValueError, match="at least one restart probability"):
         FriendPairFeatures(torch.zeros(2, 0, dtype=torch.long), 3, ["ppr"], alphas=())

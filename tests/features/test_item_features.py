@@ -1,0 +1,108 @@
+"""Item pair features: each equals its baseline's score on evaluation tasks; a training
+center's own items never reach its features."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from socialmeta.baselines import make_baseline
+from socialmeta.baselines.base import context_friends, support_matrix
+from socialmeta.data import INTERACTS
+from socialmeta.features import ITEM_FEATURES, ItemPairFeatures
+from socialmeta.tasks import TaskConfig, TaskSampler, UserSplit, split_users
+
+
+def _baseline_scores(sampler, batch):
+    out = {"itemknn": make_baseline("item", "itemknn").fit(sampler).scores(batch),
+           "userknn": make_baseline("item", "userknn", k=50).fit(sampler).scores(batch),
+           "popularity": make_baseline("item", "popularity").fit(sampler).scores(batch)}
+    if sampler.config.observes("friends"):
+        out["social_popularity"] = make_baseline("item", "social_popularity").fit(
+            sampler).scores(batch)
+    return out
+
+
+def _raw(sampler, batch):
+    feats = sampler.pair_features
+    friends = (context_friends(sampler, batch) if "social_popularity" in feats.names
+               else None)
+    return feats.raw(batch.center, support_matrix(batch, sampler.num_items), friends)
+
+
+@pytest.mark.parametrize("context", [["friends"], []])
+def test_every_item_feature_equals_its_baseline_on_test_tasks(lastfm, context):
+    names = [n for n in ITEM_FEATURES if context or n != "social_popularity"]
+    sampler = TaskSampler(lastfm, split_users(lastfm, seed=0),
+                          TaskConfig(kind="item", context=context, pair_features=names))
+    batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:48], 3)
+    want, got = _baseline_scores(sampler, batch), _raw(sampler, batch)
+    assert list(got) == names == sampler.pair_features.channels and set(got) == set(want)
+    cand = sampler.candidate_mask(batch)
+    for name in got:
+        assert torch.allclose(got[name], want[name], rtol=1e-5, atol=1e-9), name
+        assert want[name][cand].abs().sum() > 0, name
+    # the batch carries them scaled by each task's largest candidate value
+    scaled = batch.pair_features
+    assert scaled.shape == (batch.num_tasks, lastfm.num_items, len(names))
+    top = scaled.abs().masked_fill(~cand.unsqueeze(-1), 0).amax(1)
+    assert torch.allclose(top, torch.ones_like(top))
+
+
+def test_training_item_features_equal_the_baselines_with_the_center_held_out(lastfm):
+    """A training task's features are its baselines' scores on the observed graph with
+    the center made a new user (its items removed; its friends stay context)."""
+    split = split_users(lastfm, seed=0)
+    config = TaskConfig(kind="item", context=["friends"], pair_features=list(ITEM_FEATURES))
+    sampler = TaskSampler(lastfm, split, config)
+    batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=4)
+    got = _raw(sampler, batch)
+    friends = context_friends(sampler, batch)
+    for i in range(batch.num_tasks):
+        center = batch.center[i:i + 1]
+        held = UserSplit(split.train[split.train != center], split.val,
+                         torch.cat([split.test, center]).sort().values, split.num_users)
+        alone = TaskSampler(lastfm, held, config)
+        assert alone.observed[INTERACTS].edge_index.size(1) < \
+            sampler.observed[INTERACTS].edge_index.size(1)
+        one = SimpleNamespace(num_tasks=1, center=center,
+                              support_ids=batch.support_ids[i:i + 1],
+                              support_mask=batch.support_mask[i:i + 1],
+                              support_label=batch.support_label[i:i + 1])
+        # the held-out center's training friends are the same users
+        assert torch.equal(context_friends(alone, one)[0], friends[i])
+        for name, value in _baseline_scores(alone, one).items():
+            assert torch.allclose(got[name][i:i + 1], value, rtol=1e-5, atol=1e-9), name
+
+
+def test_a_training_centers_query_items_never_reach_its_features(lastfm):
+    """Replacing a training center's non-support items by others leaves its features
+    bit-identical."""
+    split = split_users(lastfm, seed=0)
+    config = TaskConfig(kind="item", context=["friends"], pair_features=list(ITEM_FEATURES))
+    sampler = TaskSampler(lastfm, split, config)
+    batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=6)
+    before = _raw(sampler, batch)
+    u, i = sampler.observed[INTERACTS].edge_index
+    gen = torch.Generator().manual_seed(0)
+    for t in range(batch.num_tasks):
+        center = int(batch.center[t])
+        keep = set(batch.support_ids[t][batch.support_label[t] > 0].tolist())
+        mine = (u == center) & ~torch.isin(i, torch.tensor(sorted(keep)))
+        moved = i.clone()
+        moved[mine] = torch.randint(sampler.num_items, (int(mine.sum()),), generator=gen)
+        feats = ItemPairFeatures(torch.stack([u, moved]), sampler.num_users,
+                                 sampler.num_items, ITEM_FEATURES)
+        one = SimpleNamespace(num_tasks=1, center=batch.center[t:t + 1])
+        after = feats.raw(one.center, support_matrix(batch, sampler.num_items)[t:t + 1],
+                          context_friends(sampler, batch)[t:t + 1])
+        for name, value in after.items():
+            assert torch.equal(value, before[name][t:t + 1]), name
+
+
+def test_item_pair_feature_errors():
+    with pytest.raises(ValueError, match="unknown pair feature 'ppr' for item tasks"):
+        TaskConfig(kind="item", pair_features=["ppr"])
+    with pytest.raises(ValueError, match="'social_popularity' reads the center's friends"):
+        TaskConfig(kind="item", context=[], pair_features=["social_popularity"])
+    with pytest.raises(ValueError, match="pair_features are defined for"):
+        TaskConfig(kind="interest", pair_features=["itemknn"])
