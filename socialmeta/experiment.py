@@ -28,9 +28,16 @@ from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
 from socialmeta.eval.report import Results
-from socialmeta.features import allowed_friend_features, friend_channels
+from socialmeta.features import allowed_friend_features, allowed_item_features, friend_channels
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
-from socialmeta.models import ENCODERS, HybridLinkModel, InterestModel, ItemModel, LinkModel
+from socialmeta.models import (
+    ENCODERS,
+    HybridItemModel,
+    HybridLinkModel,
+    InterestModel,
+    ItemModel,
+    LinkModel,
+)
 from socialmeta.models.hybrid import PARTS as HYBRID_PARTS
 from socialmeta.tasks import (
     KINDS,
@@ -101,6 +108,8 @@ def task_config(cfg: DictConfig, seed: int, model: DictConfig | None = None) -> 
         if model is not None:
             task = dataclasses.replace(task, pair_features=hybrid_pair_features(model, task))
         return task
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"task: {e}") from None
 
@@ -113,12 +122,20 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
     choose(dict.fromkeys(SCORERS), scorer, "model.scorer")
     if scorer != "hybrid":
         return ()
-    if task.kind not in USER_TARGETS:
-        raise ConfigError(f"model.scorer=hybrid is built for {list(USER_TARGETS)} tasks, "
-                          f"not {task.kind!r} (use model.scorer=egonet)")
-    if "pairs" not in model.get("hybrid_parts", HYBRID_PARTS):
+    if task.kind not in (*USER_TARGETS, "item"):
+        raise ConfigError(f"model.scorer=hybrid is built for {[*USER_TARGETS, 'item']} "
+                          f"tasks, not {task.kind!r} (use model.scorer=egonet)")
+    parts = list(model.get("hybrid_parts", HYBRID_PARTS))
+    if task.kind == "item" and not {"egonet", "pairs"} <= set(parts):
+        raise ConfigError(f"model.hybrid_parts={parts}: the hybrid item scorer is the item "
+                          "model (its item table is the candidate tower) plus the pair "
+                          "features, so it needs 'egonet' and 'pairs' (the item model "
+                          "alone is model.scorer=egonet)")
+    if "pairs" not in parts:
         return ()
     names = model.get("pair_features", "auto")
+    if names == "auto" and task.kind == "item":
+        return tuple(allowed_item_features(task.context))
     if names == "auto":
         names = allowed_friend_features(task.context)
         if task.kind == "new_item":  # an item's and a user's feature blocks never overlap
@@ -151,11 +168,15 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
     if task.kind == "item":
         item_x = graph["item"].x if "x" in graph["item"] else None
         item_knn = int(cfg.get("item_knn", 0))
+        options = dict(item_features=item_x, social=cfg.social, item_knn=item_knn,
+                       loss=cfg.get("item_loss", "bce"),
+                       heuristics=bool(cfg.get("item_heuristics", False)), **common)
         try:
-            model = ItemModel(features, graph.num_items, num_hops, item_features=item_x,
-                              social=cfg.social, item_knn=item_knn,
-                              loss=cfg.get("item_loss", "bce"),
-                              heuristics=bool(cfg.get("item_heuristics", False)), **common)
+            if cfg.get("scorer", "egonet") == "hybrid":   # softmax over the catalogue
+                model = HybridItemModel(features, graph.num_items, num_hops,
+                                        num_pair_features=len(task.pair_features), **options)
+            else:
+                model = ItemModel(features, graph.num_items, num_hops, **options)
         except ValueError as e:
             raise ConfigError(f"model: {e} (model.item_knn, model.item_heuristics, "
                               "model.item_loss)") from None

@@ -116,8 +116,30 @@ def test_hybrid_config_choices_and_errors():
     with pytest.raises(ConfigError, match="pair feature 'taste' reads the center's items"):
         Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
                                           "model.pair_features=[taste]"])
-    with pytest.raises(ConfigError, match=r"built for \['friend', 'new_item'\] tasks, not 'item'"):
-        Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid"])
+    with pytest.raises(ConfigError, match=r"built for \['friend', 'new_item', 'item'\] "
+                       r"tasks, not 'interest'"):
+        Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid"])
+    with pytest.raises(ConfigError, match="needs 'egonet' and 'pairs'"):
+        Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid",
+                                          "model.hybrid_parts=[tower,pairs]"])
+
+
+def test_hybrid_item_experiment_trains_and_evaluates(tmp_path):
+    from socialmeta.models import HybridItemModel
+
+    exp = Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid"])
+    assert isinstance(exp.model, HybridItemModel)
+    assert exp.task.pair_features == ("itemknn", "userknn", "popularity",
+                                      "social_popularity")       # context: friends
+    none = Experiment.from_config(overrides=[*SMALL, "task=item", "task.context=[]",
+                                             "model.scorer=hybrid"])
+    assert none.task.pair_features == ("itemknn", "userknn", "popularity")
+    exp.fit(tmp_path)
+    results = exp.evaluate()
+    assert results["maml"][3]["recall@20"]["users"] == 10
+    again = Experiment.from_checkpoint(tmp_path / "best.pt")
+    assert isinstance(again.model, HybridItemModel)
+    assert again.evaluate()["maml"][3]["recall@20"] == results["maml"][3]["recall@20"]
 
 
 def test_val_metric_auto_is_map_for_interest_tasks():

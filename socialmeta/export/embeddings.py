@@ -291,6 +291,15 @@ def _user_score(model: torch.nn.Module, normalize: bool) -> str:
 
 def _item_score(model: torch.nn.Module) -> str:
     """What an item model's score is, and which of its parts the export carries."""
+    text = _item_model_score(model)
+    if hasattr(model, "pair_gate"):   # the hybrid item scorer
+        text += ("; the hybrid scorer also adds mlp(pair features) + gate(user) . pair "
+                 "features (ItemKNN, UserKNN, popularity, social popularity of the user's "
+                 "support; not exported: they depend on each user's items and friends)")
+    return text
+
+
+def _item_model_score(model: torch.nn.Module) -> str:
     if not getattr(model, "heuristics", False):
         return "user . item"
     if getattr(model, "item_knn", 0):

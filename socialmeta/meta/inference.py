@@ -73,12 +73,15 @@ def candidate_scores(model: nn.Module, params: Params, batch: TaskBatch, inner: 
             raise ValueError(f"item tasks rank all {model.num_items} items of the model, "
                              f"not {num_targets}")
 
-        def per_item_task(task: dict[str, Tensor]) -> Tensor:
-            fast = adapt(model, params, task, eval_inner)
-            return model.score_targets(_call(model, fast), task, None, prototype)
+        with torch.no_grad():   # the hybrid item scorer's pair MLP, once per batch
+            shared, per_task = shared_inputs(model, params, batch)
 
-        with torch.no_grad():
-            return vmap(per_item_task, randomness="different")(tasks)
+            def per_item_task(task: dict[str, Tensor]) -> Tensor:
+                task = {**task, **shared}
+                fast = adapt(model, params, task, eval_inner)
+                return model.score_targets(_call(model, fast), task, None, prototype)
+
+            return vmap(per_item_task, randomness="different")({**tasks, **per_task})
     # score the N ego-net slots and the one shared outside slot, then spread them over
     # all candidates: memory O(T * num_targets), not O(T * num_targets * hidden)
     n = batch.node_ids.size(1)

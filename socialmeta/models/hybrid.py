@@ -1,4 +1,4 @@
-r"""The hybrid whole-graph scorer for friend tasks (DESIGN §11).
+r"""The hybrid whole-graph scorers of friend and item tasks (DESIGN §11).
 
 ``score(u, v) = egonet(u, v) + q_u' · c_v + mlp(φ(u, v)) + g(q_u) · φ(u, v)`` for every
 user ``v`` of the graph:
@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
+from socialmeta.models.item import ItemModel, item_list_loss
 from socialmeta.models.link import LinkModel
 
 PARTS = ("egonet", "tower", "pairs")
@@ -486,3 +487,88 @@ def sampled_softmax_loss(target_scores: Tensor, negative_scores: Tensor,
     log_z = torch.logsumexp(torch.cat([target_scores.unsqueeze(-1), others], -1), -1)
     w = target_positive.to(target_scores.dtype)
     return ((log_z - target_scores) * w).sum() / w.sum().clamp(min=1)
+
+
+class HybridItemModel(ItemModel):
+    r"""The hybrid scorer of item tasks: :class:`ItemModel`'s score of every item of
+    the catalogue (the center's ego-net vector ``q_u = W h_c`` against the item table,
+    which already ranks every item: items are not cold in item tasks, so the table is
+    their candidate embedding) plus the item pair features ``φ(u, i)``
+    (:class:`~socialmeta.features.ItemPairFeatures`: ItemKNN, UserKNN, popularity,
+    social popularity) read by an MLP and re-weighted per user by ``g(q_u)``:
+
+    ``score(u, i) = q_u · e_i + mlp(φ(u, i)) + g(q_u) · φ(u, i)``
+
+    trained with the softmax over the whole catalogue. The pair MLP is computed once
+    per batch and never adapted; ``g`` (``pair_gate``, zero at initialisation) is a
+    head every learner adapts.
+
+    Args:
+        in_channels (int), num_items (int), num_hops (int): As :class:`ItemModel`.
+        num_pair_features (int): ``P``, channels of ``TaskBatch.pair_features``.
+        pair_hidden (int): Width of the pair-feature MLP. (default: :obj:`32`)
+        **kwargs: :class:`ItemModel`'s options (its ``loss`` is always
+            ``"softmax"``).
+    """
+
+    shared_prefixes = ("pair_mlp.",)
+    per_task_inputs = ("pair_scores",)
+
+    def __init__(self, in_channels: int, num_items: int, num_hops: int,
+                 num_pair_features: int, pair_hidden: int = 32, **kwargs) -> None:
+        if num_pair_features < 1:
+            raise ValueError("the hybrid item scorer needs pair features "
+                             "(num_pair_features > 0)")
+        kwargs["loss"] = "softmax"
+        super().__init__(in_channels, num_items, num_hops, **kwargs)
+        hidden = self.head.out_features
+        self.pair_mlp = nn.Sequential(nn.Linear(num_pair_features, pair_hidden), nn.ReLU(),
+                                      nn.Linear(pair_hidden, 1))
+        self.pair_gate = nn.Linear(hidden, num_pair_features)
+        self._reset_pairs()
+        self.task_fields = (*self.task_fields, "pair_features")
+        self.head_prefixes = ("head.", "pair_gate.")
+
+    def _reset_pairs(self) -> None:
+        for module in self.pair_mlp.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        nn.init.zeros_(self.pair_gate.weight)
+        nn.init.zeros_(self.pair_gate.bias)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if hasattr(self, "pair_gate"):   # ItemModel.__init__ resets before they exist
+            self._reset_pairs()
+
+    def batch_inputs(self, call, batch) -> dict[str, Tensor]:
+        r"""The pair MLP's score of every item for every task of :obj:`batch`
+        (``"pair_scores"`` ``[T, num_items]``), computed once per batch."""
+        return {"pair_scores": call(batch.pair_features, mode="pair_mlp")}
+
+    def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
+        r""":class:`ItemModel`'s forward, plus ``mode="pair_mlp"`` (the pair MLP of
+        ``pair_features`` ``[..., P]``)."""
+        if mode == "pair_mlp":
+            return self.pair_mlp(args[0]).squeeze(-1)
+        return super().forward(*args, **kwargs)
+
+    def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
+                      prototype: bool = False) -> Tensor:
+        support = ((task["support_ids"], task["support_label"], task["support_mask"])
+                   if prototype else None)
+        return call(task["x"], task["adj"], task["hop"], task["item_ids"], task["item_adj"],
+                    target_ids, task["node_mask"], support=support, center=task.get("center"),
+                    all_items=target_ids is None, pair_features=task["pair_features"],
+                    pair_scores=task["pair_scores"])
+
+    def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
+        support = ((data.support_ids, data.support_label,
+                    torch.ones_like(data.support_label, dtype=torch.bool)) if prototype else None)
+        scores = call(data.x, data.edge_index, data.hop, data.item_ids, data.item_edge_index,
+                      None, sparse=True, support=support,
+                      center=data.center[0] if self.item_knn else None, all_items=True,
+                      pair_features=data.pair_features, pair_scores=data.pair_scores)
+        return item_list_loss(scores, data.support_ids, data.support_label,
+                              getattr(data, f"{side}_ids"), getattr(data, f"{side}_label"),
+                              side)

@@ -334,7 +334,9 @@ class ItemModel(ItemTasteMixin, nn.Module):
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, item_ids: Tensor,
                 item_graph: Tensor, target_ids: Tensor, mask: Tensor | None = None,
                 sparse: bool = False, support: tuple[Tensor, Tensor, Tensor] | None = None,
-                center: Tensor | None = None, all_items: bool = False) -> Tensor:
+                center: Tensor | None = None, all_items: bool = False,
+                pair_features: Tensor | None = None, pair_scores: Tensor | None = None
+                ) -> Tensor:
         r"""Scores of :obj:`target_ids` (global item ids) for the center of one task.
 
         Dense: :obj:`graph` is ``adj [N, N]``, :obj:`item_graph` ``item_adj [N, I]``
@@ -354,6 +356,9 @@ class ItemModel(ItemTasteMixin, nn.Module):
         vector ``W h_c`` (scores are its dot products with :meth:`items`). :obj:`center`, the center's
         global user id, picks the ItemKNN table (``item_knn > 0``, see
         :meth:`set_item_neighbours`; without it, the table of all training users).
+        :obj:`pair_features` ``[num_items, P]`` and :obj:`pair_scores` ``[num_items]``
+        (the hybrid item scorer, :class:`~socialmeta.models.HybridItemModel`) add
+        ``pair_scores + pair_features @ pair_gate(W h_c)`` to every score.
         """
         n = x.size(-2)
         taste = self.taste(item_ids, item_graph, n, sparse)
@@ -382,6 +387,12 @@ class ItemModel(ItemTasteMixin, nn.Module):
             raise ValueError("all_items=True scores every item: pass target_ids=None")
         extra = (self._heuristic_scores(h, hop, item_ids, item_graph, target_ids, sparse,
                                         center) if self.heuristics else 0.0)
+        if pair_features is not None:
+            phi, base = pair_features.to(user.dtype), pair_scores.to(user.dtype)
+            if not all_items:
+                ids = target_ids.clamp(min=0)
+                phi, base = phi[ids], base[ids]
+            extra = extra + base + phi @ self.pair_gate(user.squeeze(-2))
         if all_items:
             return self._score_all(user.squeeze(-2), support) + extra
         if support is None:
