@@ -28,9 +28,10 @@ not on the other tasks of its batch, the batch size or the rank that built it.
 softmax instead (:func:`sampled_softmax_loss`): each task draws ``softmax_samples``
 candidates from a proposal ``Q`` (uniform, or by observed degree^0.75) with the
 counter-based hash of its ``(task_index, center)`` (the same negatives whatever batch
-or rank builds the task), scores only those and its targets, and corrects each
-sample's logit by ``-log(S Q(v))`` (logQ correction), a consistent estimate of the
-full softmax. Evaluation (no autograd) always adapts with the full softmax.
+or rank builds the task), takes the scores of only those and its targets (every term is
+still computed over all candidates, then gathered: what it saves is the loss over all
+candidates, not the scoring), and corrects each sample's logit by
+``-log(S Q(v))`` (logQ correction), a consistent estimate of the full softmax. Evaluation (no autograd) always adapts with the full softmax.
 """
 from __future__ import annotations
 
@@ -396,8 +397,7 @@ class HybridLinkModel(LinkModel):
             x, adj, mask, hop, support_local, support_label = args
             h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
         q = h[..., 0, :]
-        size = self.num_users if at is None else at.size(-1)
-        score = torch.zeros(size, dtype=h.dtype, device=h.device)
+        score = torch.zeros(self.num_users, dtype=h.dtype, device=h.device)
         if "egonet" in self.parts:
             n = h.size(-2)
             slots = torch.cat([torch.arange(n, device=h.device),
@@ -410,26 +410,21 @@ class HybridLinkModel(LinkModel):
                 local = self._pair_scores(h, slots)
             far, ego = local[-1], local[:-1]
             valid = (node_ids >= 0).to(h.dtype)
-            if at is None:
-                score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
-                                                        (ego - far) * valid)
-            else:   # [M, N] matches: no [U] vector
-                match = (at.unsqueeze(-1) == node_ids).to(h.dtype)
-                score = score + far + match @ ((ego - far) * valid)
+            score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
+                                                    (ego - far) * valid)
         if "tower" in self.parts:
             # every fold's tower dotted with the user vector, then the center's fold
             # picked by a one-hot: no [U, H] gather per task
             pick = (self.fold_of.index_select(0, center.reshape(1))
                     == torch.arange(candidates.size(0), device=h.device)).to(h.dtype)
-            if at is not None:
-                candidates = candidates.index_select(1, at)              # [F + 1, M, H]
             score = score + pick @ (candidates @ self.fold(q))            # [F + 1] @ [F + 1, U]
         if "pairs" in self.parts:
-            phi, base = pair_features.to(h.dtype), pair_scores.to(h.dtype)
-            if at is not None:
-                phi, base = phi.index_select(0, at), base.index_select(0, at)
-            score = score + base + phi @ self.pair_gate(q)
-        return score
+            phi = pair_features.to(h.dtype)
+            score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
+        # at M users: every term is still computed over all U candidates (one GEMM per
+        # part), then gathered. Gathering rows of the shared tower per task instead
+        # makes its gradient a dense [T, F + 1, U, H] under vmap (5x slower at U = 20,000)
+        return score if at is None else score.index_select(0, at)
 
 
 def whole_graph_loss(scores: Tensor, is_candidate: Tensor, center: Tensor,
