@@ -32,6 +32,7 @@ from socialmeta.features import allowed_friend_features, allowed_item_features, 
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
 from socialmeta.models import (
     ENCODERS,
+    HybridInterestModel,
     HybridItemModel,
     HybridLinkModel,
     InterestModel,
@@ -122,15 +123,14 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
     choose(dict.fromkeys(SCORERS), scorer, "model.scorer")
     if scorer != "hybrid":
         return ()
-    if task.kind not in (*USER_TARGETS, "item"):
-        raise ConfigError(f"model.scorer=hybrid is built for {[*USER_TARGETS, 'item']} "
-                          f"tasks, not {task.kind!r} (use model.scorer=egonet)")
     parts = list(model.get("hybrid_parts", HYBRID_PARTS))
-    if task.kind == "item" and not {"egonet", "pairs"} <= set(parts):
-        raise ConfigError(f"model.hybrid_parts={parts}: the hybrid item scorer is the item "
-                          "model (its item table is the candidate tower) plus the pair "
-                          "features, so it needs 'egonet' and 'pairs' (the item model "
-                          "alone is model.scorer=egonet)")
+    if task.kind in ("item", "interest") and not {"egonet", "pairs"} <= set(parts):
+        raise ConfigError(f"model.hybrid_parts={parts}: the hybrid {task.kind} scorer is "
+                          f"the {task.kind} model plus the pair features, so it needs "
+                          f"'egonet' and 'pairs' (the {task.kind} model alone is "
+                          "model.scorer=egonet)")
+    if task.kind == "interest":   # label features computed by the model from each task
+        return ()
     if "pairs" not in parts:
         return ()
     names = model.get("pair_features", "auto")
@@ -189,6 +189,9 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
         return model
     num_labels = (graph["user"].interests.size(1) if task.label_source == "interests"
                   else int(torch.bincount(graph["circle"].ego).max()))
+    if cfg.get("scorer", "egonet") == "hybrid":
+        return HybridInterestModel(features, num_labels, num_hops, num_items=context_items,
+                                   **common)
     return InterestModel(features, num_labels, num_hops, num_items=context_items, **common)
 
 

@@ -116,9 +116,9 @@ def test_hybrid_config_choices_and_errors():
     with pytest.raises(ConfigError, match="pair feature 'taste' reads the center's items"):
         Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
                                           "model.pair_features=[taste]"])
-    with pytest.raises(ConfigError, match=r"built for \['friend', 'new_item', 'item'\] "
-                       r"tasks, not 'interest'"):
-        Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid"])
+    with pytest.raises(ConfigError, match="hybrid interest scorer is the interest model"):
+        Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                          "model.hybrid_parts=[egonet]"])
     with pytest.raises(ConfigError, match="needs 'egonet' and 'pairs'"):
         Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid",
                                           "model.hybrid_parts=[tower,pairs]"])
@@ -155,3 +155,13 @@ def test_val_metric_auto_is_map_for_interest_tasks():
     assert train_config(cfg.train, "friend").val_metric == "recall@20"
     assert val_metric("ndcg@10", "interest") == "ndcg@10"
     assert [val_metric("auto", k) for k in ("item", "new_item")] == ["recall@20"] * 2
+
+
+def test_hybrid_interest_experiment_builds_and_evaluates(tmp_path):
+    from socialmeta.models import HybridInterestModel
+
+    exp = Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                            "train.steps=2"])
+    assert isinstance(exp.model, HybridInterestModel) and exp.task.pair_features == ()
+    exp.fit(tmp_path)
+    assert exp.evaluate()["maml"][3]["map"]["users"] > 0

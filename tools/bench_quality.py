@@ -17,8 +17,8 @@ the task stream) it
 
 Every run writes ``<out>/<cell>/seed<S>/<method>/metrics.json`` and is skipped when
 that file exists, so an interrupted benchmark resumes where it stopped. With
-``--scorer hybrid`` the learners train the whole-graph hybrid scorer of friend, new-item
-and item tasks (``model.scorer=hybrid``) and their runs are the methods ``hybrid-<learner>``, beside
+``--scorer hybrid`` the learners train the hybrid scorer (``model.scorer=hybrid``:
+whole-graph on friend, new-item and item tasks, label features on interest tasks) and their runs are the methods ``hybrid-<learner>``, beside
 the ego-net learners and the same baselines. Finally it writes ``<out>/results.csv``
 and, only when ``--md FILE`` is given, the Markdown report: per cell and K, the mean
 over seeds of each method's test mean, the 95% interval over seeds (Student t), and
@@ -510,8 +510,9 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "context hides are not run there. `hybrid-<learner>` is the same learner "
              "training the whole-graph hybrid scorer instead of the ego-net one "
              "(`--scorer hybrid`: `model.scorer=hybrid train.steps=1000`; on item cells "
-             "the item model plus the item pair features, "
-             "[design.md §5.1-5.2](design.md)); `hybrid-finetune` and `hybrid-noadapt` are "
+             "the item model plus the item pair features, on interest cells the interest "
+             "model plus label-propagation features, "
+             "[design.md §5.1-5.3](design.md)); `hybrid-finetune` and `hybrid-noadapt` are "
              "its non-meta twins. `metanet` is the amortised meta-network learner "
              "(design.md §6.1).", "",
              "## Summary in plain words", "",
@@ -604,8 +605,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the Markdown report here (e.g. docs/results.md); "
                              "without it only <out>/results.csv is written")
     parser.add_argument("--scorer", choices=sorted(SCORER_PREFIX), default="egonet",
-                        help="the learners' scorer: the ego-net (item model) one or the "
-                             "whole-graph hybrid of friend, new-item and item tasks "
+                        help="the learners' scorer: the ego-net one or the hybrid "
                              "(methods hybrid-<learner>)")
     parser.add_argument("--cell-root", action="append", default=[], metavar="DATASET=DIR",
                         help="dataset.root of a cell's dataset (e.g. csv=DIR)")

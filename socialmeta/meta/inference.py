@@ -108,9 +108,12 @@ def interest_logits(model: nn.Module, params: Params, batch: TaskBatch, inner: I
     params = {n: p.detach() for n, p in params.items()}
     eval_inner = inner_for_new_users(inner)
 
-    def per_task(task: dict[str, Tensor]) -> Tensor:
-        fast = adapt(model, params, task, eval_inner)
-        return model.task_logits(_call(model, fast), task, inner.learner == "protonet")
+    with torch.no_grad():   # the hybrid interest scorer's features, once per batch
+        shared, per_task_inputs = shared_inputs(model, params, batch)
 
-    with torch.no_grad():
-        return vmap(per_task, randomness="different")(tasks)
+        def per_task(task: dict[str, Tensor]) -> Tensor:
+            task = {**task, **shared}
+            fast = adapt(model, params, task, eval_inner)
+            return model.task_logits(_call(model, fast), task, inner.learner == "protonet")
+
+        return vmap(per_task, randomness="different")({**tasks, **per_task_inputs})

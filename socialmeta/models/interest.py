@@ -77,14 +77,19 @@ class InterestModel(ItemTasteMixin, nn.Module):
     def forward(self, x: Tensor, graph: Tensor, hop: Tensor, labelled: Tensor,
                 mask: Tensor | None = None, sparse: bool = False,
                 labels: Tensor | None = None, item_ids: Tensor | None = None,
-                item_graph: Tensor | None = None, embed: bool = False) -> Tensor:
+                item_graph: Tensor | None = None, embed: bool = False,
+                pair_features: Tensor | None = None, pair_scores: Tensor | None = None
+                ) -> Tensor:
         r"""Label logits ``[N, L]`` of every node of one task. Dense: :obj:`graph` is
         ``adj [N, N]`` and :obj:`mask` the node mask; sparse: :obj:`graph` is an
         ``edge_index``. With :obj:`labels` (``[N, L]``, read on the :obj:`labelled`
         rows only) the logits are ProtoNet's instead of the head's (see
         :func:`label_prototype_logits`). Models with items take the task's
         :obj:`item_ids` and :obj:`item_graph` (``item_adj`` dense, local pairs sparse).
-        :obj:`embed` returns the center's embedding instead."""
+        :obj:`embed` returns the center's embedding instead. :obj:`pair_features`
+        ``[N, L, P]`` and :obj:`pair_scores` ``[N, L]`` (the hybrid interest scorer,
+        :class:`~socialmeta.models.HybridInterestModel`) add
+        ``pair_scores + pair_gate(h_v) . pair_features[v, l]`` to every logit."""
         degree = (torch.bincount(graph[0], minlength=x.size(0)).to(x.dtype) if sparse
                   else graph.sum(-1))
         inputs = node_inputs(x, degree, hop, labelled.to(x.dtype), self.num_hops)
@@ -100,9 +105,12 @@ class InterestModel(ItemTasteMixin, nn.Module):
             h = self.encoder.forward_dense(inputs, graph, mask)
         if embed:
             return h[..., 0, :]
-        if labels is None:
-            return self.head(h)
-        return label_prototype_logits(h, labels, labelled)
+        logits = self.head(h) if labels is None else label_prototype_logits(h, labels, labelled)
+        if pair_features is not None:
+            gate = self.pair_gate(h).unsqueeze(-2)                        # [N, 1, P]
+            logits = (logits + pair_scores.to(h.dtype)
+                      + (pair_features.to(h.dtype) * gate).sum(-1))
+        return logits
 
     def center_embedding(self, call, task: dict[str, Tensor]) -> Tensor:
         """The center's embedding ``[H]`` in one dense task."""
