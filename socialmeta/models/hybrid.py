@@ -485,7 +485,44 @@ def sampled_softmax_loss(target_scores: Tensor, negative_scores: Tensor,
     return ((log_z - target_scores) * w).sum() / w.sum().clamp(min=1)
 
 
-class HybridItemModel(ItemModel):
+class PairFeatureHead:
+    r"""What the hybrid item and interest scorers add to their base model: an MLP over
+    the pair (or label) features, computed once per batch by the learner
+    (``mode="pair_mlp"`` from ``batch_inputs``) and never adapted, and a gate
+    ``pair_gate`` (zero at initialisation) from the model's hidden vector to one
+    weight per feature channel, a head every learner adapts. Mixed in before the base
+    model class."""
+
+    shared_prefixes = ("pair_mlp.",)
+
+    def _init_pairs(self, hidden: int, channels: int, pair_hidden: int) -> None:
+        self.pair_mlp = nn.Sequential(nn.Linear(channels, pair_hidden), nn.ReLU(),
+                                      nn.Linear(pair_hidden, 1))
+        self.pair_gate = nn.Linear(hidden, channels)
+        self._reset_pairs()
+        self.head_prefixes = ("head.", "pair_gate.")
+
+    def _reset_pairs(self) -> None:
+        for module in self.pair_mlp.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        nn.init.zeros_(self.pair_gate.weight)
+        nn.init.zeros_(self.pair_gate.bias)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if hasattr(self, "pair_gate"):   # the base __init__ resets before they exist
+            self._reset_pairs()
+
+    def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
+        r"""The base model's forward, plus ``mode="pair_mlp"`` (the MLP of features
+        ``[..., P]``)."""
+        if mode == "pair_mlp":
+            return self.pair_mlp(args[0]).squeeze(-1)
+        return super().forward(*args, **kwargs)
+
+
+class HybridItemModel(PairFeatureHead, ItemModel):
     r"""The hybrid scorer of item tasks: :class:`ItemModel`'s score of every item of
     the catalogue (the center's ego-net vector ``q_u = W h_c`` against the item table,
     which already ranks every item: items are not cold in item tasks, so the table is
@@ -507,7 +544,6 @@ class HybridItemModel(ItemModel):
             ``"softmax"``).
     """
 
-    shared_prefixes = ("pair_mlp.",)
     per_task_inputs = ("pair_scores",)
 
     def __init__(self, in_channels: int, num_items: int, num_hops: int,
@@ -517,37 +553,14 @@ class HybridItemModel(ItemModel):
                              "(num_pair_features > 0)")
         kwargs["loss"] = "softmax"
         super().__init__(in_channels, num_items, num_hops, **kwargs)
-        hidden = self.head.out_features
-        self.pair_mlp = nn.Sequential(nn.Linear(num_pair_features, pair_hidden), nn.ReLU(),
-                                      nn.Linear(pair_hidden, 1))
-        self.pair_gate = nn.Linear(hidden, num_pair_features)
-        self._reset_pairs()
+        self._init_pairs(self.head.out_features, num_pair_features, pair_hidden)
         self.task_fields = (*self.task_fields, "pair_features")
-        self.head_prefixes = ("head.", "pair_gate.")
-
-    def _reset_pairs(self) -> None:
-        for module in self.pair_mlp.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        nn.init.zeros_(self.pair_gate.weight)
-        nn.init.zeros_(self.pair_gate.bias)
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        if hasattr(self, "pair_gate"):   # ItemModel.__init__ resets before they exist
-            self._reset_pairs()
 
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""The pair MLP's score of every item for every task of :obj:`batch`
         (``"pair_scores"`` ``[T, num_items]``), computed once per batch."""
         return {"pair_scores": call(batch.pair_features, mode="pair_mlp")}
 
-    def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
-        r""":class:`ItemModel`'s forward, plus ``mode="pair_mlp"`` (the pair MLP of
-        ``pair_features`` ``[..., P]``)."""
-        if mode == "pair_mlp":
-            return self.pair_mlp(args[0]).squeeze(-1)
-        return super().forward(*args, **kwargs)
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
                       prototype: bool = False) -> Tensor:
@@ -609,7 +622,7 @@ def interest_pair_features(adj: Tensor, labels: Tensor, label_mask: Tensor,
     return torch.stack(channels, -1)
 
 
-class HybridInterestModel(InterestModel):
+class HybridInterestModel(PairFeatureHead, InterestModel):
     r"""The hybrid scorer of interest tasks: :class:`InterestModel`'s label logits of
     every ego-net node plus the label scores that label propagation and neighbour
     votes give from the support members' labels (:func:`interest_pair_features`),
@@ -634,7 +647,6 @@ class HybridInterestModel(InterestModel):
         **kwargs: :class:`InterestModel`'s options.
     """
 
-    shared_prefixes = ("pair_mlp.",)
     per_task_inputs = ("interest_features", "pair_scores")
 
     def __init__(self, in_channels: int, num_labels: int, num_hops: int,
@@ -644,39 +656,18 @@ class HybridInterestModel(InterestModel):
         self.alphas = tuple(float(a) for a in alphas)
         if not self.alphas or not all(0 < a < 1 for a in self.alphas):
             raise ValueError(f"interest alphas must be in (0, 1), got {list(alphas)}")
-        channels = len(self.alphas) + len(INTEREST_EXTRA)
-        self.pair_mlp = nn.Sequential(nn.Linear(channels, pair_hidden), nn.ReLU(),
-                                      nn.Linear(pair_hidden, 1))
-        self.pair_gate = nn.Linear(self.head.in_features, channels)
-        self._reset_pairs()
-        self.head_prefixes = ("head.", "pair_gate.")
+        self._init_pairs(self.head.in_features, len(self.alphas) + len(INTEREST_EXTRA),
+                         pair_hidden)
 
     @property
     def channels(self) -> list[str]:
         return [f"label_propagation@{a:g}" for a in self.alphas] + list(INTEREST_EXTRA)
-
-    def _reset_pairs(self) -> None:
-        for module in self.pair_mlp.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        nn.init.zeros_(self.pair_gate.weight)
-        nn.init.zeros_(self.pair_gate.bias)
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self._reset_pairs()
 
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""The label features of every node of every task (``[T, N, L, P]``) and the
         MLP's score of them (``[T, N, L]``), once per batch."""
         phi = interest_pair_features(batch.adj, batch.labels, batch.label_mask, self.alphas)
         return {"interest_features": phi, "pair_scores": call(phi, mode="pair_mlp")}
-
-    def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
-        r""":class:`InterestModel`'s forward, plus ``mode="pair_mlp"``."""
-        if mode == "pair_mlp":
-            return self.pair_mlp(args[0]).squeeze(-1)
-        return super().forward(*args, **kwargs)
 
     def task_logits(self, call, task: dict[str, Tensor], prototype: bool = False) -> Tensor:
         kwargs = {"labels": task["labels"]} if prototype else {}
