@@ -58,6 +58,14 @@ class Recommender:
     def __init__(self, model: nn.Module, params: dict[str, Tensor], graph: SocialGraph,
                  split: UserSplit, task, inner: InnerLoop, device: str | torch.device = "cpu"
                  ) -> None:
+        if task.kind == "interest" and task.variant != "center":
+            raise ValueError(
+                f"this interest run labels an ego's members (task.variant={task.variant}, "
+                f"task.label_source={task.label_source}): K labelled members per label "
+                "are the support and the other members the query, which a request for "
+                "one user does not describe. Recommender serves friend, item, new-item "
+                "and task.variant=center interest runs; score this run with "
+                "socialmeta-eval")
         self.graph, self.inner, self.kind = graph, inner, task.kind
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -73,6 +81,8 @@ class Recommender:
         if hasattr(model, "for_graph"):  # whole-graph scorers: score the placeholder too
             self.model = model.for_graph(self.sampler.observed, split.train,
                                          self.split.candidate_users).to(self.device)
+        if hasattr(self.model, "serve_tower"):  # the tower is fixed between requests
+            self.model.serve_tower(self.params)
         self._user_index = {u: i for i, u in enumerate(graph.raw_ids["user"])}
         self._item_index = ({u: i for i, u in enumerate(graph.raw_ids["item"])}
                             if graph.has_items else {})

@@ -93,6 +93,17 @@ def test_hybrid_experiment_trains_evaluates_and_recommends_outside_the_egonet(tm
     recs = rec.recommend(friends=["u1", "u2", "u3"], k=40)
     assert len(recs) == 40 and not {"u1", "u2", "u3"} & {r.id for r in recs}
     assert len({round(r.score, 6) for r in recs}) > 30      # whole-graph: distinct scores
+    # the recommender computes the tower once (every fold); a tower per request, as
+    # meta-training computes it, gives the same rankings for a new, a training and a
+    # test user
+    assert rec.model._served is not None and rec.model._served.size(0) == 6
+    ids = exp.graph.raw_ids["user"]
+    known = [ids[int(exp.split.train[0])], ids[int(exp.split.test[0])]]
+    served = [rec.recommend(user=u, k=40) for u in known]
+    rec.model.serve_tower(None)
+    assert rec.model._served is None
+    assert rec.recommend(friends=["u1", "u2", "u3"], k=40) == recs
+    assert [rec.recommend(user=u, k=40) for u in known] == served
     again = Experiment.from_checkpoint(tmp_path / "best.pt")
     assert again.recommender().recommend(friends=["u1", "u2", "u3"], k=40) == recs
 

@@ -114,6 +114,11 @@ def test_item_and_interest_runs(tmp_path):
     rec = Recommender.from_checkpoint(tmp_path / "interest" / "best.pt")
     recs = rec.recommend(friends=["u1", "u2", "u3"], k=5)
     assert {r.id for r in recs} <= set(rec.graph.interest_names) and len(recs) == 5
+    # members-variant runs (ego_facebook circles) label an ego's members, not one user
+    train_main([f"hydra.run.dir={tmp_path / 'members'}", "task=interest",
+                "task.variant=members", *TINY])
+    with pytest.raises(ValueError, match=r"task.variant=members.*socialmeta-eval"):
+        Recommender.from_checkpoint(tmp_path / "members" / "best.pt")
 
 
 def test_friend_run_with_items_context_and_taste_neighbours(tmp_path):

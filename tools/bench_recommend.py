@@ -34,13 +34,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (1 when other processes share the "
+                             "cores: a parallel region waits for its busiest core)")
+    parser.add_argument("--no-tower-cache", action="store_true",
+                        help="hybrid runs: compute the candidate tower per request (as "
+                             "before the Recommender cached it), for a side-by-side")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     rec = Recommender.from_checkpoint(args.checkpoint, args.device)
     load = time.perf_counter() - start
+    if args.no_tower_cache and hasattr(rec.model, "serve_tower"):
+        rec.model.serve_tower(None)
     gen = torch.Generator().manual_seed(0)
     users = rec.graph.raw_ids["user"]
     train = rec.split.train
@@ -60,7 +67,10 @@ def main() -> None:
         else:
             rec.recommend(friends=new[i], k=args.k)
 
-    print(f"{rec.graph.name} · {rec.kind} · {rec.inner.learner} · {rec.graph.num_users} users"
+    scorer = type(rec.model).__name__ + (" (tower per request)" if args.no_tower_cache
+                                          and hasattr(rec.model, "serve_tower") else "")
+    print(f"{rec.graph.name} · {rec.kind} · {scorer} · {rec.inner.learner} · "
+          f"{rec.graph.num_users} users"
           f" · device {args.device} · {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads · load {load:.2f} s")
     print("| request | n | median ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|")

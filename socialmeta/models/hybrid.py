@@ -131,6 +131,7 @@ class HybridLinkModel(LinkModel):
         self.proposal = proposal
         self.tower_refresh = tower_refresh
         self._cache: tuple[int, Tensor] | None = None   # (batches served, embeddings)
+        self._served: Tensor | None = None              # the serving tower (serve_tower)
         self.parts = tuple(p for p in PARTS if p in parts)
         self.tower_folds = tower_folds
         hidden = self.encoder.hidden_channels
@@ -190,6 +191,7 @@ class HybridLinkModel(LinkModel):
         self.register_buffer("proposal_logq", (width.double() / float(cdf[-1])).log(),
                              persistent=False)
         self._graph_set, self._fold_seed = True, seed
+        self._cache = self._served = None        # towers of another graph
         return self
 
     @property
@@ -283,6 +285,8 @@ class HybridLinkModel(LinkModel):
         r"""The tower of :obj:`folds`: afresh, or from the cache while meta-training
         with ``tower_refresh > 1`` (a refresh computes every training fold, so that
         the cache serves any later batch)."""
+        if self._served is not None:
+            return self._served
         caching = self.tower_refresh > 1 and torch.is_grad_enabled()
         if not caching:
             return call(mode="tower", folds=tuple(folds))
@@ -298,6 +302,23 @@ class HybridLinkModel(LinkModel):
     def clear_tower_cache(self) -> None:
         """Forgets the cached tower (the next meta-training batch recomputes it)."""
         self._cache = None
+
+    def serve_tower(self, params: dict[str, Tensor] | None) -> None:
+        r"""Serving: computes the tower of every fold once with :obj:`params` (the
+        model's meta-parameters) and hands it to every later batch, instead of a
+        whole-graph forward per request. Exact while the parameters and the graph do
+        not change: the tower reads neither the task nor adapted weights (learners
+        adapt the user side and the head). ``None`` goes back to computing it per
+        batch. For :class:`~socialmeta.Recommender`'s private copy of the model;
+        never while meta-training."""
+        if params is None or "tower" not in self.parts:
+            self._served = None
+            return
+        self._check_graph()
+        own = {n: p for n, p in params.items() if "::" not in n}
+        with torch.no_grad():
+            self._served = torch.func.functional_call(
+                self, own, (), {"mode": "tower", "folds": tuple(range(self.tower_folds + 1))})
 
     def score_all(self, call, task: dict[str, Tensor], prototype: bool = False,
                   at: Tensor | None = None) -> Tensor:
