@@ -107,6 +107,11 @@ def test_every_ablation_composes_with_a_sweep(name):
     if name == "support_input":  # the support in the input or in the inner loop only
         assert cfg.task.kind == "item" and cfg.task.support_input is True
         assert params["task.support_input"] == "true,false" and "metasgd" in params.meta
+    if name == "hybrid":  # the hybrid scorer's parts: each alone, each left out, all
+        assert cfg.model.scorer == "hybrid" and cfg.dataset.name == "lastfm"
+        parts = params["model.hybrid_parts"].split("],[")
+        assert len(parts) == 7 and len(set(parts)) == 7
+        assert params.meta == "maml,noadapt"
     if name == "lastfm_learner_shots":
         assert cfg.dataset.name == "lastfm" and "reptile" in params.meta
 
