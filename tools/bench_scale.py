@@ -1,6 +1,7 @@
 """Scaling benchmarks (issue 22): graph size x phase, and 1 vs N processes.
 
     python tools/bench_scale.py users --users 10000 100000 1000000   # one process each
+    python tools/bench_scale.py users --scorer hybrid --users 20000 100000 --steps 3 --threads 1
     python tools/bench_scale.py processes                       # lastfm friend, T=256
     python tools/bench_scale.py processes --cell synthetic --batch 512 --nproc 1 2
 
@@ -11,6 +12,10 @@ batch); meta-training (steps/s, and the share of step time spent building task
 batches); evaluation of a sample of test users at K=3; export of every user's
 meta-init embedding to ``.npy`` and Parquet in chunks. Each phase reports wall time
 and the process's peak RSS so far (``ru_maxrss``).
+
+``users --scorer hybrid``: the whole-graph hybrid friend scorer on the same graphs,
+meta-training only (batch build, which computes the pair features over the whole
+graph, and the meta-gradient step, timed apart).
 
 ``sampling``: the share of step time spent building task batches for a benchmark
 cell (``--cell lastfm``: ``experiment=lastfm_friend``), in the training loop.
@@ -128,6 +133,54 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     return rows
 
 
+def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: int = 0
+                  ) -> list[tuple[str, float, float, str]]:
+    """``users --scorer hybrid``: the whole-graph hybrid friend scorer
+    (``model.scorer=hybrid``, built as ``socialmeta-train`` builds it) on the same
+    synthetic graph: generate + build, then :obj:`steps` meta-steps, each timed as
+    batch build (the pair features over the whole graph) and meta-gradient step."""
+    import resource
+    import time
+
+    import torch
+
+    from socialmeta.experiment import Experiment
+    from socialmeta.meta import meta_gradient
+
+    def rss() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
+
+    rows, clock = [], time.perf_counter()
+
+    def phase(name: str, note: str = "") -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        rows.append((name, now - clock, rss(), note))
+        print(f"  {num_users:>9,} {name:<14} {now - clock:8.1f} s  {rss():6.2f} GiB  {note}",
+              flush=True)
+        clock = time.perf_counter()
+
+    exp = Experiment.from_config(overrides=[
+        f"dataset.num_users={num_users}", "dataset.avg_degree=40", "model.scorer=hybrid",
+        "model.hidden_channels=32", f"train.batch_size={batch}"])
+    phase("generate + build", f"{exp.graph.num_friendships:,} friendships, "
+          f"sampled softmax {'on' if exp.model.sampled else 'off'}")
+    optimizer = torch.optim.Adam(exp.params.values(), lr=3e-3)
+    building = stepping = 0.0
+    for step in range(steps):
+        t0 = time.perf_counter()
+        tasks = exp.sampler.train_batch(0, step, batch)
+        t1 = time.perf_counter()
+        _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
+        for name, p in exp.params.items():
+            p.grad = grads[name]
+        optimizer.step()
+        building, stepping = building + t1 - t0, stepping + time.perf_counter() - t1
+    phase("meta-training", f"{steps} steps at T={batch}: batch build {building / steps:.2f} s"
+          f" + step {stepping / steps:.2f} s per step")
+    return rows
+
+
 def sampling_share(cell: str, batch: int, steps: int) -> str:
     """In-loop share of step time spent building task batches for a benchmark cell,
     the run built exactly as ``socialmeta-train`` builds it."""
@@ -168,6 +221,10 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2],
                         help="process counts run with one intra-op thread each (one "
                         "process with torch's default threads always runs first)")
+    parser.add_argument("--scorer", choices=["egonet", "hybrid"], default="egonet",
+                        help="users: the friend scorer (hybrid: meta-training phases only)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="users: torch intra-op threads of each run")
     parser.add_argument("--md", type=Path)
     args = parser.parse_args()
     if args.what == "users":
@@ -206,11 +263,15 @@ def users_table(args) -> None:
              "|---:|---|---:|---:|---|"]
     for n in args.users:
         with tempfile.TemporaryDirectory() as tmp:
+            call = (f"b.hybrid_phases({n}, {args.steps}, {args.batch}, Path({tmp!r}))"
+                    if args.scorer == "hybrid" else
+                    f"b.users_phases({n}, {args.steps}, {args.batch}, "
+                    f"{args.eval_users}, Path({tmp!r}), {args.workers})")
+            threads = (f"import torch; torch.set_num_threads({args.threads}); "
+                       if args.threads else "")
             code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                    f"import bench_scale as b; from pathlib import Path; "
-                    f"rows = b.users_phases({n}, {args.steps}, {args.batch}, "
-                    f"{args.eval_users}, Path({tmp!r}), {args.workers}); "
-                    f"print('ROWS', json.dumps(rows))")
+                    f"{threads}import bench_scale as b; from pathlib import Path; "
+                    f"rows = {call}; print('ROWS', json.dumps(rows))")
             proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                     text=True)
             rows = None
@@ -225,8 +286,9 @@ def users_table(args) -> None:
                 continue
         for name, seconds, rss, note in rows:
             lines.append(f"| {n:,} | {name} | {seconds:.1f} | {rss:.2f} | {note} |")
-    text = (f"synthetic friend tasks (avg degree 40), {args.steps} meta-steps at "
-            f"T={args.batch}, {args.workers} sampling workers, {os.cpu_count()} CPU "
+    text = (f"synthetic friend tasks (avg degree 40), {args.scorer} scorer, {args.steps} "
+            f"meta-steps at T={args.batch}, {args.workers} sampling workers, "
+            f"{args.threads or 'default'} intra-op threads, {os.cpu_count()} CPU "
             "cores\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.md:
