@@ -68,10 +68,28 @@ def run(cell: str, nproc: int, batch: int, steps: int, out: Path,
     return steps_times[:-1]  # the last step also validates
 
 
+def _phase_clock(num_users: int, rows: list):
+    """``phase(name, note)``: appends (name, seconds since the last call, peak RSS in
+    GiB, note) to :obj:`rows` and prints it."""
+    import resource
+    import time
+
+    clock = time.perf_counter()
+
+    def phase(name: str, note: str = "") -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
+        rows.append((name, now - clock, rss, note))
+        print(f"  {num_users:>9,} {name:<14} {now - clock:8.1f} s  {rss:6.2f} GiB  {note}",
+              flush=True)
+        clock = time.perf_counter()
+    return phase
+
+
 def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
                  out: Path, workers: int = 0) -> list[tuple[str, float, float, str]]:
     """The phases of one run at :obj:`num_users` in this process (see the docstring)."""
-    import resource
     import time
 
     import torch
@@ -84,18 +102,8 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     from socialmeta.tasks import TaskConfig, TaskSampler, split_users
     from socialmeta.tasks.loader import step_batches
 
-    def rss() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
-
-    rows, clock = [], time.perf_counter()
-
-    def phase(name: str, note: str = "") -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        rows.append((name, now - clock, rss(), note))
-        print(f"  {num_users:>9,} {name:<14} {now - clock:8.1f} s  {rss():6.2f} GiB  {note}",
-              flush=True)
-        clock = time.perf_counter()
+    rows: list[tuple[str, float, float, str]] = []
+    phase = _phase_clock(num_users, rows)
 
     graph = generate_synthetic(num_users=num_users, avg_degree=40.0, seed=0)
     phase("generate", f"{graph.num_friendships:,} friendships")
@@ -139,7 +147,6 @@ def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: in
     (``model.scorer=hybrid``, built as ``socialmeta-train`` builds it) on the same
     synthetic graph: generate + build, then :obj:`steps` meta-steps, each timed as
     batch build (the pair features over the whole graph) and meta-gradient step."""
-    import resource
     import time
 
     import torch
@@ -147,18 +154,8 @@ def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: in
     from socialmeta.experiment import Experiment
     from socialmeta.meta import meta_gradient
 
-    def rss() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB
-
-    rows, clock = [], time.perf_counter()
-
-    def phase(name: str, note: str = "") -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        rows.append((name, now - clock, rss(), note))
-        print(f"  {num_users:>9,} {name:<14} {now - clock:8.1f} s  {rss():6.2f} GiB  {note}",
-              flush=True)
-        clock = time.perf_counter()
+    rows: list[tuple[str, float, float, str]] = []
+    phase = _phase_clock(num_users, rows)
 
     exp = Experiment.from_config(overrides=[
         f"dataset.num_users={num_users}", "dataset.avg_degree=40", "model.scorer=hybrid",
