@@ -101,7 +101,7 @@ def test_cli_table_and_json(friend_run, capsys):
     assert "unknown user id 'zzz'" in capsys.readouterr().err
 
 
-def test_item_and_interest_runs(tmp_path):
+def test_item_and_interest_runs(tmp_path, capsys):
     train_main([f"hydra.run.dir={tmp_path / 'item'}", "task=item", *TINY])
     rec = Recommender.from_checkpoint(tmp_path / "item" / "best.pt")
     items = rec.graph.raw_ids["item"][:3]
@@ -119,6 +119,10 @@ def test_item_and_interest_runs(tmp_path):
                 "task.variant=members", *TINY])
     with pytest.raises(ValueError, match=r"task.variant=members.*socialmeta-eval"):
         Recommender.from_checkpoint(tmp_path / "members" / "best.pt")
+    with pytest.raises(SystemExit):           # the CLI: a message, not a traceback
+        recommend_main([f"checkpoint={tmp_path / 'members' / 'best.pt'}", "friends=[u1]"])
+    err = capsys.readouterr().err
+    assert "task.variant=members" in err and "Traceback" not in err
 
 
 def test_friend_run_with_items_context_and_taste_neighbours(tmp_path):

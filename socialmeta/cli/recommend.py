@@ -24,9 +24,12 @@ def recommend_command(cfg: DictConfig) -> list[dict[str, Any]]:
     from socialmeta.device import resolve_device
     from socialmeta.recommend import Recommender
 
-    recommender = Recommender.from_checkpoint(
-        cfg.checkpoint, resolve_device(cfg.device),
-        allow_other_data=cfg.get("allow_other_data", False))
+    try:
+        recommender = Recommender.from_checkpoint(
+            cfg.checkpoint, resolve_device(cfg.device),
+            allow_other_data=cfg.get("allow_other_data", False))
+    except ValueError as e:   # e.g. a run kind that one request cannot describe
+        raise ConfigError(f"{cfg.checkpoint}: {e}") from None
     friends = [str(f) for f in OmegaConf.to_container(cfg["friends"])]
     items = [str(i) for i in OmegaConf.to_container(cfg["items"])]
     user = None if cfg.user is None else str(cfg.user)
