@@ -391,6 +391,7 @@ class HybridLinkModel(LinkModel):
         if hasattr(self, "pair_gate"):
             nn.init.zeros_(self.pair_gate.weight)
             nn.init.zeros_(self.pair_gate.bias)
+        self._cache = self._served = None     # towers of the old parameters
 
     # --------------------------------------------------------------- forward
     def forward(self, *args: Tensor, mode: str = "pair", **kwargs) -> Tensor:
