@@ -214,6 +214,8 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
             parts=parts, tower_layers=int(cfg.get("tower_layers", 2)),
             tower_folds=int(cfg.get("tower_folds", 5)),
             tower_refresh=int(cfg.get("tower_refresh", 1)),
+            tower_fanout=(None if cfg.get("tower_fanout") is None
+                          else list(cfg.tower_fanout)),
             softmax_samples=int(cfg.get("softmax_samples", 1024)),
             sampled_above=int(cfg.get("sampled_softmax_above", 100_000)),
             proposal=str(cfg.get("softmax_proposal", "uniform")), head=cfg.link_head,

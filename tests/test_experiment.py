@@ -116,6 +116,13 @@ def test_hybrid_config_choices_and_errors():
         *SMALL, "model.scorer=hybrid", "model.pair_features=[ppr,adamic_adar]",
         "task.ppr_alphas=[0.1]"])
     assert chosen.sampler.pair_features.channels == ["ppr@0.1", "adamic_adar"]
+    sampled = Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                                "model.tower_fanout=[4,3]"])
+    assert sampled.model.tower_fanout == (4, 3)
+    with pytest.raises(ConfigError, match=r"tower_fanout needs one positive fanout per "
+                       r"tower layer \(2\), got \[4\]"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                          "model.tower_fanout=[4]"])
     with pytest.raises(ConfigError, match=r"model.scorer 'hybird'.*egonet.*hybrid"):
         Experiment.from_config(overrides=[*SMALL, "model.scorer=hybird"])
     with pytest.raises(ConfigError, match=r"model.hybrid_parts entry 'towr'"):

@@ -2,6 +2,8 @@
 
     python tools/bench_scale.py users --users 10000 100000 1000000   # one process each
     python tools/bench_scale.py users --scorer hybrid --users 20000 100000 --steps 3 --threads 1
+    python tools/bench_scale.py users --scorer hybrid --users 100000 --steps 3 --threads 1 \
+        --override "model.tower_fanout=[10,10]"
     python tools/bench_scale.py processes                       # lastfm friend, T=256
     python tools/bench_scale.py processes --cell synthetic --batch 512 --nproc 1 2
 
@@ -141,12 +143,13 @@ def users_phases(num_users: int, steps: int, batch: int, eval_users: int,
     return rows
 
 
-def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: int = 0
-                  ) -> list[tuple[str, float, float, str]]:
+def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: int = 0,
+                  overrides: tuple[str, ...] = ()) -> list[tuple[str, float, float, str]]:
     """``users --scorer hybrid``: the whole-graph hybrid friend scorer
     (``model.scorer=hybrid``, built as ``socialmeta-train`` builds it) on the same
     synthetic graph: generate + build, then :obj:`steps` meta-steps, each timed as
-    batch build (the pair features over the whole graph) and meta-gradient step."""
+    batch build (the pair features over the whole graph) and meta-gradient step;
+    :obj:`overrides` are added to the run config (e.g. ``model.tower_fanout=[10,10]``)."""
     import time
 
     import torch
@@ -159,13 +162,14 @@ def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: in
 
     exp = Experiment.from_config(overrides=[
         f"dataset.num_users={num_users}", "dataset.avg_degree=40", "model.scorer=hybrid",
-        "model.hidden_channels=32", f"train.batch_size={batch}"])
+        "model.hidden_channels=32", f"train.batch_size={batch}", *overrides])
     phase("generate + build", f"{exp.graph.num_friendships:,} friendships, "
           f"sampled softmax {'on' if exp.model.sampled else 'off'}")
     optimizer = torch.optim.Adam(exp.params.values(), lr=3e-3)
     building = stepping = 0.0
     for step in range(steps):
         t0 = time.perf_counter()
+        exp.model.begin_step(step)
         tasks = exp.sampler.train_batch(0, step, batch)
         t1 = time.perf_counter()
         _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
@@ -222,6 +226,8 @@ def main() -> None:
                         help="users: the friend scorer (hybrid: meta-training phases only)")
     parser.add_argument("--threads", type=int, default=None,
                         help="users: torch intra-op threads of each run")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="users --scorer hybrid: a Hydra override of the runs")
     parser.add_argument("--md", type=Path)
     args = parser.parse_args()
     if args.what == "users":
@@ -260,7 +266,8 @@ def users_table(args) -> None:
              "|---:|---|---:|---:|---|"]
     for n in args.users:
         with tempfile.TemporaryDirectory() as tmp:
-            call = (f"b.hybrid_phases({n}, {args.steps}, {args.batch}, Path({tmp!r}))"
+            call = (f"b.hybrid_phases({n}, {args.steps}, {args.batch}, Path({tmp!r}), "
+                    f"overrides={tuple(args.override)!r})"
                     if args.scorer == "hybrid" else
                     f"b.users_phases({n}, {args.steps}, {args.batch}, "
                     f"{args.eval_users}, Path({tmp!r}), {args.workers})")
@@ -283,7 +290,8 @@ def users_table(args) -> None:
                 continue
         for name, seconds, rss, note in rows:
             lines.append(f"| {n:,} | {name} | {seconds:.1f} | {rss:.2f} | {note} |")
-    text = (f"synthetic friend tasks (avg degree 40), {args.scorer} scorer, {args.steps} "
+    extra = f" ({' '.join(args.override)})" if args.override else ""
+    text = (f"synthetic friend tasks (avg degree 40), {args.scorer} scorer{extra}, {args.steps} "
             f"meta-steps at T={args.batch}, {args.workers} sampling workers, "
             f"{args.threads or 'default'} intra-op threads, {os.cpu_count()} CPU "
             "cores\n\n" + "\n".join(lines) + "\n")

@@ -35,6 +35,7 @@ FRIEND_FEATURES = ("ppr", "common_neighbors", "adamic_adar", "resource_allocatio
 NEEDS = {"taste": "items", "feature_similarity": "features"}
 DEFAULT_ALPHAS = (0.05, 0.15, 0.3, 0.5)
 PPR_ITERATIONS = 50
+MIN_COLUMNS = 32
 
 
 class FriendPairFeatures:
@@ -163,21 +164,34 @@ class FriendPairFeatures:
 
     # -------------------------------------------------------------- internals
     def _ppr(self, support: Tensor, degree: Tensor, keep: Tensor) -> list[Tensor]:
-        r"""PageRank from the support for every restart probability, by power
-        iteration on the graph without the center's links (its column of the
-        transition is dropped through ``keep``, its row through its zero degree);
-        the same iteration as :func:`~socialmeta.baselines.personalized_pagerank`."""
+        r"""PageRank from the support for every restart probability, on the graph
+        without the center's links (its column of the transition is dropped through
+        ``keep``, its row through its zero degree).
+
+        The baseline's power iteration (:func:`~socialmeta.baselines.personalized_pagerank`)
+        ``p_{k+1} = α r + (1 - α) M p_k`` from ``p_0 = r`` unrolls to
+        ``p_K = Σ_{j<K} α (1 - α)^j M^j r + (1 - α)^K M^K r``: the walk iterates
+        ``x_j = M^j r`` do not depend on ``α``, so one walk of ``K`` CSR products over
+        ``T`` columns serves every restart probability (``len(alphas)`` times fewer
+        sparse products than iterating each one) and gives the same polynomial, equal
+        to the iteration up to float rounding."""
         restart = support / support.sum(1, keepdim=True).clamp(min=1.0)
         inv = torch.where(degree > 0, 1.0 / degree.clamp(min=1.0), 0.0)
-        a, t = len(self.alphas), restart.size(0)
-        # column layout [U, alphas * T]: one CSR product per iteration, no transposes
-        alpha = torch.tensor(self.alphas).repeat_interleave(t).view(1, -1)
-        restart, inv, keep = (v.t().repeat(1, a).contiguous() for v in (restart, inv, keep))
-        teleport, walk = alpha * restart, (1 - alpha) * keep
-        p = restart.clone()
-        for _ in range(PPR_ITERATIONS):
-            p = torch.addcmul(teleport, walk, self.adj_csr @ (p * inv))
-        return list(p.t().reshape(a, t, -1).unbind(0))
+        # column layout [U, T]: one CSR product per step, no transposes; at least
+        # MIN_COLUMNS columns (zero-padded), because below that the CPU CSR x dense
+        # product's rounding depends on the column count (measured on torch 2.13 with
+        # MKL), and a task's features must not depend on the size of its batch
+        t = restart.size(0)
+        pad = max(MIN_COLUMNS - t, 0)
+        x, inv, keep = (torch.cat([v.t(), v.new_zeros(v.size(1), pad)], 1)
+                        for v in (restart, inv, keep))
+        out = [alpha * x for alpha in self.alphas]
+        for step in range(1, PPR_ITERATIONS + 1):
+            x = keep * (self.adj_csr @ (x * inv))
+            for p, alpha in zip(out, self.alphas):
+                weight = (1 - alpha) ** step
+                p.add_(x, alpha=weight * alpha if step < PPR_ITERATIONS else weight)
+        return [p[:, :t].t() for p in out]
 
     def _taste(self, center: Tensor, context_items: Tensor | None) -> Tensor:
         if context_items is None:

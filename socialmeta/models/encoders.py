@@ -2,6 +2,8 @@
 one set of parameters."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -135,11 +137,17 @@ class Encoder(nn.Module):
             h = self._between(i, h)
         return h * mask.unsqueeze(-1).to(h.dtype)
 
-    def forward_sparse(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """Node embeddings ``[N, hidden]`` by PyG message passing."""
+    def forward_sparse(self, x: Tensor, edge_index: Tensor | Sequence[Tensor]) -> Tensor:
+        """Node embeddings ``[N, hidden]`` by PyG message passing; :obj:`edge_index`
+        may be one graph per layer (a sequence of ``num_layers`` edge indices, e.g.
+        neighbour samples drawn per layer)."""
+        if isinstance(edge_index, Tensor):
+            edge_index = [edge_index] * self.num_layers
+        elif len(edge_index) != self.num_layers:
+            raise ValueError(f"{len(edge_index)} edge indices for {self.num_layers} layers")
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(h) if self.conv_name == "mlp" else conv(h, edge_index)
+            h = conv(h) if self.conv_name == "mlp" else conv(h, edge_index[i])
             h = self._between(i, h)
         return h
 

@@ -75,6 +75,14 @@ class HybridLinkModel(LinkModel):
             tower is trained on refresh steps only; ``1`` computes it afresh for every
             batch. Evaluation (no autograd) always computes it afresh.
             (default: :obj:`1`)
+        tower_fanout (sequence of int, optional): The neighbour-sampled tower for
+            large graphs: while meta-training, layer ``l`` of the tower reads at most
+            ``tower_fanout[l]`` in-neighbours of each user, drawn uniformly without
+            replacement from its fold's graph (one draw per training step, the same
+            for every fold, task and rank: :meth:`sampled_tower_graph`), so a tower
+            forward costs ``O(U · fanout)`` messages instead of ``O(E)``.
+            Evaluation and serving always read every neighbour. :obj:`None` reads
+            every neighbour in training too. (default: :obj:`None`)
         softmax_samples (int): ``S``, candidates each task draws for the sampled
             softmax (``0``: always the full softmax). (default: :obj:`1024`)
         sampled_above (int): Meta-training switches to the sampled softmax when
@@ -107,7 +115,7 @@ class HybridLinkModel(LinkModel):
                  tower_layers: int = 2, tower_folds: int = 5, pair_hidden: int = 32,
                  tower_refresh: int = 1, softmax_samples: int = 1024,
                  sampled_above: int = 100_000, proposal: str = "uniform",
-                 **kwargs) -> None:
+                 tower_fanout: Sequence[int] | None = None, **kwargs) -> None:
         kwargs.pop("loss", None)
         super().__init__(in_channels, num_hops, num_users=num_users, loss="softmax",
                          **kwargs)
@@ -122,6 +130,13 @@ class HybridLinkModel(LinkModel):
             raise ValueError(f"tower_folds must be >= 2, got {tower_folds}")
         if tower_refresh < 1:
             raise ValueError(f"tower_refresh must be >= 1, got {tower_refresh}")
+        if tower_fanout is not None:
+            tower_fanout = tuple(int(f) for f in tower_fanout)
+            if len(tower_fanout) != tower_layers or min(tower_fanout) < 1:
+                raise ValueError(f"tower_fanout needs one positive fanout per tower layer "
+                                 f"({tower_layers}), got {list(tower_fanout)}")
+        self.tower_fanout = tower_fanout
+        self._draw = 0   # the training step that keys the tower's neighbour sample
         if softmax_samples < 0 or sampled_above < 0:
             raise ValueError(f"softmax_samples and sampled_above must be >= 0, got "
                              f"{softmax_samples} and {sampled_above}")
@@ -245,9 +260,54 @@ class HybridLinkModel(LinkModel):
         keep = (self.fold_of[src] != fold) & (self.fold_of[dst] != fold)
         return self.graph_edges[:, keep]
 
-    def candidate_embeddings(self, folds: Sequence[int]) -> Tensor:
+    def sampled_tower_graph(self, folds: Sequence[int], draw: int) -> dict[int, list[Tensor]]:
+        r"""The neighbour sample of draw :obj:`draw` (``tower_fanout``): for each fold
+        of :obj:`folds`, one edge index per tower layer in which every user keeps at
+        most ``tower_fanout[l]`` of its in-edges of :meth:`tower_graph`, drawn
+        uniformly without replacement. Every edge gets one random key per
+        ``(draw, layer)`` (a counter-based hash: the same in any process), and a user
+        keeps the in-edges of its fold's graph with the smallest keys; so the sample
+        is a subset of the fold's graph (no link of the fold's users enters it) and is
+        the whole fold graph when no user has more in-edges than the fanout."""
+        from socialmeta.tasks.random import priority
+
+        self._check_graph()
+        if self.tower_fanout is None:
+            raise RuntimeError("sampled_tower_graph needs tower_fanout")
+        edges = self.graph_edges
+        src = edges[0]   # the graph is symmetric: sampling out-edges of u, then
+        #                  flipping them, samples u's in-edges
+        device, num_edges = edges.device, edges.size(1)
+        bits = max(int(self.num_users).bit_length(), 1)
+        if bits > 40:
+            raise ValueError(f"sampled_tower_graph supports up to 2**40 users, got "
+                             f"{self.num_users}")
+        keep = {fold: (torch.ones(num_edges, dtype=torch.bool, device=device)
+                       if fold == self.tower_folds else
+                       (self.fold_of[edges[0]] != fold) & (self.fold_of[edges[1]] != fold))
+                for fold in folds}
+        out: dict[int, list[Tensor]] = {fold: [] for fold in folds}
+        for layer, fanout in enumerate(self.tower_fanout):
+            key = priority(self._fold_seed + 15485863, draw, layer,
+                           torch.arange(num_edges, device=device))
+            # one sort by (source, key): sources stay grouped (the edges are sorted by
+            # source), each group in key order
+            order = torch.argsort((src << (62 - bits)) | (key >> (bits + 1)), stable=True)
+            for fold in folds:
+                kept = order[keep[fold][order]]
+                group = src[kept]
+                rank = torch.arange(kept.numel(), device=device) - torch.searchsorted(
+                    group, group)
+                chosen = kept[rank < fanout].sort().values
+                out[fold].append(edges[:, chosen].flip(0))
+        return out
+
+    def candidate_embeddings(self, folds: Sequence[int], draw: int | None = None) -> Tensor:
         r"""``[tower_folds + 1, U, H]``: the tower on each fold's graph (rows of folds
-        not asked for are zero)."""
+        not asked for are zero); with :obj:`draw`, on that neighbour sample of it
+        (:meth:`sampled_tower_graph`)."""
+        sampled = (self.sampled_tower_graph(folds, draw) if draw is not None
+                   else None)
         out = []
         for fold in range(self.tower_folds + 1):
             if fold not in folds:
@@ -256,7 +316,8 @@ class HybridLinkModel(LinkModel):
             edges = self.tower_graph(fold)
             degree = torch.bincount(edges[0], minlength=self.num_users).to(self.graph_x.dtype)
             inputs = torch.cat([self.graph_x, degree.log1p().unsqueeze(-1)], -1)
-            out.append(self.tower.forward_sparse(inputs, edges))
+            out.append(self.tower.forward_sparse(
+                inputs, edges if sampled is None else sampled[fold]))
         like = next(o for o in out if o is not None)
         return torch.stack([torch.zeros_like(like) if o is None else o for o in out])
 
@@ -287,17 +348,27 @@ class HybridLinkModel(LinkModel):
         the cache serves any later batch)."""
         if self._served is not None:
             return self._served
-        caching = self.tower_refresh > 1 and torch.is_grad_enabled()
-        if not caching:
-            return call(mode="tower", folds=tuple(folds))
+        training = torch.is_grad_enabled()
+        draw = self._draw if training and self.tower_fanout is not None else None
+        if training:
+            self._draw += 1
+        if not (self.tower_refresh > 1 and training):
+            return call(mode="tower", folds=tuple(folds), draw=draw)
         if (self._cache is not None and self._cache[0] < self.tower_refresh
                 and max(folds) < self.tower_folds):
             served, cached = self._cache
             self._cache = (served + 1, cached)
             return cached
-        fresh = call(mode="tower", folds=tuple(range(self.tower_folds)))
+        fresh = call(mode="tower", folds=tuple(range(self.tower_folds)), draw=draw)
         self._cache = (1, fresh.detach())
         return fresh
+
+    def begin_step(self, step: int) -> None:
+        r"""Keys the next meta-training batch's tower sample (``tower_fanout``) by the
+        training :obj:`step`, so that a resumed run and every torchrun rank draw the
+        same sample at the same step (without it, batches are counted from 0 in
+        each process). Called by :class:`~socialmeta.train.Trainer`."""
+        self._draw = int(step)
 
     def clear_tower_cache(self) -> None:
         """Forgets the cached tower (the next meta-training batch recomputes it)."""
@@ -399,7 +470,7 @@ class HybridLinkModel(LinkModel):
         keyword ``folds``) and ``mode="all"`` (scores of every user, see
         :meth:`score_all`)."""
         if mode == "tower":
-            return self.candidate_embeddings(kwargs["folds"])
+            return self.candidate_embeddings(kwargs["folds"], kwargs.get("draw"))
         if mode == "pair_mlp":
             return self.pair_mlp(args[0]).squeeze(-1)
         if mode != "all":

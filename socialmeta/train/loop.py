@@ -160,6 +160,8 @@ class Trainer:
                                num_workers=cfg.num_workers)
         for step, batch in batches:
             assert step == self.step
+            if hasattr(self.model, "begin_step"):   # step-keyed model randomness
+                self.model.begin_step(self.step)
             loss, grads = self._meta_gradient(batch, index.numel() / cfg.batch_size)
             for name, p in self.params.items():
                 p.grad = grads[name]

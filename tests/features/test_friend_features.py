@@ -146,11 +146,14 @@ def test_pair_features_of_a_task_do_not_depend_on_its_batch(lastfm):
     sampler = TaskSampler(lastfm, split_users(lastfm, seed=0),
                           TaskConfig(kind="friend", context=["items"], seed=4,
                                      pair_features=ALL + ["taste"]))
-    whole = sampler.train_batch(epoch=1, batch_index=0, batch_size=9)
+    # 40 tasks: past the PPR walk's 32-column padding; 2 and 1: below it
+    whole = sampler.train_batch(epoch=1, batch_index=0, batch_size=40)
     part = sampler.train_tasks(1, torch.tensor([7, 2]))
+    one = sampler.train_tasks(1, torch.tensor([35]))
     # scaled per task: bit-identical whatever else is in the batch
     assert torch.equal(part.pair_features, whole.pair_features[[7, 2]])
-    assert whole.pair_features.shape == (9, lastfm.num_users, 4 + 6 + 1)
+    assert torch.equal(one.pair_features, whole.pair_features[[35]])
+    assert whole.pair_features.shape == (40, lastfm.num_users, 4 + 6 + 1)
 
 
 def test_pair_feature_config_errors():

@@ -219,6 +219,105 @@ def test_tower_cache_serves_refresh_batches_then_equals_a_fresh_forward(syntheti
         assert model._cache is None
 
 
+# ------------------------------------------------------- neighbour-sampled tower
+def test_sampled_tower_graph_is_a_fanout_capped_uniform_subset_of_each_fold_graph(
+        synthetic_sampler):
+    model = _model(synthetic_sampler, tower_fanout=(3, 5))
+    folds = tuple(range(model.tower_folds + 1))
+    sample = model.sampled_tower_graph(folds, draw=7)
+    again = model.sampled_tower_graph(folds, draw=7)
+    other = model.sampled_tower_graph(folds, draw=8)
+    u = model.num_users
+    for fold in folds:
+        full = model.tower_graph(fold)
+        full_keys = set((full[0] * u + full[1]).tolist())
+        in_degree = torch.bincount(full[1], minlength=u)
+        assert len(sample[fold]) == 2
+        for layer, fanout in enumerate((3, 5)):
+            edges = sample[fold][layer]
+            keys = (edges[0] * u + edges[1]).tolist()
+            # a subset of the fold's graph, no edge twice: no link of the fold's users
+            assert set(keys) <= full_keys and len(set(keys)) == len(keys)
+            # every user keeps min(in-degree, fanout) in-edges
+            assert torch.equal(torch.bincount(edges[1], minlength=u),
+                               in_degree.clamp(max=fanout))
+            assert torch.equal(edges, again[fold][layer])            # keyed by the draw
+        assert not torch.equal(sample[fold][0], other[fold][0])
+    # uniform: over many draws, each in-edge of a busy user is kept ~fanout/degree
+    graph = model.tower_graph(model.tower_folds)
+    busy = int(torch.bincount(graph[1], minlength=u).argmax())
+    neighbours = graph[0][graph[1] == busy]
+    counts = torch.zeros(u)
+    draws = 400
+    for draw in range(draws):
+        edges = model.sampled_tower_graph((model.tower_folds,), draw)[model.tower_folds][0]
+        counts += torch.bincount(edges[0][edges[1] == busy], minlength=u).float()
+    share = counts[neighbours] / draws
+    expected = 3 / neighbours.numel()
+    assert (share - expected).abs().max() < 4 * (expected * (1 - expected) / draws) ** 0.5
+
+
+def test_sampled_tower_trains_on_samples_and_evaluates_on_the_whole_graph(synthetic_sampler):
+    from socialmeta.meta.learners import _call, shared_inputs
+
+    big = int(torch.bincount(synthetic_sampler.observed[FRIEND].edge_index[1]).max())
+    full = _model(synthetic_sampler)
+    capped = _model(synthetic_sampler, tower_fanout=(2, 2))
+    wide = _model(synthetic_sampler, tower_fanout=(big, big))   # keeps every edge
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    params = meta_parameters(full, inner)
+    batch = synthetic_sampler.train_batch(0, 0, 4)
+    exact = shared_inputs(full, params, batch)[0]["candidates"]
+    capped.begin_step(3)
+    sampled = shared_inputs(capped, params, batch)[0]["candidates"]
+    assert sampled.requires_grad and not torch.allclose(sampled, exact, atol=1e-3)
+    with torch.no_grad():   # the same draw from the same step
+        redo = _call(capped, params)(mode="tower", folds=tuple(range(capped.tower_folds)),
+                                     draw=3)
+    folds = torch.unique(capped.fold_of[batch.center])
+    assert torch.equal(sampled.detach()[folds], redo[folds])
+    capped.begin_step(3)
+    assert torch.equal(shared_inputs(capped, params, batch)[0]["candidates"].detach(),
+                       sampled.detach())
+    assert not torch.equal(shared_inputs(capped, params, batch)[0]["candidates"].detach(),
+                           sampled.detach())          # the next batch draws afresh
+    # a fanout no user exceeds reads the whole graph (up to summation order)
+    wide.begin_step(0)
+    assert torch.allclose(shared_inputs(wide, params, batch)[0]["candidates"], exact,
+                          atol=1e-5)
+    # evaluation (no autograd) reads every neighbour: the same scores as without sampling
+    test = synthetic_sampler.eval_batch(synthetic_sampler.eval_centers("test", 3)[:6], 3)
+    assert torch.equal(candidate_scores(capped, params, test, inner, capped.num_users),
+                       candidate_scores(full, params, test, inner, full.num_users))
+
+
+def test_sampled_tower_batched_equals_reference(synthetic_sampler, assert_meta_equivalent):
+    model = _model(synthetic_sampler, dtype=torch.float64, tower_fanout=(3, 3))
+    batch = _double(synthetic_sampler.train_batch(epoch=0, batch_index=2, batch_size=4))
+
+    inner = InnerLoop("maml", steps=1, lr=0.3)
+    model.begin_step(5)
+    _, grads = meta_gradient(model, batch, inner)
+    model.begin_step(5)
+    again = meta_gradient(model, batch, inner)[1]
+    assert all(torch.equal(grads[n], again[n]) for n in grads)
+    original = model.batch_inputs
+
+    def keyed(call, b):   # both paths read the tower sample of step 5
+        model.begin_step(5)
+        return original(call, b)
+
+    model.batch_inputs = keyed
+    assert_meta_equivalent(model, batch, inner, atol=1e-9)
+
+
+def test_tower_fanout_errors():
+    with pytest.raises(ValueError, match="one positive fanout per tower layer"):
+        HybridLinkModel(4, 2, 10, 3, tower_fanout=(5,))
+    with pytest.raises(ValueError, match="one positive fanout per tower layer"):
+        HybridLinkModel(4, 2, 10, 3, tower_fanout=(5, 0))
+
+
 # ------------------------------------------------------------ sampled softmax
 def _softmax_case(seed=0, users=40):
     gen = torch.Generator().manual_seed(seed)

@@ -17,9 +17,9 @@ def sampler():
                        TaskConfig(kind="friend", node_cap=24, fanouts=(8, 4)))
 
 
-def _trainer(sampler, out, **overrides):
+def _trainer(sampler, out, model=None, **overrides):
     torch.manual_seed(0)
-    model = LinkModel(17, num_hops=2, hidden_channels=8)
+    model = LinkModel(17, num_hops=2, hidden_channels=8) if model is None else model()
     config = TrainConfig(**{"steps": 8, "batch_size": 8, "eval_every": 3, "patience": 10,
                             "val_users": 20, **overrides})
     return Trainer(model, InnerLoop("maml", steps=1, lr=0.3), sampler, config, out)
@@ -41,6 +41,27 @@ def test_resume_equals_uninterrupted(sampler, tmp_path):
     # step 5 ran after the last checkpoint (step 3): its row is replaced, not duplicated
     loss = lambda path: [r.split(",")[:3] for r in path.read_text().splitlines()]  # noqa: E731
     assert loss(tmp_path / "resumed" / "log.csv") == loss(tmp_path / "full" / "log.csv")
+
+
+def test_resume_equals_uninterrupted_with_the_neighbour_sampled_tower(sampler, tmp_path):
+    """The hybrid's tower sample is keyed by the training step (Trainer calls
+    ``begin_step``), so a resumed run draws what the uninterrupted one drew."""
+    from socialmeta.models import HybridLinkModel
+
+    def model():
+        return HybridLinkModel(17, 2, sampler.num_users, parts=("egonet", "tower"),
+                               hidden_channels=8, tower_fanout=(3, 3)).set_graph(
+            sampler.observed, sampler.split.train)
+
+    full = _trainer(sampler, tmp_path / "full", model, steps=5)
+    full.fit()
+    first = _trainer(sampler, tmp_path / "resumed", model, steps=5, stop_after=3)
+    first.fit()
+    second = _trainer(sampler, tmp_path / "resumed", model, steps=5)
+    second.fit(resume=True)
+    assert second.step == 5
+    for name, p in full.params.items():
+        assert torch.equal(p, second.params[name]), name
 
 
 def test_tensorboard_logger_writes_scalars(sampler, tmp_path):
