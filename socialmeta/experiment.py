@@ -227,6 +227,40 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
                            candidates=split.candidate_users)
 
 
+def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
+                train: TrainConfig) -> str | None:
+    r"""Applies ``model.pair_init`` (the hybrid interest scorer only): ``none``, a
+    feature channel (e.g. ``label_propagation@0.9``) the model starts as
+    (:meth:`~socialmeta.models.HybridInterestModel.start_from`), or ``auto``: the
+    label propagation channel whose restart weight is best on **validation** users
+    (the baseline's own tuning, at ``train.val_shots`` and ``train.val_metric``).
+    Returns the channel, or :obj:`None`."""
+    choice = cfg.get("pair_init", "none")
+    if choice in (None, "none"):
+        return None
+    if not isinstance(model, HybridInterestModel):
+        raise ConfigError(f"model.pair_init={choice!r} is for the hybrid interest scorer "
+                          "(task=interest model.scorer=hybrid); use none here")
+    from socialmeta.baselines import make_baseline
+
+    lp = make_baseline("interest", "label_propagation")
+    if choice == "auto":
+        from socialmeta.baselines.tune import tune
+
+        lp, _ = tune(lp, sampler, shots=train.val_shots, metric=train.val_metric,
+                     max_users=train.val_users)
+        choice = f"label_propagation@{float(lp.hyper['alpha']):g}"
+        progress.info("model.pair_init=auto: starting from %s (best on validation users)",
+                      choice)
+    else:
+        lp.fit(sampler)
+    try:   # with the baseline's tie-break: the label prior of training users, if any
+        model.start_from(str(choice), prior=lp.prior)
+    except ValueError as e:
+        raise ConfigError(f"model.pair_init: {e}") from None
+    return str(choice)
+
+
 def inner_loop(cfg: DictConfig) -> InnerLoop:
     """The learner of a ``meta`` config group entry."""
     choose(dict.fromkeys(LEARNERS), cfg.learner, "learner")
@@ -410,6 +444,8 @@ class Experiment:
         if cfg.get("eval") is not None and cfg.eval.get("test", True):
             check_shots(self.sampler, tuple(cfg.eval.shots), "test", "eval.shots")
         self.model = build_model(cfg.model, self.graph, self.task, self.split)
+        if params is None:   # a checkpoint's parameters replace any starting point
+            start_model(self.model, cfg.model, self.sampler, self.train_config)
         self.inner = inner_loop(cfg.meta)
         self.params = meta_parameters(self.model, self.inner)
         if params is not None:

@@ -183,3 +183,33 @@ def test_hybrid_interest_experiment_builds_and_evaluates(tmp_path):
     assert isinstance(exp.model, HybridInterestModel) and exp.task.pair_features == ()
     exp.fit(tmp_path)
     assert exp.evaluate()["maml"][3]["map"]["users"] > 0
+
+
+def test_hybrid_interest_pair_init_starts_from_the_validation_best_label_propagation():
+    from socialmeta.baselines import make_baseline
+    from socialmeta.baselines.tune import tune
+
+    exp = Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                            "model.pair_init=auto"])
+    best, trials = tune(make_baseline("interest", "label_propagation"), exp.sampler,
+                        shots=3, metric="map", max_users=10)
+    chosen = exp.model.channels.index(f"label_propagation@{best.hyper['alpha']:g}")
+    gate = exp.params["pair_gate.bias"]
+    assert gate[chosen] == 10 and gate.abs().sum() == 10
+    assert (exp.params["head.weight"] == 0).all()
+    # the meta-init (no adaptation) ranks the validation users' labels as the baseline
+    noadapt = Experiment.from_config(overrides=[
+        *SMALL, "task=interest", "model.scorer=hybrid", "model.pair_init=auto",
+        "meta=noadapt", "eval.shots=[3]"])
+    got = noadapt.evaluate("val", with_meta_init=False)["noadapt"][3]["map"]["mean"]
+    want = dict((tuple(p.items()), v) for p, v in trials)[(("alpha", best.hyper["alpha"]),)]
+    assert got == pytest.approx(want, abs=1e-6)
+    # a channel by name; errors name the key
+    named = Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                              "model.pair_init=label_propagation@0.5"])
+    assert named.params["pair_gate.bias"][0] == 10
+    with pytest.raises(ConfigError, match="model.pair_init: unknown feature channel 'lp'"):
+        Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                          "model.pair_init=lp"])
+    with pytest.raises(ConfigError, match="model.pair_init='auto' is for the hybrid interest"):
+        Experiment.from_config(overrides=[*SMALL, "model.pair_init=auto"])

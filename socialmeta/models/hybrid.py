@@ -756,6 +756,31 @@ class HybridInterestModel(PairFeatureHead, InterestModel):
     def channels(self) -> list[str]:
         return [f"label_propagation@{a:g}" for a in self.alphas] + list(INTEREST_EXTRA)
 
+    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
+                   ) -> None:
+        r"""Initialises the scorer as the feature :obj:`channel` alone:
+        ``logit(v, l) = scale · (φ_channel(v, l) - 1/2 + 1e-6 prior_l / max(prior))``
+        — the output layers of the head and the pair MLP zero, the head's bias the
+        constant and the label :obj:`prior` (``[L]``, optional: label frequencies, the
+        label propagation baseline's tie-break for labels no support member carries),
+        the gate's bias ``scale`` on that channel. With a label propagation channel the
+        model starts as that baseline (same ranking), a special case it then leaves only
+        where meta-training finds better on validation users (with ``eval_at_start``,
+        the Trainer validates this starting point too). ``model.pair_init``."""
+        if channel not in self.channels:
+            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
+                             f"{self.channels}")
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.fill_(-scale / 2)
+            if prior is not None:
+                self.head.bias.add_(scale * 1e-6 * prior / prior.max().clamp(min=1e-12))
+            self.pair_mlp[-1].weight.zero_()
+            self.pair_mlp[-1].bias.zero_()
+            self.pair_gate.weight.zero_()
+            self.pair_gate.bias.zero_()
+            self.pair_gate.bias[self.channels.index(channel)] = scale
+
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""The label features of every node of every task (``[T, N, L, P]``) and the
         MLP's score of them (``[T, N, L]``), once per batch."""

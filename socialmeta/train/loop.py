@@ -42,6 +42,9 @@ class TrainConfig:
         precision: ``"fp32"`` or ``"bf16"``: the meta-gradient of the batched path under
             ``torch.autocast`` in bfloat16 (matrix products in bf16, parameters,
             optimiser state and evaluation in float32). (default: ``"fp32"``)
+        eval_at_start: Validate the initial meta-parameters too (step 0, before any
+            training), so that early stopping can keep them: for models that start as
+            a baseline (``HybridInterestModel.start_from``). (default: :obj:`False`)
     """
 
     steps: int = 300
@@ -55,6 +58,7 @@ class TrainConfig:
     stop_after: int | None = None
     precision: str = "fp32"
     num_workers: int = 0
+    eval_at_start: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "patience", "val_shots",
@@ -71,6 +75,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of "
                              f"{list(PRECISIONS)}")
+        if not isinstance(self.eval_at_start, bool):
+            raise ValueError(f"eval_at_start must be true or false, got {self.eval_at_start!r}")
         if not isinstance(self.val_metric, str):
             raise ValueError(f"val_metric must be a metric name, got {self.val_metric!r}")
 
@@ -147,12 +153,14 @@ class Trainer:
         for logger in self.loggers:
             logger.resume(self.step)
         rows: list[dict[str, float]] = []
-        start_step, started = self.step, time.perf_counter()
+        if cfg.eval_at_start and self.step == 0 and self.best == -math.inf:
+            rows.append(self._validate_start())
         progress.info("meta-training %s: steps %d-%d of %d tasks, validation every %d",
                       self.inner.learner, self.step + 1, cfg.steps, cfg.batch_size,
                       cfg.eval_every)
         end = cfg.steps if cfg.stop_after is None else min(cfg.steps,
                                                            self.step + cfg.stop_after)
+        start_step, started = self.step, time.perf_counter()
         if self.bad_evals >= cfg.patience:  # resumed after early stopping: nothing to do
             end = self.step
         index = torch.arange(cfg.batch_size)[distributed.shard(cfg.batch_size)]
@@ -195,6 +203,19 @@ class Trainer:
             logger.close()
         self.steps_run = self.step
         return rows
+
+    def _validate_start(self) -> dict[str, float]:
+        """Validates the initial meta-parameters (step 0): they become the best
+        checkpoint, which later validations must beat."""
+        row = {"step": 0, "loss": float("nan"), "val": self.validate(), "seconds": 0.0}
+        self.best = row["val"]
+        self._save(self.out_dir / "best.pt")
+        self._save(self.out_dir / "last.pt")
+        for logger in self.loggers:
+            logger.log(row)
+        progress.info("step 0/%d  val %s %.4f  (initial parameters)", self.config.steps,
+                      self.config.val_metric, row["val"])
+        return row
 
     def _meta_gradient(self, batch, share: float
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -85,3 +85,19 @@ def test_the_pair_mlp_is_meta_trained_and_the_gate_adapted(sampler):
     assert any(grads[n].abs().sum() > 0 for n in grads if n.startswith("pair_mlp."))
     with pytest.raises(ValueError, match="alphas"):
         HybridInterestModel(0, 20, 2, alphas=(1.5,))
+
+
+def test_a_model_started_from_a_channel_scores_as_that_baseline(sampler):
+    model = HybridInterestModel(0, 20, num_hops=2, hidden_channels=12)
+    model.start_from("label_propagation@0.9")
+    batch = sampler.eval_batch(sampler.eval_centers("test", 5)[:16], 5)
+    noadapt = InnerLoop("noadapt")
+    logits = interest_logits(model, meta_parameters(model, noadapt), batch, noadapt)
+    lp = make_baseline("interest", "label_propagation", alpha=0.9).fit(sampler)
+    # logit = 10 (LP - 1/2): the baseline's ranking (its 1e-6 tie-break aside)
+    assert torch.allclose(logits[:, 0], 10 * (lp.scores(batch) - 0.5), atol=1e-4)
+    # and it still learns: the head and the pair MLP get meta-gradients
+    _, grads = meta_gradient(model, sampler.train_batch(0, 0, 4), InnerLoop("maml"))
+    assert grads["head.weight"].abs().sum() > 0 and grads["pair_mlp.2.weight"].abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown feature channel 'lp@0.9'"):
+        model.start_from("lp@0.9")

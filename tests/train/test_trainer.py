@@ -64,6 +64,28 @@ def test_resume_equals_uninterrupted_with_the_neighbour_sampled_tower(sampler, t
         assert torch.equal(p, second.params[name]), name
 
 
+def test_eval_at_start_validates_the_initial_parameters_and_can_keep_them(sampler,
+                                                                        tmp_path):
+    initial = _trainer(sampler, tmp_path / "x")
+    start = {n: p.detach().clone() for n, p in initial.params.items()}
+    start_val = initial.validate()
+    # lr ~ 0: no later validation beats step 0 (ties do not), so step 0 stays best
+    trainer = _trainer(sampler, tmp_path / "kept", eval_at_start=True, lr=1e-30, steps=6)
+    rows = trainer.fit()
+    assert rows[0]["step"] == 0 and rows[0]["val"] == start_val
+    log = (tmp_path / "kept" / "log.csv").read_text().splitlines()
+    assert log[1].startswith("0,nan,") and len(log) == 8
+    best = load_checkpoint(tmp_path / "kept" / "best.pt")
+    assert best["step"] == 0
+    for name, p in start.items():
+        assert torch.equal(best["params"][name], p), name
+    # off by default: the first validation is at eval_every
+    plain = _trainer(sampler, tmp_path / "plain", steps=6)
+    assert plain.fit()[0]["step"] == 1
+    with pytest.raises(ValueError, match="eval_at_start must be true or false"):
+        TrainConfig(eval_at_start="yes")
+
+
 def test_tensorboard_logger_writes_scalars(sampler, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
