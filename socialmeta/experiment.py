@@ -28,7 +28,12 @@ from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
 from socialmeta.eval.report import Results
-from socialmeta.features import allowed_friend_features, allowed_item_features, friend_channels
+from socialmeta.features import (
+    allowed_friend_features,
+    allowed_item_features,
+    friend_channels,
+    item_channels,
+)
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
 from socialmeta.models import (
     ENCODERS,
@@ -134,8 +139,9 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
     if "pairs" not in parts:
         return ()
     names = model.get("pair_features", "auto")
-    if names == "auto" and task.kind == "item":
-        return tuple(allowed_item_features(task.context))
+    if names == "auto" and task.kind == "item":   # recency where there is a time cut
+        return tuple(allowed_item_features(task.context,
+                                           dated=task.protocol == "temporal"))
     if names == "auto":
         names = allowed_friend_features(task.context)
         if task.kind == "new_item":  # an item's and a user's feature blocks never overlap
@@ -174,7 +180,8 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
         try:
             if cfg.get("scorer", "egonet") == "hybrid":   # softmax over the catalogue
                 model = HybridItemModel(features, graph.num_items, num_hops,
-                                        num_pair_features=len(task.pair_features), **options)
+                                        num_pair_features=len(item_channels(task.pair_features)),
+                                        **options)
             else:
                 model = ItemModel(features, graph.num_items, num_hops, **options)
         except ValueError as e:

@@ -12,7 +12,13 @@ from socialmeta.features.friend import (
     allowed_friend_features,
     friend_channels,
 )
-from socialmeta.features.item import ITEM_FEATURES, ItemPairFeatures, allowed_item_features
+from socialmeta.features.item import (
+    ITEM_FEATURES,
+    RECENT_HALF_LIVES,
+    ItemPairFeatures,
+    allowed_item_features,
+    item_channels,
+)
 from socialmeta.features.sparse import (
     CSR,
     Sparse,
@@ -23,5 +29,6 @@ from socialmeta.features.sparse import (
 
 __all__ = ["CSR", "DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures",
            "ITEM_FEATURES", "ItemPairFeatures", "allowed_friend_features",
-           "allowed_item_features", "friend_channels", "Sparse",
+           "allowed_item_features", "friend_channels", "item_channels",
+           "RECENT_HALF_LIVES", "Sparse",
            "candidate_normalized", "cosine_rows", "support_matrix"]

@@ -6,7 +6,10 @@ A task's new user ``u`` is known by its K support items ``S`` (and, with the
 an item-recommendation baseline (:mod:`socialmeta.baselines.item`) for ``u``:
 
 * **evaluation tasks** (val/test centers hold nothing in the observed graph) get the
-  baselines' scores exactly (tested feature by feature);
+  baselines' scores exactly (tested feature by feature); under the temporal protocol's
+  drift setting a warm test user's history before the cut *is* observed, and, as for a
+  training center, its own interactions are left out of its features (so that training
+  and test tasks see one definition: the other users' interactions);
 * **training tasks** are centered on training users, whose items *are* observed. Each
   feature is computed on the observed graph **without the center's own items** (item
   counts corrected per task, the center's column of every user-user step zeroed), so a
@@ -24,8 +27,12 @@ from torch import Tensor
 
 from socialmeta.features.sparse import CSR, Sparse, candidate_normalized
 
-#: the item pair features, in the order they are stacked
-ITEM_FEATURES = ("itemknn", "userknn", "popularity", "social_popularity")
+#: the item pair features, in the order they are stacked (``recent_popularity``
+#: stands for one channel per half-life)
+ITEM_FEATURES = ("itemknn", "userknn", "popularity", "social_popularity",
+                 "recent_popularity")
+#: half-lives in days of the ``recent_popularity`` channels (the baseline's grid)
+RECENT_HALF_LIVES = (7.0, 30.0, 90.0, 365.0, 1825.0)
 #: the center's relation each context feature reads
 ITEM_NEEDS = {"social_popularity": "friends"}
 #: neighbours of the ``userknn`` feature (the baseline's default ``k``)
@@ -41,6 +48,12 @@ class ItemPairFeatures:
         num_items: ``I``.
         names: Features to compute, from :data:`ITEM_FEATURES`.
         userknn_k: Neighbours of ``userknn``. (default: :obj:`50`)
+        times: ``[E]`` each interaction's time (Unix seconds), for
+            ``recent_popularity``: every interaction counts ``2^(-(cut - t) / h)`` at
+            each half-life ``h`` of :data:`RECENT_HALF_LIVES` (days), as the
+            :class:`~socialmeta.baselines.item.RecentPopularity` baseline counts it.
+        cut: The time ages are measured from (the temporal split's cut; default the
+            latest time plus one second).
 
     Example:
         >>> feats = ItemPairFeatures(observed_interactions, U, I, ["itemknn", "popularity"])
@@ -49,7 +62,8 @@ class ItemPairFeatures:
     """
 
     def __init__(self, interactions: Tensor, num_users: int, num_items: int,
-                 names: Sequence[str], userknn_k: int = USERKNN_K) -> None:
+                 names: Sequence[str], userknn_k: int = USERKNN_K,
+                 times: Tensor | None = None, cut: int | None = None) -> None:
         unknown = [n for n in names if n not in ITEM_FEATURES]
         if unknown:
             raise ValueError(f"unknown item pair feature {unknown[0]!r}; choose from "
@@ -66,14 +80,32 @@ class ItemPairFeatures:
         self.user_items = Sparse(index, (num_users, num_items))         # [T, U] -> [T, I]
         self.item_users = Sparse(index.flip(0), (num_items, num_users))  # [T, I] -> [T, U]
         self.items = CSR.from_edge_index(index, num_users, num_items)
+        if "recent_popularity" in self.names:
+            if times is None:
+                raise ValueError("item pair feature 'recent_popularity' needs dated "
+                                 "interactions")
+            if times.numel() != interactions.size(1):
+                raise ValueError(f"{times.numel()} interaction times for "
+                                 f"{interactions.size(1)} interactions")
+            if cut is None:
+                cut = int(times.max()) + 1 if times.numel() else 0
+            age_days = (cut - times).double() / 86400.0
+            weight = torch.exp2(-age_days.unsqueeze(1)
+                                / torch.tensor(RECENT_HALF_LIVES, dtype=torch.float64))
+            # every interaction counts (repeats too), as in the baseline; per user in
+            # CSR order, to take a training center's own out per task
+            self.recent = torch.zeros(num_items, len(RECENT_HALF_LIVES),
+                                      dtype=torch.float64).index_add_(0, interactions[1], weight)
+            self.recent_rows, self.recent_weight = CSR.with_values(
+                interactions, num_users, num_items, weight)
 
     @property
     def channels(self) -> list[str]:
-        return list(self.names)
+        return item_channels(self.names)
 
     @property
     def num_channels(self) -> int:
-        return len(self.names)
+        return len(self.channels)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels})"
@@ -102,6 +134,9 @@ class ItemPairFeatures:
         norm = counts.clamp(min=1.0).rsqrt()
         out: dict[str, Tensor] = {}
         for name in self.names:
+            if name == "recent_popularity":
+                out.update(self._recent(center, counts))
+                continue
             if name == "popularity":
                 value = counts
             elif name == "itemknn":   # sum over S of cos(i, j), item columns without u
@@ -126,6 +161,35 @@ class ItemPairFeatures:
         return out
 
 
-def allowed_item_features(context: Sequence[str]) -> list[str]:
-    """Every item pair feature that a task with :obj:`context` can compute."""
-    return [n for n in ITEM_FEATURES if ITEM_NEEDS.get(n) is None or ITEM_NEEDS[n] in context]
+    def _recent(self, center: Tensor, counts: Tensor) -> dict[str, Tensor]:
+        r"""The ``recent_popularity`` channels: the baseline's score, recency-weighted
+        counts over their largest plus all-time counts at ``1e-6`` (its tie-break),
+        without the center's own interactions."""
+        pos, slot = self.recent_rows.slots(center)
+        own = torch.zeros(center.numel(), self.num_items, len(RECENT_HALF_LIVES),
+                          dtype=torch.float64)
+        own.index_put_((pos, self.recent_rows.col[slot]), self.recent_weight[slot],
+                       accumulate=True)
+        recent = (self.recent.unsqueeze(0) - own).clamp(min=0.0).float()
+        ties = 1e-6 * counts / counts.max(1, keepdim=True).values.clamp(min=1)
+        top = recent.amax(1, keepdim=True).clamp(min=1e-30)
+        return {name: recent[..., h] / top[..., h] + ties
+                for h, name in enumerate(item_channels(("recent_popularity",)))}
+
+
+def item_channels(names: Sequence[str]) -> list[str]:
+    """Channel names of the item pair features :obj:`names`, in stacking order
+    (``recent_popularity@<half-life in days>`` per half-life)."""
+    out = []
+    for name in (n for n in ITEM_FEATURES if n in names):
+        out += ([f"recent_popularity@{h:g}" for h in RECENT_HALF_LIVES]
+                if name == "recent_popularity" else [name])
+    return out
+
+
+def allowed_item_features(context: Sequence[str], dated: bool = False) -> list[str]:
+    """Every item pair feature that a task with :obj:`context` can compute
+    (``recent_popularity`` only on :obj:`dated` tasks: the temporal protocol's)."""
+    return [n for n in ITEM_FEATURES
+            if (ITEM_NEEDS.get(n) is None or ITEM_NEEDS[n] in context)
+            and (dated or n != "recent_popularity")]

@@ -511,8 +511,14 @@ class TaskSampler:
         if not cfg.pair_features:
             return None
         if cfg.kind == "item":
+            dated = "recent_popularity" in cfg.pair_features
+            if dated and not self.observed.has_times:
+                raise ValueError(f"pair feature 'recent_popularity' needs dated "
+                                 f"interactions; dataset {self.graph.name!r} has none")
             return ItemPairFeatures(self.observed[INTERACTS].edge_index, self.num_users,
-                                    self.num_items, cfg.pair_features)
+                                    self.num_items, cfg.pair_features,
+                                    times=self.observed.interaction_time if dated else None,
+                                    cut=getattr(self.split, "cut", None))
         has_items = self.graph.has_items
         return FriendPairFeatures(
             self.observed[FRIEND].edge_index, self.num_users, cfg.pair_features,

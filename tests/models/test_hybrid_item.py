@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from socialmeta.data import INTERACTS, generate_synthetic
-from socialmeta.features import ITEM_FEATURES
+from socialmeta.features import allowed_item_features
 from socialmeta.meta import LEARNERS, InnerLoop, candidate_scores, meta_gradient, meta_parameters
 from socialmeta.models import HybridItemModel, ItemModel
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
@@ -18,7 +18,8 @@ def sampler():
     graph = generate_synthetic(400, avg_degree=8, seed=4)
     return TaskSampler(graph, split_users(graph, seed=0),
                        TaskConfig(kind="item", node_cap=24, item_cap=40, fanouts=(8, 4),
-                                  context=["friends"], pair_features=list(ITEM_FEATURES)))
+                                  context=["friends"],
+                                  pair_features=allowed_item_features(["friends"])))
 
 
 def _model(sampler, dtype=torch.float32, **kwargs):
