@@ -179,9 +179,10 @@ def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
                        heuristics=bool(cfg.get("item_heuristics", False)), **common)
         try:
             if cfg.get("scorer", "egonet") == "hybrid":   # softmax over the catalogue
+                channels = item_channels(task.pair_features)
                 model = HybridItemModel(features, graph.num_items, num_hops,
-                                        num_pair_features=len(item_channels(task.pair_features)),
-                                        **options)
+                                        num_pair_features=len(channels),
+                                        channels=channels, **options)
             else:
                 model = ItemModel(features, graph.num_items, num_hops, **options)
         except ValueError as e:
@@ -236,36 +237,59 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
 
 def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
                 train: TrainConfig) -> str | None:
-    r"""Applies ``model.pair_init`` (the hybrid interest scorer only): ``none``, a
-    feature channel (e.g. ``label_propagation@0.9``) the model starts as
-    (:meth:`~socialmeta.models.HybridInterestModel.start_from`), or ``auto``: the
-    label propagation channel whose restart weight is best on **validation** users
-    (the baseline's own tuning, at ``train.val_shots`` and ``train.val_metric``).
-    Returns the channel, or :obj:`None`."""
+    r"""Applies ``model.pair_init`` (the hybrid item and interest scorers): ``none``,
+    a pair feature channel the model starts as (e.g. ``label_propagation@0.9``,
+    ``recent_popularity@30``; :meth:`~socialmeta.models.HybridInterestModel.start_from`),
+    or ``auto``: the channel that ranks best on **validation** users (never test
+    users) at ``train.val_shots`` by ``train.val_metric`` — for interest tasks the label
+    propagation restart weight the baseline's own tuning picks, for item tasks each
+    channel scored as a ranking. Returns the channel, or :obj:`None`."""
     choice = cfg.get("pair_init", "none")
     if choice in (None, "none"):
         return None
-    if not isinstance(model, HybridInterestModel):
-        raise ConfigError(f"model.pair_init={choice!r} is for the hybrid interest scorer "
-                          "(task=interest model.scorer=hybrid); use none here")
-    from socialmeta.baselines import make_baseline
+    if not isinstance(model, (HybridInterestModel, HybridItemModel)):
+        raise ConfigError(f"model.pair_init={choice!r} is for the hybrid item and interest "
+                          "scorers (task=item|interest model.scorer=hybrid); use none here")
+    prior = None
+    if isinstance(model, HybridInterestModel):
+        from socialmeta.baselines import make_baseline
 
-    lp = make_baseline("interest", "label_propagation")
-    if choice == "auto":
-        from socialmeta.baselines.tune import tune
+        lp = make_baseline("interest", "label_propagation")
+        if choice == "auto":
+            from socialmeta.baselines.tune import tune
 
-        lp, _ = tune(lp, sampler, shots=train.val_shots, metric=train.val_metric,
-                     max_users=train.val_users)
-        choice = f"label_propagation@{float(lp.hyper['alpha']):g}"
+            lp, _ = tune(lp, sampler, shots=train.val_shots, metric=train.val_metric,
+                         max_users=train.val_users)
+            choice = f"label_propagation@{float(lp.hyper['alpha']):g}"
+        else:
+            lp.fit(sampler)
+        prior = lp.prior   # the baseline's tie-break: training users' label frequencies
+    elif choice == "auto":
+        choice = best_item_channel(model.channels, sampler, train)
+    if cfg.get("pair_init") == "auto":
         progress.info("model.pair_init=auto: starting from %s (best on validation users)",
                       choice)
-    else:
-        lp.fit(sampler)
-    try:   # with the baseline's tie-break: the label prior of training users, if any
-        model.start_from(str(choice), prior=lp.prior)
+    try:
+        model.start_from(str(choice), prior=prior)
     except ValueError as e:
         raise ConfigError(f"model.pair_init: {e}") from None
     return str(choice)
+
+
+def best_item_channel(channels: Sequence[str], sampler: TaskSampler, train: TrainConfig
+                      ) -> str:
+    """The item pair feature channel that, as a ranking of the catalogue, scores best on
+    validation users (the first on ties)."""
+    from socialmeta.eval.protocol import evaluate_scorer
+
+    best, best_value = channels[0], float("-inf")
+    for i, name in enumerate(channels):
+        value = evaluate_scorer(lambda batch, i=i: batch.pair_features[..., i], sampler,
+                                "val", (train.val_shots,), max_users=train.val_users
+                                )[train.val_shots][train.val_metric]["mean"]
+        if value > best_value:
+            best, best_value = name, value
+    return best
 
 
 def inner_loop(cfg: DictConfig) -> InnerLoop:

@@ -254,3 +254,13 @@ def test_new_item_cells_build_item_tasks_on_the_adoption_graph(load_tool, ciaodv
     split = split_from_config(graph, cfg.split, task)
     assert isinstance(split, ItemSplit) and split.people.numel() == 1892
     assert item_nodes(graph)[split.test].all()
+
+
+def test_the_hybrid_starts_from_its_best_channel_on_interest_and_drift_cells(load_tool):
+    tool = load_tool("bench_quality")
+    start = ("model.pair_init=auto", "train.eval_at_start=true")
+    for cell in ("ego_facebook:interest", "lastfm:interest", "ciaodvd:item:temporal"):
+        assert tool.scorer_overrides("hybrid", cell)[-2:] == start, cell
+        assert tool.scorer_overrides("egonet", cell) == (), cell
+    for cell in ("lastfm:item", "ciaodvd:item", "lastfm:friend", "ciaodvd:new_item"):
+        assert not set(start) & set(tool.scorer_overrides("hybrid", cell)), cell

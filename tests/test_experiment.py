@@ -211,5 +211,33 @@ def test_hybrid_interest_pair_init_starts_from_the_validation_best_label_propaga
     with pytest.raises(ConfigError, match="model.pair_init: unknown feature channel 'lp'"):
         Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
                                           "model.pair_init=lp"])
-    with pytest.raises(ConfigError, match="model.pair_init='auto' is for the hybrid interest"):
+    with pytest.raises(ConfigError, match="model.pair_init='auto' is for the hybrid item "
+                       "and interest scorers"):
         Experiment.from_config(overrides=[*SMALL, "model.pair_init=auto"])
+
+
+def test_hybrid_item_pair_init_starts_from_the_validation_best_channel():
+    from socialmeta.eval.protocol import evaluate_scorer
+
+    overrides = [*SMALL, "task=item", "task.context=[friends]", "model.scorer=hybrid",
+                 "model.pair_init=auto", "train.val_users=30"]
+    exp = Experiment.from_config(overrides=overrides)
+    channels = exp.model.channels
+    assert channels == ["itemknn", "userknn", "popularity", "social_popularity"]
+    vals = [evaluate_scorer(lambda b, i=i: b.pair_features[..., i], exp.sampler, "val",
+                            (3,), max_users=30)[3]["recall@20"]["mean"]
+            for i in range(len(channels))]
+    best = max(range(len(channels)), key=lambda i: (vals[i], -i))
+    gate = exp.params["pair_gate.bias"]
+    assert gate[best] == 10 and gate.abs().sum() == 10
+    # the meta-init ranks as that channel: its validation recall is the channel's
+    noadapt = Experiment.from_config(overrides=[*overrides, "meta=noadapt"])
+    got = noadapt.evaluate("val", with_meta_init=False)["noadapt"][3]["recall@20"]
+    want = evaluate_scorer(lambda b: b.pair_features[..., best], exp.sampler, "val", (3,),
+                           max_users=10)[3]["recall@20"]        # eval.max_users
+    assert got["users"] == want["users"] and got["mean"] == pytest.approx(want["mean"],
+                                                                          abs=1e-9)
+    with pytest.raises(ConfigError, match=r"model.pair_init: unknown feature channel "
+                       r"'recent_popularity@7'; choose one of \['itemknn'"):
+        Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid",
+                                          "model.pair_init=recent_popularity@7"])

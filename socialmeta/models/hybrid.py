@@ -607,6 +607,27 @@ class PairFeatureHead:
         if hasattr(self, "pair_gate"):   # the base __init__ resets before they exist
             self._reset_pairs()
 
+    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
+                   ) -> None:
+        r"""Initialises the scorer as the pair feature :obj:`channel` alone (one of
+        :attr:`channels`): the base model's score becomes a constant (its output layer
+        zero), the pair MLP's output layer zero, the gate's bias :obj:`scale` on that
+        channel, so the model ranks as that feature — as the baseline whose score the
+        channel is — and leaves it only where meta-training finds better on validation
+        users (with ``train.eval_at_start`` the Trainer validates this starting point
+        too). :obj:`prior` (``[L]``, interest tasks) adds the label propagation
+        baseline's tie-break by label frequency. ``model.pair_init``."""
+        if channel not in self.channels:
+            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
+                             f"{self.channels}")
+        with torch.no_grad():
+            self._start_base(scale, prior)
+            self.pair_mlp[-1].weight.zero_()
+            self.pair_mlp[-1].bias.zero_()
+            self.pair_gate.weight.zero_()
+            self.pair_gate.bias.zero_()
+            self.pair_gate.bias[self.channels.index(channel)] = scale
+
     def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
         r"""The base model's forward, plus ``mode="pair_mlp"`` (the MLP of features
         ``[..., P]``)."""
@@ -633,6 +654,8 @@ class HybridItemModel(PairFeatureHead, ItemModel):
         in_channels (int), num_items (int), num_hops (int): As :class:`ItemModel`.
         num_pair_features (int): ``P``, channels of ``TaskBatch.pair_features``.
         pair_hidden (int): Width of the pair-feature MLP. (default: :obj:`32`)
+        channels (sequence of str, optional): The channels' names
+            (:func:`~socialmeta.features.item_channels`), for :meth:`start_from`.
         **kwargs: :class:`ItemModel`'s options (its ``loss`` is always
             ``"softmax"``).
     """
@@ -640,20 +663,34 @@ class HybridItemModel(PairFeatureHead, ItemModel):
     per_task_inputs = ("pair_scores",)
 
     def __init__(self, in_channels: int, num_items: int, num_hops: int,
-                 num_pair_features: int, pair_hidden: int = 32, **kwargs) -> None:
+                 num_pair_features: int, pair_hidden: int = 32,
+                 channels: Sequence[str] | None = None, **kwargs) -> None:
         if num_pair_features < 1:
             raise ValueError("the hybrid item scorer needs pair features "
                              "(num_pair_features > 0)")
+        if channels is not None and len(channels) != num_pair_features:
+            raise ValueError(f"{len(channels)} channel names for {num_pair_features} "
+                             "pair features")
         kwargs["loss"] = "softmax"
         super().__init__(in_channels, num_items, num_hops, **kwargs)
         self._init_pairs(self.head.out_features, num_pair_features, pair_hidden)
         self.task_fields = (*self.task_fields, "pair_features")
+        self.channels = (list(channels) if channels is not None
+                         else [f"pair_{i}" for i in range(num_pair_features)])
 
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""The pair MLP's score of every item for every task of :obj:`batch`
         (``"pair_scores"`` ``[T, num_items]``), computed once per batch."""
         return {"pair_scores": call(batch.pair_features, mode="pair_mlp")}
 
+    def _start_base(self, scale: float, prior: Tensor | None) -> None:
+        """:meth:`PairFeatureHead.start_from`: the user vector ``q_u`` becomes zero
+        (so does its score of every item)."""
+        if self.heuristics:
+            raise ValueError("start_from needs item_heuristics=false (the heuristic "
+                             "score is not zeroed)")
+        self.head.weight.zero_()
+        self.head.bias.zero_()
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
                       prototype: bool = False) -> Tensor:
@@ -756,30 +793,13 @@ class HybridInterestModel(PairFeatureHead, InterestModel):
     def channels(self) -> list[str]:
         return [f"label_propagation@{a:g}" for a in self.alphas] + list(INTEREST_EXTRA)
 
-    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
-                   ) -> None:
-        r"""Initialises the scorer as the feature :obj:`channel` alone:
-        ``logit(v, l) = scale · (φ_channel(v, l) - 1/2 + 1e-6 prior_l / max(prior))``
-        — the output layers of the head and the pair MLP zero, the head's bias the
-        constant and the label :obj:`prior` (``[L]``, optional: label frequencies, the
-        label propagation baseline's tie-break for labels no support member carries),
-        the gate's bias ``scale`` on that channel. With a label propagation channel the
-        model starts as that baseline (same ranking), a special case it then leaves only
-        where meta-training finds better on validation users (with ``eval_at_start``,
-        the Trainer validates this starting point too). ``model.pair_init``."""
-        if channel not in self.channels:
-            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
-                             f"{self.channels}")
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.fill_(-scale / 2)
-            if prior is not None:
-                self.head.bias.add_(scale * 1e-6 * prior / prior.max().clamp(min=1e-12))
-            self.pair_mlp[-1].weight.zero_()
-            self.pair_mlp[-1].bias.zero_()
-            self.pair_gate.weight.zero_()
-            self.pair_gate.bias.zero_()
-            self.pair_gate.bias[self.channels.index(channel)] = scale
+    def _start_base(self, scale: float, prior: Tensor | None) -> None:
+        """:meth:`PairFeatureHead.start_from`: the head's logits become the constant
+        ``-scale / 2`` plus the label prior's tie-break (``logit = scale (φ - 1/2)``)."""
+        self.head.weight.zero_()
+        self.head.bias.fill_(-scale / 2)
+        if prior is not None:
+            self.head.bias.add_(scale * 1e-6 * prior / prior.max().clamp(min=1e-12))
 
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""The label features of every node of every task (``[T, N, L, P]``) and the
