@@ -1,6 +1,7 @@
 """The temporal protocol: time cuts, temporal splits, a worked example by hand, leakage
 over thousands of CiaoDVD tasks (nothing dated after a task's cut reaches it) and
 determinism whatever the batch or worker count."""
+import dataclasses
 import datetime
 
 import pytest
@@ -265,6 +266,38 @@ def test_ciaodvd_future_never_reaches_a_task(ciao_pair):
                 if k == 1 and start == 0:
                     assert not torch.equal(a.query_ids, z.query_ids)
     assert evaluated > 400
+
+
+def test_ciaodvd_future_never_reaches_the_hybrid_item_scorer(ciao_pair, ciaodvd):
+    """The hybrid item scorer's pair features (recent popularity included: it reads the
+    interaction times) and scores: moving every interaction dated after the cut leaves
+    400 training tasks' features and every test user's features and scores at K=3
+    bit-identical."""
+    from socialmeta.features import allowed_item_features
+    from socialmeta.models import HybridItemModel
+
+    mode, split, sampler, late_for = ciao_pair
+    config = dataclasses.replace(sampler.config, pair_features=tuple(
+        allowed_item_features(sampler.config.context, dated=True)))
+    now = TaskSampler(ciaodvd, split, config)
+    late = TaskSampler(late_for(3).graph, split, config)
+    assert "recent_popularity@7" in now.pair_features.channels
+    for b in range(2):
+        a, z = now.train_batch(0, b, 200), late.train_batch(0, b, 200)
+        assert torch.equal(a.pair_features, z.pair_features)
+    torch.manual_seed(0)
+    model = HybridItemModel(now.in_channels, now.num_items, 2,
+                            num_pair_features=now.pair_features.num_channels,
+                            hidden_channels=8)
+    inner = InnerLoop("maml", steps=1, lr=0.1)
+    params = meta_parameters(model, inner)
+    users = now.eval_centers("test", 3)
+    for start in range(0, users.numel(), 128):
+        a, z = now.eval_batch(users[start:start + 128], 3), late.eval_batch(
+            users[start:start + 128], 3)
+        assert torch.equal(a.pair_features, z.pair_features)
+        assert torch.equal(candidate_scores(model, params, a, inner, now.num_items),
+                           candidate_scores(model, params, z, inner, now.num_items))
 
 
 def test_ciaodvd_support_precedes_query(ciao_pair, ciaodvd):
