@@ -216,9 +216,10 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
     for part in parts:
         choose(dict.fromkeys(HYBRID_PARTS), part, "model.hybrid_parts entry")
     try:
+        channels = friend_channels(task.pair_features, task.ppr_alphas)
         model = HybridLinkModel(
-            features, len(task.fanouts), graph.num_users,
-            num_pair_features=len(friend_channels(task.pair_features, task.ppr_alphas)),
+            features, len(task.fanouts), graph.num_users, num_pair_features=len(channels),
+            channels=channels,
             parts=parts, tower_layers=int(cfg.get("tower_layers", 2)),
             tower_folds=int(cfg.get("tower_folds", 5)),
             tower_refresh=int(cfg.get("tower_refresh", 1)),
@@ -237,19 +238,21 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
 
 def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
                 train: TrainConfig) -> str | None:
-    r"""Applies ``model.pair_init`` (the hybrid item and interest scorers): ``none``,
-    a pair feature channel the model starts as (e.g. ``label_propagation@0.9``,
-    ``recent_popularity@30``; :meth:`~socialmeta.models.HybridInterestModel.start_from`),
-    or ``auto``: the channel that ranks best on **validation** users (never test
-    users) at ``train.val_shots`` by ``train.val_metric`` — for interest tasks the label
-    propagation restart weight the baseline's own tuning picks, for item tasks each
-    channel scored as a ranking. Returns the channel, or :obj:`None`."""
+    r"""Applies ``model.pair_init`` (the hybrid scorers, ``model.scorer=hybrid``):
+    ``none``, a pair feature channel the model starts as (e.g. ``ppr@0.15``,
+    ``recent_popularity@30``, ``label_propagation@0.9``;
+    :meth:`~socialmeta.models.HybridInterestModel.start_from`), or ``auto``: the
+    channel that ranks best on **validation** users (never test users) at
+    ``train.val_shots`` by ``train.val_metric`` — for interest tasks the label
+    propagation restart weight the baseline's own tuning picks, for friend, new-item
+    and item tasks each channel scored as a ranking. Returns the channel, or
+    :obj:`None`."""
     choice = cfg.get("pair_init", "none")
     if choice in (None, "none"):
         return None
-    if not isinstance(model, (HybridInterestModel, HybridItemModel)):
-        raise ConfigError(f"model.pair_init={choice!r} is for the hybrid item and interest "
-                          "scorers (task=item|interest model.scorer=hybrid); use none here")
+    if not isinstance(model, (HybridInterestModel, HybridItemModel, HybridLinkModel)):
+        raise ConfigError(f"model.pair_init={choice!r} is for the hybrid scorers "
+                          "(model.scorer=hybrid); use none here")
     prior = None
     if isinstance(model, HybridInterestModel):
         from socialmeta.baselines import make_baseline
@@ -265,7 +268,7 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
             lp.fit(sampler)
         prior = lp.prior   # the baseline's tie-break: training users' label frequencies
     elif choice == "auto":
-        choice = best_item_channel(model.channels, sampler, train)
+        choice = best_channel(model.channels, sampler, train)
     if cfg.get("pair_init") == "auto":
         progress.info("model.pair_init=auto: starting from %s (best on validation users)",
                       choice)
@@ -276,10 +279,9 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
     return str(choice)
 
 
-def best_item_channel(channels: Sequence[str], sampler: TaskSampler, train: TrainConfig
-                      ) -> str:
-    """The item pair feature channel that, as a ranking of the catalogue, scores best on
-    validation users (the first on ties)."""
+def best_channel(channels: Sequence[str], sampler: TaskSampler, train: TrainConfig) -> str:
+    """The pair feature channel (of ``TaskBatch.pair_features``) that, as a ranking of
+    the task's targets, scores best on validation users (the first on ties)."""
     from socialmeta.eval.protocol import evaluate_scorer
 
     best, best_value = channels[0], float("-inf")

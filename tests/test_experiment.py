@@ -211,9 +211,13 @@ def test_hybrid_interest_pair_init_starts_from_the_validation_best_label_propaga
     with pytest.raises(ConfigError, match="model.pair_init: unknown feature channel 'lp'"):
         Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
                                           "model.pair_init=lp"])
-    with pytest.raises(ConfigError, match="model.pair_init='auto' is for the hybrid item "
-                       "and interest scorers"):
+    with pytest.raises(ConfigError, match="model.pair_init='auto' is for the hybrid "
+                       "scorers"):
         Experiment.from_config(overrides=[*SMALL, "model.pair_init=auto"])
+    friend = Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                               "model.pair_init=ppr@0.15"])
+    gate = friend.params["pair_gate.bias"]
+    assert gate[friend.model.channels.index("ppr@0.15")] == 10 and gate.abs().sum() == 10
 
 
 def test_hybrid_item_pair_init_starts_from_the_validation_best_channel():

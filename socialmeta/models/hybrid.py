@@ -89,6 +89,8 @@ class HybridLinkModel(LinkModel):
             there are more candidates than this. (default: :obj:`100000`)
         proposal (str): The sampled softmax's proposal, one of :obj:`PROPOSALS`.
             (default: :obj:`"uniform"`)
+        channels (sequence of str, optional): The pair features' channel names
+            (:func:`~socialmeta.features.friend_channels`), for :meth:`start_from`.
         **kwargs: The ego-net encoder's options (:class:`LinkModel`: ``conv``,
             ``hidden_channels``, ``num_layers``, ``head``, ``heuristics``, ...).
 
@@ -115,7 +117,8 @@ class HybridLinkModel(LinkModel):
                  tower_layers: int = 2, tower_folds: int = 5, pair_hidden: int = 32,
                  tower_refresh: int = 1, softmax_samples: int = 1024,
                  sampled_above: int = 100_000, proposal: str = "uniform",
-                 tower_fanout: Sequence[int] | None = None, **kwargs) -> None:
+                 tower_fanout: Sequence[int] | None = None,
+                 channels: Sequence[str] | None = None, **kwargs) -> None:
         kwargs.pop("loss", None)
         super().__init__(in_channels, num_hops, num_users=num_users, loss="softmax",
                          **kwargs)
@@ -165,6 +168,39 @@ class HybridLinkModel(LinkModel):
             del self.head, self.far
         self.head_prefixes = ("head.", "fold.", "pair_gate.")
         self._graph_set = False
+        if channels is not None and len(channels) != num_pair_features:
+            raise ValueError(f"{len(channels)} channel names for {num_pair_features} "
+                             "pair features")
+        self.channels = (list(channels) if channels is not None
+                         else [f"pair_{i}" for i in range(num_pair_features)])
+
+    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
+                   ) -> None:
+        r"""Initialises the scorer as the pair feature :obj:`channel` alone
+        (``score = scale · φ_channel``; the feature is its baseline's score): the
+        ego-net head's output zero (bilinear: its weight and bias; dot: its scale; mlp:
+        its last layer), ``fold`` zero (no tower term), the pair MLP's output layer
+        zero and the gate's bias :obj:`scale` on that channel. Training moves away from
+        it only where validation users reward it (with ``train.eval_at_start``).
+        ``model.pair_init``; :obj:`prior` is unused (interest tasks')."""
+        if "pairs" not in self.parts:
+            raise ValueError("start_from needs the 'pairs' part (model.hybrid_parts)")
+        if channel not in self.channels:
+            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
+                             f"{self.channels}")
+        with torch.no_grad():
+            if "egonet" in self.parts:
+                last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+                for p in last.parameters():
+                    p.zero_()
+            if "tower" in self.parts:
+                self.fold.weight.zero_()
+                self.fold.bias.zero_()
+            self.pair_mlp[-1].weight.zero_()
+            self.pair_mlp[-1].bias.zero_()
+            self.pair_gate.weight.zero_()
+            self.pair_gate.bias.zero_()
+            self.pair_gate.bias[self.channels.index(channel)] = scale
 
     # ------------------------------------------------------------- the graph
     def set_graph(self, observed, train_users: Tensor, seed: int = 0,

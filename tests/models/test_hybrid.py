@@ -219,6 +219,27 @@ def test_tower_cache_serves_refresh_batches_then_equals_a_fresh_forward(syntheti
         assert model._cache is None
 
 
+@pytest.mark.parametrize("head", ["bilinear", "dot", "mlp"])
+def test_a_model_started_from_a_channel_scores_as_that_feature(synthetic_sampler, head):
+    channels = synthetic_sampler.pair_features.channels
+    model = _model(synthetic_sampler, head=head, channels=channels)
+    model.start_from("adamic_adar")
+    noadapt = InnerLoop("noadapt")
+    params = meta_parameters(model, noadapt)
+    batch = synthetic_sampler.eval_batch(synthetic_sampler.eval_centers("test", 3)[:8], 3)
+    scores = candidate_scores(model, params, batch, noadapt, model.num_users)
+    want = 10 * batch.pair_features[..., channels.index("adamic_adar")]
+    assert torch.allclose(scores, want, atol=1e-5)
+    # every part still learns from there
+    _, grads = meta_gradient(model, synthetic_sampler.train_batch(0, 0, 4), InnerLoop("maml"))
+    for name in ("fold.weight", "pair_mlp.2.weight", "encoder.convs.0.lin_l.weight"):
+        assert grads[name].abs().sum() > 0, name
+    with pytest.raises(ValueError, match="unknown feature channel 'ppr'"):
+        model.start_from("ppr")
+    with pytest.raises(ValueError, match="needs the 'pairs' part"):
+        _model(synthetic_sampler, parts=("tower",)).start_from("ppr@0.15")
+
+
 # ------------------------------------------------------- neighbour-sampled tower
 def test_sampled_tower_graph_is_a_fanout_capped_uniform_subset_of_each_fold_graph(
         synthetic_sampler):
