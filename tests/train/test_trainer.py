@@ -86,6 +86,20 @@ def test_eval_at_start_validates_the_initial_parameters_and_can_keep_them(sample
         TrainConfig(eval_at_start="yes")
 
 
+def test_eval_at_start_resumes_to_the_uninterrupted_log(sampler, tmp_path):
+    full = _trainer(sampler, tmp_path / "full", eval_at_start=True)
+    full.fit()
+    first = _trainer(sampler, tmp_path / "resumed", eval_at_start=True, stop_after=2)
+    first.fit()
+    second = _trainer(sampler, tmp_path / "resumed", eval_at_start=True)
+    second.fit(resume=True)   # step 0 is not validated again
+    read = lambda path: [r.split(",")[:3] for r in path.read_text().splitlines()]  # noqa: E731
+    assert read(tmp_path / "resumed" / "log.csv") == read(tmp_path / "full" / "log.csv")
+    assert read(tmp_path / "full" / "log.csv")[1][0] == "0"
+    for name, p in full.params.items():
+        assert torch.equal(p, second.params[name]), name
+
+
 def test_tensorboard_logger_writes_scalars(sampler, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
