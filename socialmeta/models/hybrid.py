@@ -721,12 +721,14 @@ class HybridItemModel(PairFeatureHead, ItemModel):
 
     def _start_base(self, scale: float, prior: Tensor | None) -> None:
         """:meth:`PairFeatureHead.start_from`: the user vector ``q_u`` becomes zero
-        (so does its score of every item)."""
-        if self.heuristics:
-            raise ValueError("start_from needs item_heuristics=false (the heuristic "
-                             "score is not zeroed)")
+        (so does its score of every item), and with ``heuristics`` the ego-net count
+        MLP's output layer and the item bias too."""
         self.head.weight.zero_()
         self.head.bias.zero_()
+        if self.heuristics:
+            self.heuristic[-1].weight.zero_()
+            self.heuristic[-1].bias.zero_()
+            self.item_bias.weight.zero_()
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
                       prototype: bool = False) -> Tensor:

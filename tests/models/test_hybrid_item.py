@@ -94,3 +94,20 @@ def test_a_test_users_query_items_never_reach_its_scores(sampler):
     params = meta_parameters(model, inner)
     assert torch.equal(candidate_scores(model, params, batch, inner, sampler.num_items),
                        candidate_scores(model, params, again, inner, sampler.num_items))
+
+
+@pytest.mark.parametrize("heuristics", [False, True])
+def test_a_model_started_from_a_channel_ranks_as_that_feature(sampler, heuristics):
+    channels = sampler.pair_features.channels
+    model = _model(sampler, heuristics=heuristics, channels=channels)
+    model.start_from("userknn")
+    noadapt = InnerLoop("noadapt")
+    batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:8], 3)
+    scores = candidate_scores(model, meta_parameters(model, noadapt), batch, noadapt,
+                              sampler.num_items)
+    want = 10 * batch.pair_features[..., channels.index("userknn")]
+    assert torch.allclose(scores, want, atol=1e-5)
+    _, grads = meta_gradient(model, sampler.train_batch(0, 0, 4), InnerLoop("maml"))
+    assert grads["head.weight"].abs().sum() > 0 and grads["pair_mlp.2.weight"].abs().sum() > 0
+    with pytest.raises(ValueError, match="4 channel names for 3 pair features"):
+        HybridItemModel(sampler.in_channels, sampler.num_items, 2, 3, channels=channels)
