@@ -245,14 +245,17 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
     channel that ranks best on **validation** users (never test users) at
     ``train.val_shots`` by ``train.val_metric`` — for interest tasks the label
     propagation restart weight the baseline's own tuning picks, for friend, new-item
-    and item tasks each channel scored as a ranking. Returns the channel, or
-    :obj:`None`."""
+    and item tasks each channel scored as a ranking; or ``learned_ranker``: the
+    learned ranker baseline, fitted on training users, copied into the pair MLP
+    (friend and item tasks). Returns the channel, or :obj:`None`."""
     choice = cfg.get("pair_init", "none")
     if choice in (None, "none"):
         return None
     if not isinstance(model, (HybridInterestModel, HybridItemModel, HybridLinkModel)):
         raise ConfigError(f"model.pair_init={choice!r} is for the hybrid scorers "
                           "(model.scorer=hybrid); use none here")
+    if choice == "learned_ranker":
+        return _start_from_ranker(model, sampler)
     prior = None
     if isinstance(model, HybridInterestModel):
         from socialmeta.baselines import make_baseline
@@ -277,6 +280,23 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
     except ValueError as e:
         raise ConfigError(f"model.pair_init: {e}") from None
     return str(choice)
+
+
+def _start_from_ranker(model: nn.Module, sampler: TaskSampler) -> str:
+    """``model.pair_init=learned_ranker``: fits the learned ranker baseline (on training
+    users only) and starts the hybrid as that ranker (its MLP in the pair MLP)."""
+    from socialmeta.baselines import make_baseline
+
+    if isinstance(model, HybridInterestModel):
+        raise ConfigError("model.pair_init=learned_ranker: there is no learned ranker for "
+                          "interest tasks (choose a channel or auto)")
+    progress.info("model.pair_init=learned_ranker: fitting the learned ranker")
+    ranker = make_baseline(sampler.config.kind, "learned_ranker").fit(sampler)
+    try:
+        model.start_from_mlp(ranker.mlp, ranker.channels)
+    except ValueError as e:
+        raise ConfigError(f"model.pair_init=learned_ranker: {e}") from None
+    return "learned_ranker"
 
 
 def best_channel(channels: Sequence[str], sampler: TaskSampler, train: TrainConfig) -> str:

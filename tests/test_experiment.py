@@ -245,3 +245,32 @@ def test_hybrid_item_pair_init_starts_from_the_validation_best_channel():
                        r"'recent_popularity@7'; choose one of \['itemknn'"):
         Experiment.from_config(overrides=[*SMALL, "task=item", "model.scorer=hybrid",
                                           "model.pair_init=recent_popularity@7"])
+
+
+@pytest.mark.parametrize("task", ["friend", "item"])
+def test_hybrid_pair_init_learned_ranker_starts_as_the_fitted_ranker(task):
+    from socialmeta.baselines import make_baseline
+    from socialmeta.meta import candidate_scores
+
+    overrides = [*SMALL, f"task={task}", "model.scorer=hybrid", "meta=noadapt",
+                 "model.pair_init=learned_ranker"]
+    if task == "item":
+        overrides.append("task.context=[friends]")
+    exp = Experiment.from_config(overrides=overrides)
+    ranker = make_baseline(task, "learned_ranker").fit(exp.sampler)
+    assert set(ranker.channels) <= set(exp.model.channels)
+    batch = exp.sampler.eval_batch(exp.sampler.eval_centers("test", 3)[:8], 3)
+    targets = exp.graph.num_users if task == "friend" else exp.graph.num_items
+    got = candidate_scores(exp.model, exp.params, batch, exp.inner, targets)
+    want = ranker.scores(batch)
+    cand = exp.sampler.candidate_mask(batch)
+    assert torch.allclose(got[cand], want[cand], atol=1e-4)
+    if task == "item":
+        return
+    with pytest.raises(ConfigError, match="no learned ranker for interest tasks"):
+        Experiment.from_config(overrides=[*SMALL, "task=interest", "model.scorer=hybrid",
+                                          "model.pair_init=learned_ranker"])
+    with pytest.raises(ConfigError, match=r"learned_ranker: the MLP reads \['ppr@0.05'"):
+        Experiment.from_config(overrides=[*SMALL, "model.scorer=hybrid",
+                                          "model.pair_features=[adamic_adar]",
+                                          "model.pair_init=learned_ranker"])

@@ -77,6 +77,11 @@ def _components(sampler: TaskSampler) -> list[Baseline]:
     return out
 
 
+def _channel(part: Baseline) -> str:
+    """The pair-feature channel name of a heuristic (``ppr@<alpha>`` for PageRank)."""
+    return f"ppr@{float(part.hyper['alpha']):g}" if part.name == "ppr" else part.name
+
+
 class _Features:
     """Heuristic features ``[T, C, F]`` of one sampler's tasks."""
 
@@ -85,6 +90,13 @@ class _Features:
         self.parts = [c.fit(sampler) for c in _components(sampler)]
         self.paths = (friend_matrix(sampler) if sampler.config.kind in USER_TARGETS
                       else None)
+
+    @property
+    def channels(self) -> list[str]:
+        """Each feature's name, in order, as the hybrid scorers name their pair
+        feature channels (:mod:`socialmeta.features`)."""
+        return [_channel(p) for p in self.parts] + (["paths3"] if self.paths is not None
+                                                    else [])
 
     def __call__(self, batch: TaskBatch) -> tuple[Tensor, Tensor]:
         candidates = self.sampler.candidate_mask(batch)
@@ -227,6 +239,12 @@ class LearnedRanker(Baseline):
     def scores(self, batch: TaskBatch) -> Tensor:
         x, _ = self.features(batch)
         return self.mlp(x).squeeze(-1)
+
+    @property
+    def channels(self) -> list[str]:
+        """The names of the MLP's inputs, in order (``ppr@0.15``, ``adamic_adar``,
+        ...: the hybrid scorers' channel names), once fitted."""
+        return self.features.channels
 
 
 def list_softmax_loss(scores: Tensor, positive: Tensor, candidates: Tensor) -> Tensor:

@@ -189,18 +189,34 @@ class HybridLinkModel(LinkModel):
             raise ValueError(f"unknown feature channel {channel!r}; choose one of "
                              f"{self.channels}")
         with torch.no_grad():
-            if "egonet" in self.parts:
-                last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
-                for p in last.parameters():
-                    p.zero_()
-            if "tower" in self.parts:
-                self.fold.weight.zero_()
-                self.fold.bias.zero_()
-            self.pair_mlp[-1].weight.zero_()
-            self.pair_mlp[-1].bias.zero_()
-            self.pair_gate.weight.zero_()
-            self.pair_gate.bias.zero_()
+            self._start_zero()
             self.pair_gate.bias[self.channels.index(channel)] = scale
+
+    def start_from_mlp(self, mlp: nn.Sequential, names: Sequence[str]) -> None:
+        r"""Initialises the scorer as an MLP over named pair features alone (e.g. the
+        fitted learned ranker's, ``model.pair_init=learned_ranker``): every other term
+        zero as in :meth:`start_from`, the MLP copied into the pair MLP
+        (:func:`load_pair_mlp`)."""
+        if "pairs" not in self.parts:
+            raise ValueError("start_from_mlp needs the 'pairs' part (model.hybrid_parts)")
+        with torch.no_grad():
+            self._start_zero()
+        load_pair_mlp(self, mlp, names)
+
+    def _start_zero(self) -> None:
+        """Zeroes every term of the score but the pair features' (ego-net head output,
+        ``fold``, the pair MLP's output layer, the gate)."""
+        if "egonet" in self.parts:
+            last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+            for p in last.parameters():
+                p.zero_()
+        if "tower" in self.parts:
+            self.fold.weight.zero_()
+            self.fold.bias.zero_()
+        self.pair_mlp[-1].weight.zero_()
+        self.pair_mlp[-1].bias.zero_()
+        self.pair_gate.weight.zero_()
+        self.pair_gate.bias.zero_()
 
     # ------------------------------------------------------------- the graph
     def set_graph(self, observed, train_users: Tensor, seed: int = 0,
@@ -614,6 +630,28 @@ def sampled_softmax_loss(target_scores: Tensor, negative_scores: Tensor,
     return ((log_z - target_scores) * w).sum() / w.sum().clamp(min=1)
 
 
+def load_pair_mlp(model: nn.Module, mlp: nn.Sequential, names: Sequence[str]) -> None:
+    r"""Copies an MLP over named features (``Linear(C, H) -> ReLU -> Linear(H, 1)``, e.g.
+    the learned ranker's) into :obj:`model`'s pair MLP: input column ``names[j]`` goes
+    to the model's channel of that name, channels it does not read get zero weight."""
+    first, last = model.pair_mlp[0], model.pair_mlp[-1]
+    if mlp[0].out_features != first.out_features or len(names) != mlp[0].in_features:
+        raise ValueError(f"an MLP of width {mlp[0].out_features} over {mlp[0].in_features} "
+                         f"features ({len(names)} names) does not fit the pair MLP "
+                         f"(width {first.out_features}, model.pair_hidden)")
+    missing = [n for n in names if n not in model.channels]
+    if missing:
+        raise ValueError(f"the MLP reads {missing}, which this scorer's pair features "
+                         f"({model.channels}) lack")
+    with torch.no_grad():
+        first.weight.zero_()
+        for j, name in enumerate(names):
+            first.weight[:, model.channels.index(name)] = mlp[0].weight[:, j]
+        first.bias.copy_(mlp[0].bias)
+        last.weight.copy_(mlp[-1].weight)
+        last.bias.copy_(mlp[-1].bias)
+
+
 class PairFeatureHead:
     r"""What the hybrid item and interest scorers add to their base model: an MLP over
     the pair (or label) features, computed once per batch by the learner
@@ -663,6 +701,17 @@ class PairFeatureHead:
             self.pair_gate.weight.zero_()
             self.pair_gate.bias.zero_()
             self.pair_gate.bias[self.channels.index(channel)] = scale
+
+    def start_from_mlp(self, mlp: nn.Sequential, names: Sequence[str]) -> None:
+        r"""Initialises the scorer as an MLP over named pair features alone (the
+        fitted learned ranker's, ``model.pair_init=learned_ranker``): the base score
+        zero as in :meth:`start_from`, the gate zero, the MLP copied into the pair MLP
+        (:func:`load_pair_mlp`)."""
+        with torch.no_grad():
+            self._start_base(0.0, None)
+            self.pair_gate.weight.zero_()
+            self.pair_gate.bias.zero_()
+        load_pair_mlp(self, mlp, names)
 
     def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
         r"""The base model's forward, plus ``mode="pair_mlp"`` (the MLP of features
