@@ -179,3 +179,26 @@ def test_recent_popularity_needs_times(lastfm):
                        "dataset"):
         TaskSampler(undated, split_users(undated, seed=0),
                     TaskConfig(kind="item", pair_features=["recent_popularity"]))
+
+
+def test_drift_features_are_bounded_and_zero_on_the_history(ciaodvd, drift):
+    import dataclasses
+
+    from socialmeta.features import allowed_item_features
+    from socialmeta.features.item import ITEM_FEATURE_CLIP
+
+    drift = TaskSampler(ciaodvd, drift.split, dataclasses.replace(
+        drift.config, pair_features=tuple(allowed_item_features(drift.config.context,
+                                                                dated=True))))
+    batch = drift.train_batch(epoch=0, batch_index=0, batch_size=32)
+    phi = batch.pair_features
+    cand = drift.candidate_mask(batch)
+    keep = cand | (support_matrix(batch, drift.num_items) > 0)
+    assert (~keep).any()                          # history items the task never ranks
+    assert (phi[~keep] == 0).all()
+    assert phi.abs().max() <= ITEM_FEATURE_CLIP
+    # unclipped, some support item's channel is far above every candidate's
+    raw = _raw(drift, batch)
+    from socialmeta.features.sparse import candidate_normalized
+    assert max(float(candidate_normalized(v, cand).abs().max()) for v in raw.values()) \
+        > ITEM_FEATURE_CLIP
