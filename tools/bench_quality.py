@@ -89,14 +89,14 @@ NOTES = {
     "ego_facebook:friend:features": _WITH_HEURISTICS,
     "ciaodvd:item": ("New users (random user split) with the trust network as context. "
                      "Learner runs use lastfm item's score and loss, carried over untuned "
-                     "(`experiment=ciaodvd_item`, 300 steps); only `maml` and `noadapt` "
-                     "have run so far."),
+                     "(`experiment=ciaodvd_item`, 300 steps); the table lists the learners "
+                     "that have run."),
     "ciaodvd:item:temporal": ("Interest drift (`task.protocol=temporal`, warm users, cut at "
                               "the 0.7 quantile of the rating dates, 2008-12-28): support = a "
                               "known user's last K ratings before the cut, query = the movies "
                               "rated after it; the older history is context (design.md §4.1). "
-                              "Learner runs as in `ciaodvd:item`; only `maml` and `noadapt` "
-                              "have run so far."),
+                              "Learner runs as in `ciaodvd:item`; the table lists the learners "
+                              "that have run."),
     "ciaodvd:new_item": ("New movies (`task=new_item`): a held-out movie's first K raters "
                          "are the support, its other raters the query, ranked among all "
                          "19,533 users on the adoption graph (users and movies as nodes; "
