@@ -150,12 +150,9 @@ def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: in
     synthetic graph: generate + build, then :obj:`steps` meta-steps, each timed as
     batch build (the pair features over the whole graph) and meta-gradient step;
     :obj:`overrides` are added to the run config (e.g. ``model.tower_fanout=[10,10]``)."""
-    import time
-
     import torch
 
     from socialmeta.experiment import Experiment
-    from socialmeta.meta import meta_gradient
 
     rows: list[tuple[str, float, float, str]] = []
     phase = _phase_clock(num_users, rows)
@@ -168,41 +165,45 @@ def hybrid_phases(num_users: int, steps: int, batch: int, out: Path, workers: in
     optimizer = torch.optim.Adam(exp.params.values(), lr=3e-3)
     building = stepping = 0.0
     for step in range(steps):
-        t0 = time.perf_counter()
         exp.model.begin_step(step)
-        tasks = exp.sampler.train_batch(0, step, batch)
-        t1 = time.perf_counter()
-        _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
-        for name, p in exp.params.items():
-            p.grad = grads[name]
-        optimizer.step()
-        building, stepping = building + t1 - t0, stepping + time.perf_counter() - t1
+        build, meta = _timed_step(exp, optimizer, 0, step, batch)
+        building, stepping = building + build, stepping + meta
     phase("meta-training", f"{steps} steps at T={batch}: batch build {building / steps:.2f} s"
           f" + step {stepping / steps:.2f} s per step")
     return rows
 
 
+def _timed_step(exp, optimizer, epoch: int, batch_index: int, batch: int
+                ) -> tuple[float, float]:
+    """One meta-training step of :obj:`exp` on ``train_batch(epoch, batch_index,
+    batch)``: ``(seconds building the batch, seconds of meta-gradient + update)``."""
+    import time
+
+    from socialmeta.meta import meta_gradient
+
+    t0 = time.perf_counter()
+    tasks = exp.sampler.train_batch(epoch, batch_index, batch)
+    t1 = time.perf_counter()
+    _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
+    for name, p in exp.params.items():
+        p.grad = grads[name]
+    optimizer.step()
+    return t1 - t0, time.perf_counter() - t1
+
+
 def sampling_share(cell: str, batch: int, steps: int) -> str:
     """In-loop share of step time spent building task batches for a benchmark cell,
     the run built exactly as ``socialmeta-train`` builds it."""
-    import time
 
     from socialmeta.experiment import Experiment
-    from socialmeta.meta import meta_gradient
 
     exp = Experiment.from_config(overrides=[*CELLS[cell], f"train.batch_size={batch}"])
     optimizer = __import__("torch").optim.Adam(exp.params.values(), lr=3e-3)
     exp.sampler.train_batch(0, 0, batch)
     sampling = total = 0.0
     for step in range(1, steps + 1):
-        t0 = time.perf_counter()
-        tasks = exp.sampler.train_batch(step, 0, batch)
-        t1 = time.perf_counter()
-        _, grads = meta_gradient(exp.model, tasks, exp.inner, exp.params)
-        for name, p in exp.params.items():
-            p.grad = grads[name]
-        optimizer.step()
-        sampling, total = sampling + t1 - t0, total + time.perf_counter() - t0
+        build, meta = _timed_step(exp, optimizer, step, 0, batch)
+        sampling, total = sampling + build, total + build + meta
     return (f"{cell} friend tasks ({' '.join(CELLS[cell][:1]) or 'defaults'}), T={batch}, "
             f"{steps} steps: {steps / total:.2f} steps/s, task sampling "
             f"{100 * sampling / total:.0f}% of step time ({1000 * sampling / steps:.0f} ms "

@@ -149,7 +149,7 @@ class ItemPairFeatures:
         out: dict[str, Tensor] = {}
         for name in self.names:
             if name == "recent_popularity":
-                out.update(self._recent(center, counts))
+                out.update(self._recent(center, tie))
                 continue
             if name == "popularity":
                 value = counts
@@ -175,19 +175,19 @@ class ItemPairFeatures:
         return out
 
 
-    def _recent(self, center: Tensor, counts: Tensor) -> dict[str, Tensor]:
+    def _recent(self, center: Tensor, tie: Tensor) -> dict[str, Tensor]:
         r"""The ``recent_popularity`` channels: the baseline's score, recency-weighted
-        counts over their largest plus all-time counts at ``1e-6`` (its tie-break),
-        without the center's own interactions."""
+        counts over their largest plus :obj:`tie` (all-time counts at ``1e-6``, its
+        tie-break, as :meth:`raw` computes it), without the center's own
+        interactions."""
         pos, slot = self.recent_rows.slots(center)
         own = torch.zeros(center.numel(), self.num_items, len(RECENT_HALF_LIVES),
                           dtype=torch.float64)
         own.index_put_((pos, self.recent_rows.col[slot]), self.recent_weight[slot],
                        accumulate=True)
         recent = (self.recent.unsqueeze(0) - own).clamp(min=0.0).float()
-        ties = 1e-6 * counts / counts.max(1, keepdim=True).values.clamp(min=1)
         top = recent.amax(1, keepdim=True).clamp(min=1e-30)
-        return {name: recent[..., h] / top[..., h] + ties
+        return {name: recent[..., h] / top[..., h] + tie
                 for h, name in enumerate(item_channels(("recent_popularity",)))}
 
 

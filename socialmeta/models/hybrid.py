@@ -54,7 +54,57 @@ PARTS = ("egonet", "tower", "pairs")
 PROPOSALS = ("uniform", "degree")
 
 
-class HybridLinkModel(LinkModel):
+class StartsFromFeatures:
+    r"""``model.pair_init`` for the hybrid scorers (mixed in before the model class):
+    start the model as one of its pair features, or as an MLP over them, with every
+    other term of the score zero. A model zeroes its own other terms in
+    ``_start_base(scale, prior)``; its pair terms are ``pair_mlp`` and ``pair_gate``
+    and its feature names ``channels``."""
+
+    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
+                   ) -> None:
+        r"""Initialises the scorer as the pair feature :obj:`channel` alone (one of
+        :attr:`channels`): the model's other score terms constant (``_start_base``:
+        the ego-net head, ``fold``, the item or label head), the pair MLP's output
+        layer zero, the gate's bias :obj:`scale` on that channel, so the model ranks
+        as that feature — as the baseline whose score the channel is — and leaves it
+        only where meta-training finds better on validation users (with
+        ``train.eval_at_start`` the Trainer validates this starting point too).
+        :obj:`prior` (``[L]``, interest tasks) adds the label propagation baseline's
+        tie-break by label frequency. ``model.pair_init``."""
+        self._check_pairs()
+        if channel not in self.channels:
+            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
+                             f"{self.channels}")
+        with torch.no_grad():
+            self._start_base(scale, prior)
+            self._zero_pair_terms()
+            self.pair_gate.bias[self.channels.index(channel)] = scale
+
+    def start_from_mlp(self, mlp: nn.Sequential, names: Sequence[str]) -> None:
+        r"""Initialises the scorer as an MLP over named pair features alone (the
+        fitted learned ranker's, ``model.pair_init=learned_ranker``): the other terms
+        zero as in :meth:`start_from`, the gate zero, the MLP copied into the pair MLP
+        (:func:`load_pair_mlp`)."""
+        self._check_pairs()
+        with torch.no_grad():
+            self._start_base(0.0, None)
+            self._zero_pair_terms()
+        load_pair_mlp(self, mlp, names)
+
+    def _check_pairs(self) -> None:
+        if not hasattr(self, "pair_gate"):
+            raise ValueError("starting from pair features needs the 'pairs' part "
+                             "(model.hybrid_parts)")
+
+    def _zero_pair_terms(self) -> None:
+        self.pair_mlp[-1].weight.zero_()
+        self.pair_mlp[-1].bias.zero_()
+        self.pair_gate.weight.zero_()
+        self.pair_gate.bias.zero_()
+
+
+class HybridLinkModel(StartsFromFeatures, LinkModel):
     r"""Scores every user of the graph for a friend task: ego-net encoder, candidate
     tower and pair features (see the module docstring).
 
@@ -174,38 +224,10 @@ class HybridLinkModel(LinkModel):
         self.channels = (list(channels) if channels is not None
                          else [f"pair_{i}" for i in range(num_pair_features)])
 
-    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
-                   ) -> None:
-        r"""Initialises the scorer as the pair feature :obj:`channel` alone
-        (``score = scale · φ_channel``; the feature is its baseline's score): the
-        ego-net head's output zero (bilinear: its weight and bias; dot: its scale; mlp:
-        its last layer), ``fold`` zero (no tower term), the pair MLP's output layer
-        zero and the gate's bias :obj:`scale` on that channel. Training moves away from
-        it only where validation users reward it (with ``train.eval_at_start``).
-        ``model.pair_init``; :obj:`prior` is unused (interest tasks')."""
-        if "pairs" not in self.parts:
-            raise ValueError("start_from needs the 'pairs' part (model.hybrid_parts)")
-        if channel not in self.channels:
-            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
-                             f"{self.channels}")
-        with torch.no_grad():
-            self._start_zero()
-            self.pair_gate.bias[self.channels.index(channel)] = scale
-
-    def start_from_mlp(self, mlp: nn.Sequential, names: Sequence[str]) -> None:
-        r"""Initialises the scorer as an MLP over named pair features alone (e.g. the
-        fitted learned ranker's, ``model.pair_init=learned_ranker``): every other term
-        zero as in :meth:`start_from`, the MLP copied into the pair MLP
-        (:func:`load_pair_mlp`)."""
-        if "pairs" not in self.parts:
-            raise ValueError("start_from_mlp needs the 'pairs' part (model.hybrid_parts)")
-        with torch.no_grad():
-            self._start_zero()
-        load_pair_mlp(self, mlp, names)
-
-    def _start_zero(self) -> None:
-        """Zeroes every term of the score but the pair features' (ego-net head output,
-        ``fold``, the pair MLP's output layer, the gate)."""
+    def _start_base(self, scale: float, prior: Tensor | None) -> None:
+        """:meth:`StartsFromFeatures.start_from`: the ego-net head's output zero
+        (bilinear: its weight and bias; dot: its scale; mlp: its last layer) and
+        ``fold`` zero (no tower term)."""
         if "egonet" in self.parts:
             last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
             for p in last.parameters():
@@ -213,10 +235,6 @@ class HybridLinkModel(LinkModel):
         if "tower" in self.parts:
             self.fold.weight.zero_()
             self.fold.bias.zero_()
-        self.pair_mlp[-1].weight.zero_()
-        self.pair_mlp[-1].bias.zero_()
-        self.pair_gate.weight.zero_()
-        self.pair_gate.bias.zero_()
 
     # ------------------------------------------------------------- the graph
     def set_graph(self, observed, train_users: Tensor, seed: int = 0,
@@ -652,7 +670,7 @@ def load_pair_mlp(model: nn.Module, mlp: nn.Sequential, names: Sequence[str]) ->
         last.bias.copy_(mlp[-1].bias)
 
 
-class PairFeatureHead:
+class PairFeatureHead(StartsFromFeatures):
     r"""What the hybrid item and interest scorers add to their base model: an MLP over
     the pair (or label) features, computed once per batch by the learner
     (``mode="pair_mlp"`` from ``batch_inputs``) and never adapted, and a gate
@@ -680,38 +698,6 @@ class PairFeatureHead:
         super().reset_parameters()
         if hasattr(self, "pair_gate"):   # the base __init__ resets before they exist
             self._reset_pairs()
-
-    def start_from(self, channel: str, prior: Tensor | None = None, scale: float = 10.0
-                   ) -> None:
-        r"""Initialises the scorer as the pair feature :obj:`channel` alone (one of
-        :attr:`channels`): the base model's score becomes a constant (its output layer
-        zero), the pair MLP's output layer zero, the gate's bias :obj:`scale` on that
-        channel, so the model ranks as that feature — as the baseline whose score the
-        channel is — and leaves it only where meta-training finds better on validation
-        users (with ``train.eval_at_start`` the Trainer validates this starting point
-        too). :obj:`prior` (``[L]``, interest tasks) adds the label propagation
-        baseline's tie-break by label frequency. ``model.pair_init``."""
-        if channel not in self.channels:
-            raise ValueError(f"unknown feature channel {channel!r}; choose one of "
-                             f"{self.channels}")
-        with torch.no_grad():
-            self._start_base(scale, prior)
-            self.pair_mlp[-1].weight.zero_()
-            self.pair_mlp[-1].bias.zero_()
-            self.pair_gate.weight.zero_()
-            self.pair_gate.bias.zero_()
-            self.pair_gate.bias[self.channels.index(channel)] = scale
-
-    def start_from_mlp(self, mlp: nn.Sequential, names: Sequence[str]) -> None:
-        r"""Initialises the scorer as an MLP over named pair features alone (the
-        fitted learned ranker's, ``model.pair_init=learned_ranker``): the base score
-        zero as in :meth:`start_from`, the gate zero, the MLP copied into the pair MLP
-        (:func:`load_pair_mlp`)."""
-        with torch.no_grad():
-            self._start_base(0.0, None)
-            self.pair_gate.weight.zero_()
-            self.pair_gate.bias.zero_()
-        load_pair_mlp(self, mlp, names)
 
     def forward(self, *args: Tensor, mode: str | None = None, **kwargs) -> Tensor:
         r"""The base model's forward, plus ``mode="pair_mlp"`` (the MLP of features
@@ -769,7 +755,7 @@ class HybridItemModel(PairFeatureHead, ItemModel):
         return {"pair_scores": call(batch.pair_features, mode="pair_mlp")}
 
     def _start_base(self, scale: float, prior: Tensor | None) -> None:
-        """:meth:`PairFeatureHead.start_from`: the user vector ``q_u`` becomes zero
+        """:meth:`StartsFromFeatures.start_from`: the user vector ``q_u`` becomes zero
         (so does its score of every item), and with ``heuristics`` the ego-net count
         MLP's output layer and the item bias too."""
         self.head.weight.zero_()
@@ -881,7 +867,7 @@ class HybridInterestModel(PairFeatureHead, InterestModel):
         return [f"label_propagation@{a:g}" for a in self.alphas] + list(INTEREST_EXTRA)
 
     def _start_base(self, scale: float, prior: Tensor | None) -> None:
-        """:meth:`PairFeatureHead.start_from`: the head's logits become the constant
+        """:meth:`StartsFromFeatures.start_from`: the head's logits become the constant
         ``-scale / 2`` plus the label prior's tie-break (``logit = scale (φ - 1/2)``)."""
         self.head.weight.zero_()
         self.head.bias.fill_(-scale / 2)
