@@ -98,8 +98,8 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
           f"{torch.get_num_threads()} threads, device {device}; cell {cell}; median of "
           f"{repeats} interleaved repeats after a warm-up")
     print("| scorer | learner | T | batch build (s) | meta-gradient step (s) | step vs "
-          f"{scorers[0]} |")
-    print("|---|---|---:|---:|---:|---:|")
+          f"{scorers[0]} | mean step (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     exps = {}
     for spec in scorers:  # "hybrid" or "hybrid+model.tower_refresh=4" (extra overrides)
         scorer, *extra = spec.split("+")
@@ -135,7 +135,8 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
                 t_step = statistics.median(step[spec])
                 print(f"| {spec} | {learner} | {num_tasks} | "
                       f"{statistics.median(build[spec]):.3f} | {t_step:.3f} | "
-                      f"{t_step / first:.2f}x |", flush=True)
+                      f"{t_step / first:.2f}x | {statistics.mean(step[spec]):.3f} |",
+                      flush=True)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 one set of parameters."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -65,6 +66,77 @@ def _make_conv(name: str, in_channels: int, out_channels: int, heads: int) -> nn
     if name == "mlp":
         return nn.Linear(in_channels, out_channels)
     raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
+
+
+class MeanAdjacency:
+    r"""A graph as the row-normalised sparse matrix of mean aggregation, for the fast
+    path of :meth:`Encoder.forward_sparse` with ``"sage"`` convolutions: ``A[i, j] =
+    1 / in_degree(i)`` for every edge ``j -> i`` of :obj:`edge_index` (PyG's
+    convention: ``edge_index[0]`` sends, ``edge_index[1]`` receives), stored as a CSR
+    matrix and its transpose (for the backward). One CSR product per layer replaces
+    PyG's gather of ``[E, F]`` messages and their scatter-mean; the result equals
+    PyG's ``SAGEConv`` up to float rounding (the mean is taken as a weighted sum).
+
+    The product runs inside a :class:`torch.autograd.Function` whose backward is the
+    same Function on the transpose, so it is differentiable any number of times and
+    works under ``torch.func.grad`` (which cannot wrap sparse tensors: they are held
+    by this object, never passed as tensor arguments). Not under ``vmap``.
+
+    Args:
+        edge_index (Tensor): ``[2, E]``.
+        num_nodes (int): ``N``.
+        dtype (torch.dtype): The dtype of the features it will multiply.
+    """
+
+    def __init__(self, edge_index: Tensor, num_nodes: int,
+                 dtype: torch.dtype = torch.float32) -> None:
+        src, dst = edge_index[0], edge_index[1]
+        degree = torch.bincount(dst, minlength=num_nodes).clamp(min=1).to(dtype)
+        weight = degree.reciprocal()[dst]
+        self.num_nodes, self.dtype, self.device = num_nodes, dtype, edge_index.device
+        # the CSR parts as dense tensors (copyable, unlike sparse CSR tensors); the
+        # sparse views are made per product, which copies nothing
+        self._parts = (self._csr(dst, src, weight), self._csr(src, dst, weight))
+
+    def _csr(self, row: Tensor, col: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        n = self.num_nodes
+        if row.numel() > 1 and bool((row[1:] < row[:-1]).any()):
+            order = torch.argsort(row, stable=True)
+            row, col, value = row[order], col[order], value[order]
+        crow = torch.zeros(n + 1, dtype=torch.long, device=row.device)
+        crow[1:] = torch.bincount(row, minlength=n).cumsum(0)
+        return crow, col, value
+
+    def matrix(self, transposed: bool = False) -> Tensor:
+        """The sparse CSR matrix ``A`` (or ``A^T``)."""
+        crow, col, value = self._parts[int(transposed)]
+        with warnings.catch_warnings():   # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(crow, col, value, (self.num_nodes,) * 2,
+                                           check_invariants=False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``A x``: the mean of every node's in-neighbours' rows of :obj:`x` ``[N, F]``
+        (zero for nodes without in-edges)."""
+        if x.dtype != self.dtype:
+            raise ValueError(f"MeanAdjacency built for {self.dtype}, got {x.dtype} features")
+        return _MeanAggregate.apply(x, self, False)
+
+
+class _MeanAggregate(torch.autograd.Function):
+    """``A x`` (or ``A^T x``) for :class:`MeanAdjacency`."""
+
+    @staticmethod
+    def forward(x: Tensor, adjacency: MeanAdjacency, transposed: bool) -> Tensor:
+        return torch.sparse.mm(adjacency.matrix(transposed), x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.adjacency, ctx.transposed = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _MeanAggregate.apply(grad, ctx.adjacency, not ctx.transposed), None, None
 
 
 _DENSE = {SAGEConv: dense_sage, GCNConv: dense_gcn, GINConv: dense_gin, GATConv: dense_gat}
@@ -137,17 +209,28 @@ class Encoder(nn.Module):
             h = self._between(i, h)
         return h * mask.unsqueeze(-1).to(h.dtype)
 
-    def forward_sparse(self, x: Tensor, edge_index: Tensor | Sequence[Tensor]) -> Tensor:
+    def forward_sparse(self, x: Tensor, edge_index: Tensor | MeanAdjacency
+                       | Sequence[Tensor | MeanAdjacency]) -> Tensor:
         """Node embeddings ``[N, hidden]`` by PyG message passing; :obj:`edge_index`
         may be one graph per layer (a sequence of ``num_layers`` edge indices, e.g.
-        neighbour samples drawn per layer)."""
-        if isinstance(edge_index, Tensor):
+        neighbour samples drawn per layer). A :class:`MeanAdjacency` instead of an
+        edge index takes the CSR fast path (``"sage"`` only): same embeddings, one
+        sparse product per layer."""
+        if isinstance(edge_index, (Tensor, MeanAdjacency)):
             edge_index = [edge_index] * self.num_layers
         elif len(edge_index) != self.num_layers:
             raise ValueError(f"{len(edge_index)} edge indices for {self.num_layers} layers")
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(h) if self.conv_name == "mlp" else conv(h, edge_index[i])
+            if self.conv_name == "mlp":
+                h = conv(h)
+            elif isinstance(edge_index[i], MeanAdjacency):
+                if self.conv_name != "sage":
+                    raise ValueError(f"a MeanAdjacency serves 'sage' encoders only, not "
+                                     f"{self.conv_name!r}: pass an edge index")
+                h = conv.lin_l(edge_index[i](h)) + conv.lin_r(h)   # = SAGEConv(h, edges)
+            else:
+                h = conv(h, edge_index[i])
             h = self._between(i, h)
         return h
 

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from socialmeta.models.encoders import Encoder
+from socialmeta.models.encoders import Encoder, MeanAdjacency
 from socialmeta.models.interest import InterestModel
 from socialmeta.models.item import ItemModel, item_list_loss
 from socialmeta.models.link import LinkModel
@@ -218,6 +218,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             del self.head, self.far
         self.head_prefixes = ("head.", "fold.", "pair_gate.")
         self._graph_set = False
+        self._fold_graphs: dict = {}   # (fold, part, device, dtype) -> _fold_graph
         if channels is not None and len(channels) != num_pair_features:
             raise ValueError(f"{len(channels)} channel names for {num_pair_features} "
                              "pair features")
@@ -277,6 +278,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                              persistent=False)
         self._graph_set, self._fold_seed = True, seed
         self._cache = self._served = None        # towers of another graph
+        self._fold_graphs = {}
         return self
 
     @property
@@ -383,13 +385,37 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             if fold not in folds:
                 out.append(None)
                 continue
-            edges = self.tower_graph(fold)
-            degree = torch.bincount(edges[0], minlength=self.num_users).to(self.graph_x.dtype)
-            inputs = torch.cat([self.graph_x, degree.log1p().unsqueeze(-1)], -1)
-            out.append(self.tower.forward_sparse(
-                inputs, edges if sampled is None else sampled[fold]))
+            graph = (self._fold_graph(fold, "graph") if sampled is None
+                     else [self._adjacency(e) for e in sampled[fold]])
+            out.append(self.tower.forward_sparse(self._fold_graph(fold, "inputs"), graph))
         like = next(o for o in out if o is not None)
         return torch.stack([torch.zeros_like(like) if o is None else o for o in out])
+
+    def _adjacency(self, edges: Tensor) -> Tensor | MeanAdjacency:
+        """What the tower's ``forward_sparse`` reads for :obj:`edges`: the CSR mean
+        aggregation of a ``"sage"`` tower (:class:`MeanAdjacency`, several times
+        faster than PyG's gather/scatter at lastfm's size), else the edge index."""
+        if self.tower.conv_name != "sage":
+            return edges
+        return MeanAdjacency(edges, self.num_users, self.graph_x.dtype)
+
+    def _fold_graph(self, fold: int, part: str) -> Tensor | MeanAdjacency:
+        """Fold :obj:`fold`'s tower ``"inputs"`` ``[U, F + 1]`` (user features and log
+        degree in the fold's graph) or ``"graph"`` (:meth:`_adjacency` of
+        :meth:`tower_graph`). Neither depends on the parameters, so each is kept
+        until the graph, the device or the dtype changes (the graph only when asked
+        for: the neighbour-sampled tower reads its samples instead)."""
+        key = (fold, part, self.graph_edges.device, self.graph_x.dtype)
+        if key not in self._fold_graphs:
+            edges = self.tower_graph(fold)
+            if part == "graph":
+                self._fold_graphs[key] = self._adjacency(edges)
+            else:
+                degree = torch.bincount(edges[0], minlength=self.num_users).to(
+                    self.graph_x.dtype)
+                self._fold_graphs[key] = torch.cat([self.graph_x,
+                                                    degree.log1p().unsqueeze(-1)], -1)
+        return self._fold_graphs[key]
 
     # -------------------------------------------------- learner entry points
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
@@ -577,11 +603,15 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
                                                     (ego - far) * valid)
         if "tower" in self.parts:
-            # every fold's tower dotted with the user vector, then the center's fold
-            # picked by a one-hot: no [U, H] gather per task
+            # the center's fold of the tower dotted with the user vector, as one product
+            # with the folds side by side: [U, (F + 1) H] @ [(F + 1) H], the user vector
+            # placed in the center's fold's block (a one-hot: no [U, H] gather per task,
+            # and under vmap one GEMM with the tasks as columns, no [T, F + 1, U] tensor)
             pick = (self.fold_of.index_select(0, center.reshape(1))
                     == torch.arange(candidates.size(0), device=h.device)).to(h.dtype)
-            score = score + pick @ (candidates @ self.fold(q))            # [F + 1] @ [F + 1, U]
+            user = (pick.unsqueeze(-1) * self.fold(q)).reshape(-1)       # [(F + 1) H]
+            side = candidates.transpose(0, 1).reshape(candidates.size(1), -1)
+            score = score + side @ user
         if "pairs" in self.parts:
             phi = pair_features.to(h.dtype)
             score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
