@@ -218,7 +218,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             del self.head, self.far
         self.head_prefixes = ("head.", "fold.", "pair_gate.")
         self._graph_set = False
-        self._fold_graphs: dict = {}   # (fold, part, device, dtype) -> _fold_graph
+        self._fold_graphs: dict = {}   # (fold, part) -> _fold_graph (_keep_fold_graphs)
         if channels is not None and len(channels) != num_pair_features:
             raise ValueError(f"{len(channels)} channel names for {num_pair_features} "
                              "pair features")
@@ -279,6 +279,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         self._graph_set, self._fold_seed = True, seed
         self._cache = self._served = None        # towers of another graph
         self._fold_graphs = {}
+        if "tower" in self.parts:
+            self._keep_fold_graphs()
         return self
 
     @property
@@ -402,20 +404,35 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
     def _fold_graph(self, fold: int, part: str) -> Tensor | MeanAdjacency:
         """Fold :obj:`fold`'s tower ``"inputs"`` ``[U, F + 1]`` (user features and log
         degree in the fold's graph) or ``"graph"`` (:meth:`_adjacency` of
-        :meth:`tower_graph`). Neither depends on the parameters, so each is kept
-        until the graph, the device or the dtype changes (the graph only when asked
-        for: the neighbour-sampled tower reads its samples instead)."""
-        key = (fold, part, self.graph_edges.device, self.graph_x.dtype)
-        if key not in self._fold_graphs:
-            edges = self.tower_graph(fold)
-            if part == "graph":
-                self._fold_graphs[key] = self._adjacency(edges)
-            else:
-                degree = torch.bincount(edges[0], minlength=self.num_users).to(
-                    self.graph_x.dtype)
-                self._fold_graphs[key] = torch.cat([self.graph_x,
-                                                    degree.log1p().unsqueeze(-1)], -1)
-        return self._fold_graphs[key]
+        :meth:`tower_graph`): from the cache :meth:`_keep_fold_graphs` fills, or
+        built afresh."""
+        kept = self._fold_graphs.get((fold, part))
+        if kept is not None:
+            return kept
+        edges = self.tower_graph(fold)
+        if part == "graph":
+            return self._adjacency(edges)
+        degree = torch.bincount(edges[0], minlength=self.num_users).to(self.graph_x.dtype)
+        return torch.cat([self.graph_x, degree.log1p().unsqueeze(-1)], -1)
+
+    def _keep_fold_graphs(self) -> None:
+        """Builds the tower's per-fold inputs and graphs once, for every later batch
+        (neither depends on the parameters): every fold's input, and the graphs the
+        tower reads unsampled (every fold's; with ``tower_fanout`` only the whole
+        graph's, which evaluation reads). Called by :meth:`set_graph` and after every
+        ``.to()``, never inside a ``torch.func`` transform (whose outputs are
+        wrapped tensors that must not outlive it)."""
+        self._fold_graphs = {}
+        for fold in range(self.tower_folds + 1):
+            self._fold_graphs[fold, "inputs"] = self._fold_graph(fold, "inputs")
+            if self.tower_fanout is None or fold == self.tower_folds:
+                self._fold_graphs[fold, "graph"] = self._fold_graph(fold, "graph")
+
+    def _apply(self, fn, recurse: bool = True):
+        out = super()._apply(fn, recurse)
+        if getattr(self, "_graph_set", False) and "tower" in self.parts:
+            self._keep_fold_graphs()     # the buffers moved or changed dtype
+        return out
 
     # -------------------------------------------------- learner entry points
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:

@@ -219,6 +219,41 @@ def test_tower_cache_serves_refresh_batches_then_equals_a_fresh_forward(syntheti
         assert model._cache is None
 
 
+def test_kept_fold_graphs_equal_fresh_ones_and_outlive_meta_training(synthetic_sampler):
+    """The tower's per-fold inputs and CSR graphs are built once outside any
+    torch.func transform (so a deep copy after meta-training works: a wrapped tensor
+    kept from inside ``grad`` would not copy), follow ``.to(dtype)``, and give the
+    tower the embeddings of a PyG forward over each fold's edge index."""
+    import copy
+
+    from torch._C._functorch import is_functorch_wrapped_tensor
+
+    from socialmeta.models.encoders import MeanAdjacency
+
+    model = _model(synthetic_sampler)
+    meta_gradient(model, synthetic_sampler.train_batch(0, 0, 4), InnerLoop("maml"))
+    kept = model._fold_graphs
+    assert {k for k in kept} == {(f, part) for f in range(model.tower_folds + 1)
+                                 for part in ("inputs", "graph")}
+    assert not any(is_functorch_wrapped_tensor(v if torch.is_tensor(v) else v._parts[0][2])
+                   for v in kept.values())
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        tower = model.candidate_embeddings(range(model.tower_folds + 1))
+        assert torch.equal(other.candidate_embeddings(range(model.tower_folds + 1)), tower)
+        for fold in range(model.tower_folds + 1):
+            assert isinstance(kept[fold, "graph"], MeanAdjacency)
+            pyg = model.tower.forward_sparse(kept[fold, "inputs"], model.tower_graph(fold))
+            assert torch.allclose(tower[fold], pyg, atol=1e-5)
+        model.double()
+        assert model._fold_graphs[0, "inputs"].dtype == torch.float64
+        assert torch.allclose(model.candidate_embeddings([0])[0], tower[0].double(),
+                              atol=1e-5)
+    sampled = _model(synthetic_sampler, tower_fanout=(3, 3))   # eval graph only
+    assert {k for k in sampled._fold_graphs if k[1] == "graph"} == {
+        (sampled.tower_folds, "graph")}
+
+
 @pytest.mark.parametrize("head", ["bilinear", "dot", "mlp"])
 def test_a_model_started_from_a_channel_scores_as_that_feature(synthetic_sampler, head):
     channels = synthetic_sampler.pair_features.channels
