@@ -28,9 +28,9 @@ not on the other tasks of its batch, the batch size or the rank that built it.
 softmax instead (:func:`sampled_softmax_loss`): each task draws ``softmax_samples``
 candidates from a proposal ``Q`` (uniform, or by observed degree^0.75) with the
 counter-based hash of its ``(task_index, center)`` (the same negatives whatever batch
-or rank builds the task), takes the scores of only those and its targets (every term is
-still computed over all candidates, then gathered: what it saves is the loss over all
-candidates, not the scoring), and corrects each sample's logit by
+or rank builds the task), scores only those and its targets (the batch's scored
+candidates, :meth:`HybridLinkModel.batch_inputs`: the pair MLP and the tower term on
+their rows alone), and corrects each sample's logit by
 ``-log(S Q(v))`` (logQ correction), a consistent estimate of the full softmax. Evaluation (no autograd) always adapts with the full softmax.
 """
 from __future__ import annotations
@@ -158,7 +158,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
     #: are what adaptation re-weights
     shared_prefixes = ("tower.", "pair_mlp.")
     #: entries of :meth:`batch_inputs` that are one row per task
-    per_task_inputs = ("pair_scores", "negatives", "negative_logq")
+    per_task_inputs = ("pair_scores", "negatives", "negative_logq", "scored_ids",
+                       "scored_tower", "scored_pair_features", "scored_pair_scores")
     task_fields = (*LinkModel.task_fields, "center", "node_ids", "support_ids",
                    "query_ids", "pair_features")
 
@@ -439,20 +440,41 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         r"""What the tasks of :obj:`batch` read, computed once per batch with the
         meta-parameters (:obj:`call`: the model's forward): the candidate tower of the
         folds its centers belong to (``"candidates"`` ``[tower_folds + 1, U, H]``,
-        shared; a task dots every fold's rows with its user vector in one matrix
-        product, which under ``vmap`` is a single ``[(F + 1) U, H] x [H, T]`` GEMM, and
-        keeps its own fold's) and the pair MLP's score of every candidate of every task
-        (``"pair_scores"`` ``[T, U]``)."""
+        shared; a task dots the folds' rows, side by side, with its user vector in its
+        own fold's block, which under ``vmap`` is a single ``[U, (F + 1) H] x
+        [(F + 1) H, T]`` GEMM) and the pair MLP's score of every candidate of every
+        task (``"pair_scores"`` ``[T, U]``).
+
+        In meta-training with the sampled softmax, a task's loss reads the scores of
+        its targets and its drawn negatives only, so the pair MLP and the tower term
+        are computed at those ``M`` candidates alone: ``"scored_ids"`` ``[T, M]`` (the
+        support ids, the query ids, the draws), their pair features and pair-MLP
+        scores and their rows of the tower, gathered once per batch outside the
+        ``vmap`` (the gather's gradient is one ``index_add`` into the shared tower,
+        not a dense ``[T, U, ...]`` tensor per task). A step then costs ``O(T M)``
+        pair-MLP rows instead of ``O(T U)``."""
         out = {}
         if "tower" in self.parts:
             self._check_graph()
             folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
             out["candidates"] = self._tower(call, folds)
-        if "pairs" in self.parts:
-            out["pair_scores"] = call(batch.pair_features, mode="pair_mlp")
-        if torch.is_grad_enabled() and self.sampled:   # meta-training past the threshold
+        sampled = torch.is_grad_enabled() and self.sampled  # meta-training past the threshold
+        if sampled:
             out["negatives"], out["negative_logq"] = self.draw_negatives(batch.task_index,
                                                                          batch.center)
+            ids = torch.cat([batch.support_ids, batch.query_ids,
+                             out["negatives"].to(batch.support_ids.device)], 1).clamp(min=0)
+            out["scored_ids"] = ids
+            if "tower" in self.parts:
+                side = _side_by_side(out["candidates"])
+                out["scored_tower"] = side[ids.to(side.device)]       # [T, M, (F + 1) H]
+            if "pairs" in self.parts:
+                phi = batch.pair_features.gather(
+                    1, ids.unsqueeze(-1).expand(-1, -1, batch.pair_features.size(-1)))
+                out["scored_pair_features"] = phi                     # [T, M, P]
+                out["scored_pair_scores"] = call(phi, mode="pair_mlp")
+        elif "pairs" in self.parts:
+            out["pair_scores"] = call(batch.pair_features, mode="pair_mlp")
         return out
 
     def _tower(self, call, folds: list[int]) -> Tensor:
@@ -513,6 +535,12 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                   "candidates": task.get("candidates"),
                   "pair_scores": task.get("pair_scores"), "prototype": prototype,
                   "support_mask": task["support_mask"], "at": at}
+        if at is not None and "scored_ids" in task:
+            if at is not task["scored_ids"]:
+                raise ValueError("with the batch's scored candidates, score_all scores "
+                                 "exactly task['scored_ids']")
+            kwargs["scored"] = {k: task[k] for k in ("scored_tower", "scored_pair_features",
+                                                     "scored_pair_scores") if k in task}
         if self.num_items:
             kwargs.update(item_ids=task["item_ids"], item_graph=task["item_adj"])
         return call(task["x"], task["adj"], task["node_mask"], task["hop"],
@@ -523,6 +551,15 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         """Softmax over every candidate of one dense task (:func:`whole_graph_loss`),
         or over its drawn negatives (:func:`sampled_softmax_loss`) when the batch drew
         them."""
+        if "scored_ids" in task:    # scores at the batch's scored candidates only
+            targets, negatives = task[f"{side}_ids"], task["negatives"]
+            scores = self.score_all(call, task, prototype, at=task["scored_ids"])
+            first = 0 if side == "support" else task["support_ids"].numel()
+            return sampled_softmax_loss(
+                scores[first:first + targets.numel()], scores[-negatives.numel():],
+                task["negative_logq"], negatives, task["center"], task["support_ids"],
+                task["support_label"] * task["support_mask"], targets,
+                task[f"{side}_label"] * task[f"{side}_mask"], side)
         if "negatives" in task:
             targets, negatives = task[f"{side}_ids"], task["negatives"]
             scores = self.score_all(call, task, prototype,
@@ -595,7 +632,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                    pair_scores: Tensor | None, prototype: bool,
                    sparse: bool = False, support_mask: Tensor | None = None,
                    item_ids: Tensor | None = None, item_graph: Tensor | None = None,
-                   at: Tensor | None = None) -> Tensor:
+                   at: Tensor | None = None, scored: dict[str, Tensor] | None = None
+                   ) -> Tensor:
         items = (item_ids, item_graph)
         if sparse:
             x, edge_index, hop, support_local, support_label = args
@@ -604,6 +642,9 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             x, adj, mask, hop, support_local, support_label = args
             h = self.embed_dense(x, adj, mask, hop, support_local, support_label, *items)
         q = h[..., 0, :]
+        if scored is not None:
+            return self._score_scored(h, q, center, node_ids, at, scored, prototype,
+                                      support_local, support_label, support_mask)
         score = torch.zeros(self.num_users, dtype=h.dtype, device=h.device)
         if "egonet" in self.parts:
             n = h.size(-2)
@@ -624,18 +665,61 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             # with the folds side by side: [U, (F + 1) H] @ [(F + 1) H], the user vector
             # placed in the center's fold's block (a one-hot: no [U, H] gather per task,
             # and under vmap one GEMM with the tasks as columns, no [T, F + 1, U] tensor)
-            pick = (self.fold_of.index_select(0, center.reshape(1))
-                    == torch.arange(candidates.size(0), device=h.device)).to(h.dtype)
-            user = (pick.unsqueeze(-1) * self.fold(q)).reshape(-1)       # [(F + 1) H]
-            side = candidates.transpose(0, 1).reshape(candidates.size(1), -1)
-            score = score + side @ user
+            score = score + _side_by_side(candidates) @ self._fold_user(q, center,
+                                                                         candidates.size(0))
         if "pairs" in self.parts:
             phi = pair_features.to(h.dtype)
+            if pair_scores is None:   # the batch scored its candidates only: every user
+                pair_scores = self.pair_mlp(pair_features).squeeze(-1)
             score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
         # at M users: every term is still computed over all U candidates (one GEMM per
         # part), then gathered. Gathering rows of the shared tower per task instead
-        # makes its gradient a dense [T, F + 1, U, H] under vmap (5x slower at U = 20,000)
+        # makes its gradient a dense [T, F + 1, U, H] under vmap (5x slower at U = 20,000);
+        # the batch's scored candidates (``scored``) gather them outside the vmap instead
         return score if at is None else score.index_select(0, at)
+
+    def _fold_user(self, q: Tensor, center: Tensor, folds: int) -> Tensor:
+        """``[(F + 1) H]``: ``fold(q)`` in the center's fold's block, zero elsewhere (a
+        one-hot: no gather per task)."""
+        pick = (self.fold_of.index_select(0, center.reshape(1))
+                == torch.arange(folds, device=q.device)).to(q.dtype)
+        return (pick.unsqueeze(-1) * self.fold(q)).reshape(-1)
+
+    def _score_scored(self, h: Tensor, q: Tensor, center: Tensor, node_ids: Tensor,
+                      at: Tensor, scored: dict[str, Tensor], prototype: bool,
+                      support_local: Tensor, support_label: Tensor,
+                      support_mask: Tensor | None) -> Tensor:
+        """Scores ``[M]`` at the batch's scored candidates :obj:`at` of one task from
+        their gathered tower rows, pair features and pair-MLP scores
+        (:meth:`batch_inputs`); equal to :meth:`_score_all` at those users."""
+        score = torch.zeros(at.size(0), dtype=h.dtype, device=h.device)
+        if "egonet" in self.parts:
+            n = h.size(-2)
+            slots = torch.cat([torch.arange(n, device=h.device),
+                               torch.full((1,), -1, device=h.device)])
+            if prototype:
+                if support_mask is None:
+                    support_mask = torch.ones_like(support_local, dtype=torch.bool)
+                local = self._prototype(h, support_local, support_label, support_mask, slots)
+            else:
+                local = self._pair_scores(h, slots)
+            far, ego = local[-1], local[:-1]
+            # each scored user's ego-net slot (its first, as the scatter over all users
+            # keeps the sum of a user's slots: ego-net ids are distinct), or the far score
+            match = ((at.unsqueeze(-1) == node_ids) & (node_ids >= 0)).to(h.dtype)  # [M, N]
+            score = score + far + match @ (ego - far)
+        if "tower" in self.parts:
+            tower = scored["scored_tower"]
+            score = score + tower @ self._fold_user(q, center, tower.size(-1) // q.size(-1))
+        if "pairs" in self.parts:
+            phi = scored["scored_pair_features"].to(h.dtype)
+            score = score + scored["scored_pair_scores"].to(h.dtype) + phi @ self.pair_gate(q)
+        return score
+
+
+def _side_by_side(candidates: Tensor) -> Tensor:
+    """``[U, (F + 1) H]``: every fold's tower row of each user, side by side."""
+    return candidates.transpose(0, 1).reshape(candidates.size(1), -1)
 
 
 def whole_graph_loss(scores: Tensor, is_candidate: Tensor, center: Tensor,

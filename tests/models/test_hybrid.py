@@ -440,12 +440,23 @@ def test_sampled_scores_equal_the_whole_graph_scores_at_the_drawn_users(syntheti
     batch = synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=3)
     shared, per_task = shared_inputs(model, params, batch)
     tasks = task_tensors(model, batch)
+    assert "pair_scores" not in per_task        # no pair MLP over every candidate
     for i in range(3):
         task = {**{k: v[i] for k, v in {**tasks, **per_task}.items()}, **shared}
+        scored = task.pop("scored_ids")
         at = task["negatives"]
         whole = model.score_all(_call(model, params), task)
         assert torch.allclose(model.score_all(_call(model, params), task, at=at), whole[at],
                               atol=1e-5)
+        # the batch's scored candidates (support, query, draws) from their gathered
+        # tower rows and pair features equal the whole-graph scores there
+        k = task["support_ids"].numel() + task["query_ids"].numel()
+        assert torch.equal(scored[k:], at)
+        assert torch.equal(scored[:k], torch.cat([task["support_ids"],
+                                                  task["query_ids"]]).clamp(min=0))
+        task["scored_ids"] = scored
+        assert torch.allclose(model.score_all(_call(model, params), task, at=scored),
+                              whole[scored], atol=1e-5)
 
 
 def test_negatives_are_candidates_drawn_per_task_and_only_in_meta_training(synthetic_sampler):
