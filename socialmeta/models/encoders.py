@@ -84,36 +84,45 @@ class MeanAdjacency:
 
     Args:
         edge_index (Tensor): ``[2, E]``.
-        num_nodes (int): ``N``.
+        num_nodes (int): ``N``, the sending nodes.
         dtype (torch.dtype): The dtype of the features it will multiply.
+        num_dst (int, optional): Receiving nodes when they are another (bipartite)
+            set, indexed ``0..num_dst-1`` in ``edge_index[1]``, as in a sampled
+            neighbourhood's layer (:meth:`Encoder.forward_bipartite`); the matrix is
+            then ``[num_dst, num_nodes]``. (default: :obj:`num_nodes`)
     """
 
     def __init__(self, edge_index: Tensor, num_nodes: int,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, num_dst: int | None = None) -> None:
         src, dst = edge_index[0], edge_index[1]
-        degree = torch.bincount(dst, minlength=num_nodes).clamp(min=1).to(dtype)
+        num_dst = num_nodes if num_dst is None else num_dst
+        degree = torch.bincount(dst, minlength=num_dst).clamp(min=1).to(dtype)
         weight = degree.reciprocal()[dst]
-        self.num_nodes, self.dtype, self.device = num_nodes, dtype, edge_index.device
+        self.num_nodes, self.num_dst = num_nodes, num_dst
+        self.dtype, self.device = dtype, edge_index.device
         # the CSR parts as dense tensors (copyable, unlike sparse CSR tensors); the
         # sparse views are made per product, which copies nothing
-        self._parts = (self._csr(dst, src, weight), self._csr(src, dst, weight))
+        self._parts = (self._csr(dst, src, weight, num_dst),
+                       self._csr(src, dst, weight, num_nodes))
 
-    def _csr(self, row: Tensor, col: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        n = self.num_nodes
+    @staticmethod
+    def _csr(row: Tensor, col: Tensor, value: Tensor, rows: int
+             ) -> tuple[Tensor, Tensor, Tensor]:
         if row.numel() > 1 and bool((row[1:] < row[:-1]).any()):
             order = torch.argsort(row, stable=True)
             row, col, value = row[order], col[order], value[order]
-        crow = torch.zeros(n + 1, dtype=torch.long, device=row.device)
-        crow[1:] = torch.bincount(row, minlength=n).cumsum(0)
+        crow = torch.zeros(rows + 1, dtype=torch.long, device=row.device)
+        crow[1:] = torch.bincount(row, minlength=rows).cumsum(0)
         return crow, col, value
 
     def matrix(self, transposed: bool = False) -> Tensor:
-        """The sparse CSR matrix ``A`` (or ``A^T``)."""
+        """The sparse CSR matrix ``A`` ``[num_dst, num_nodes]`` (or ``A^T``)."""
         crow, col, value = self._parts[int(transposed)]
+        shape = ((self.num_nodes, self.num_dst) if transposed
+                 else (self.num_dst, self.num_nodes))
         with warnings.catch_warnings():   # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(crow, col, value, (self.num_nodes,) * 2,
-                                           check_invariants=False)
+            return torch.sparse_csr_tensor(crow, col, value, shape, check_invariants=False)
 
     def __call__(self, x: Tensor) -> Tensor:
         """``A x``: the mean of every node's in-neighbours' rows of :obj:`x` ``[N, F]``
@@ -236,6 +245,27 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.forward_sparse(x, edge_index)
+
+    def forward_bipartite(self, x: Tensor, adjacencies: Sequence[MeanAdjacency],
+                          roots: Sequence[Tensor]) -> Tensor:
+        r"""A ``"sage"`` stack on a sampled neighbourhood, layer by layer (PyG's
+        ``NeighborLoader`` form): layer ``l`` maps the rows of its sending node set to
+        its receiving set through :obj:`adjacencies[l]` (``[N_{l+1}, N_l]``), with
+        each receiving node's own row of the layer's input at ``roots[l]`` (``[N_{l+1}]``
+        positions in the sending set) as the root term. On the receiving nodes it
+        equals :meth:`forward_sparse` over any graph holding the same in-edges of
+        those nodes at each layer."""
+        if self.conv_name != "sage":
+            raise ValueError(f"forward_bipartite serves 'sage' encoders only, not "
+                             f"{self.conv_name!r}")
+        if len(adjacencies) != self.num_layers or len(roots) != self.num_layers:
+            raise ValueError(f"{len(adjacencies)} layers of neighbourhood for "
+                             f"{self.num_layers} layers")
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv.lin_l(adjacencies[i](h)) + conv.lin_r(h.index_select(0, roots[i]))
+            h = self._between(i, h)
+        return h
 
     @torch.no_grad()
     def forward_chunked(self, x: Tensor, edge_index: Tensor, chunk_size: int = 65536) -> Tensor:

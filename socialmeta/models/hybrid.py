@@ -260,6 +260,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         edges = observed[FRIEND].edge_index
         edges = edges[:, torch.argsort(edges[0] * num_users + edges[1])]  # canonical order
         self.register_buffer("graph_edges", edges, persistent=False)
+        self.register_buffer("edge_ptr", torch.searchsorted(
+            edges[0], torch.arange(num_users + 1)), persistent=False)   # CSR by sender
         self.register_buffer("graph_x", x, persistent=False)
         self.register_buffer("is_candidate", is_train, persistent=False)
         self.register_buffer("fold_of", fold_of, persistent=False)
@@ -377,6 +379,54 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                 out[fold].append(edges[:, chosen].flip(0))
         return out
 
+    def sampled_in_edges(self, users: Tensor, fold: int, draw: int, layer: int) -> Tensor:
+        r"""``[2, E']`` (neighbour -> user): the in-edges that layer :obj:`layer` of
+        draw :obj:`draw`'s neighbour sample (:meth:`sampled_tower_graph`) keeps for
+        :obj:`users` (sorted, distinct) in fold :obj:`fold`'s graph, computed from
+        those users' edges alone (``O(sum of their degrees)``): the same edges as the
+        whole sample's, restricted to these receivers (the same per-edge keys and
+        the same stable tie-break)."""
+        from socialmeta.tasks.random import priority
+
+        start, end = self.edge_ptr[users], self.edge_ptr[users + 1]
+        count = end - start
+        offset = torch.cumsum(count, 0) - count
+        idx = (start.repeat_interleave(count)
+               + torch.arange(int(count.sum()), device=users.device)
+               - offset.repeat_interleave(count))                     # ascending edge ids
+        src, dst = self.graph_edges[0, idx], self.graph_edges[1, idx]
+        bits = max(int(self.num_users).bit_length(), 1)
+        key = priority(self._fold_seed + 15485863, draw, layer, idx)
+        order = torch.argsort((src << (62 - bits)) | (key >> (bits + 1)), stable=True)
+        if fold != self.tower_folds:
+            order = order[((self.fold_of[src] != fold) & (self.fold_of[dst] != fold))[order]]
+        group = src[order]
+        rank = torch.arange(order.numel(), device=users.device) - torch.searchsorted(
+            group, group)
+        chosen = order[rank < self.tower_fanout[layer]]
+        return torch.stack([dst[chosen], src[chosen]])
+
+    def tower_at(self, users: Tensor, fold: int, draw: int) -> Tensor:
+        r"""``[len(users), H]``: rows :obj:`users` (sorted, distinct) of fold
+        :obj:`fold`'s neighbour-sampled tower of draw :obj:`draw`, computed on their
+        sampled neighbourhoods only (layer by layer from the top: each layer's
+        receivers' sampled in-edges, :meth:`sampled_in_edges`), so its cost does not
+        grow with the graph. Equal to the same rows of :meth:`candidate_embeddings`
+        with that draw (SAGE towers; ``model.tower_fanout``)."""
+        sets, layers = [users], []
+        for layer in reversed(range(len(self.tower_fanout))):
+            edges = self.sampled_in_edges(sets[0], fold, draw, layer)
+            senders = torch.unique(torch.cat([sets[0], edges[0]]))
+            local = torch.stack([torch.searchsorted(senders, edges[0]),
+                                 torch.searchsorted(sets[0], edges[1])])
+            layers.insert(0, (MeanAdjacency(local, senders.numel(), self.graph_x.dtype,
+                                            num_dst=sets[0].numel()),
+                              torch.searchsorted(senders, sets[0])))
+            sets.insert(0, senders)
+        inputs = self._fold_graph(fold, "inputs").index_select(0, sets[0])
+        return self.tower.forward_bipartite(inputs, [a for a, _ in layers],
+                                            [r for _, r in layers])
+
     def candidate_embeddings(self, folds: Sequence[int], draw: int | None = None) -> Tensor:
         r"""``[tower_folds + 1, U, H]``: the tower on each fold's graph (rows of folds
         not asked for are zero); with :obj:`draw`, on that neighbour sample of it
@@ -455,11 +505,11 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         not a dense ``[T, U, ...]`` tensor per task). A step then costs ``O(T M)``
         pair-MLP rows instead of ``O(T U)``."""
         out = {}
-        if "tower" in self.parts:
+        sampled = torch.is_grad_enabled() and self.sampled  # meta-training past the threshold
+        if "tower" in self.parts and not (sampled and self._tower_at_scored):
             self._check_graph()
             folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
             out["candidates"] = self._tower(call, folds)
-        sampled = torch.is_grad_enabled() and self.sampled  # meta-training past the threshold
         if sampled:
             out["negatives"], out["negative_logq"] = self.draw_negatives(batch.task_index,
                                                                          batch.center)
@@ -467,8 +517,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                              out["negatives"].to(batch.support_ids.device)], 1).clamp(min=0)
             out["scored_ids"] = ids
             if "tower" in self.parts:
-                side = _side_by_side(out["candidates"])
-                out["scored_tower"] = side[ids.to(side.device)]       # [T, M, (F + 1) H]
+                out["scored_tower"] = self._scored_tower(call, out, batch.center, ids)
             if "pairs" in self.parts:
                 phi = batch.pair_features.gather(
                     1, ids.unsqueeze(-1).expand(-1, -1, batch.pair_features.size(-1)))
@@ -477,6 +526,35 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         elif "pairs" in self.parts:
             out["pair_scores"] = call(batch.pair_features, mode="pair_mlp")
         return out
+
+    @property
+    def _tower_at_scored(self) -> bool:
+        """Whether a sampled-softmax step computes the tower at its scored candidates
+        only (:meth:`tower_at`): a neighbour-sampled SAGE tower, neither cached
+        (``tower_refresh``) nor served."""
+        return (self.tower_fanout is not None and self.tower.conv_name == "sage"
+                and self.tower_refresh == 1 and self._served is None)
+
+    def _scored_tower(self, call, out: dict, center: Tensor, ids: Tensor) -> Tensor:
+        r"""``[T, M, H]``: each task's own fold's tower rows at its scored candidates
+        :obj:`ids`, gathered outside the ``vmap``: from the batch's tower, or, where
+        :attr:`_tower_at_scored`, from :meth:`tower_at` per fold on the union of its
+        tasks' scored candidates (``out["tower_draw"]`` then names the sample, for the
+        per-task reference loop, which computes the whole sampled tower)."""
+        fold = self.fold_of[center.to(self.fold_of.device)]
+        if "candidates" in out:
+            return out["candidates"][fold.unsqueeze(-1), ids.to(fold.device)]
+        self._check_graph()
+        draw, self._draw = self._draw, self._draw + 1
+        out["tower_draw"] = draw
+        rows, order = [], []
+        for f in torch.unique(fold).tolist():
+            tasks = (fold == f).nonzero().view(-1)
+            users = torch.unique(ids[tasks])
+            at = call(mode="tower_at", users=users, fold=f, draw=draw)
+            rows.append(at[torch.searchsorted(users, ids[tasks])])
+            order.append(tasks)
+        return torch.cat(rows)[torch.argsort(torch.cat(order))]
 
     def _tower(self, call, folds: list[int]) -> Tensor:
         r"""The tower of :obj:`folds`: afresh, or from the cache while meta-training
@@ -578,9 +656,15 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
 
     def sparse_task_loss(self, call, data, side: str, prototype: bool = False) -> Tensor:
         """The same loss from one sparse PyG task (the reference loop)."""
+        candidates = getattr(data, "candidates", None)
+        if candidates is None and hasattr(data, "tower_draw"):
+            # the batch computed the tower at its scored users only: the reference
+            # computes the task's fold's whole sampled tower of the same draw
+            fold = int(self.fold_of[data.center[0]])
+            candidates = call(mode="tower", folds=(fold,), draw=data.tower_draw)
         kwargs = {"sparse": True, "mode": "all", "center": data.center[0],
                   "node_ids": data.node_ids, "pair_features": data.pair_features,
-                  "candidates": getattr(data, "candidates", None),
+                  "candidates": candidates,
                   "pair_scores": getattr(data, "pair_scores", None),
                   "prototype": prototype}
         if self.num_items:
@@ -622,6 +706,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         :meth:`score_all`)."""
         if mode == "tower":
             return self.candidate_embeddings(kwargs["folds"], kwargs.get("draw"))
+        if mode == "tower_at":
+            return self.tower_at(kwargs["users"], kwargs["fold"], kwargs["draw"])
         if mode == "pair_mlp":
             return self.pair_mlp(args[0]).squeeze(-1)
         if mode != "all":
@@ -709,9 +795,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             # keeps the sum of a user's slots: ego-net ids are distinct), or the far score
             match = ((at.unsqueeze(-1) == node_ids) & (node_ids >= 0)).to(h.dtype)  # [M, N]
             score = score + far + match @ (ego - far)
-        if "tower" in self.parts:
-            tower = scored["scored_tower"]
-            score = score + tower @ self._fold_user(q, center, tower.size(-1) // q.size(-1))
+        if "tower" in self.parts:     # the task's own fold's rows: [M, H]
+            score = score + scored["scored_tower"] @ self.fold(q)
         if "pairs" in self.parts:
             phi = scored["scored_pair_features"].to(h.dtype)
             score = score + scored["scored_pair_scores"].to(h.dtype) + phi @ self.pair_gate(q)

@@ -367,6 +367,53 @@ def test_sampled_tower_batched_equals_reference(synthetic_sampler, assert_meta_e
     assert_meta_equivalent(model, batch, inner, atol=1e-9)
 
 
+@pytest.mark.parametrize("fold", [0, 3, 5])
+def test_tower_at_scored_users_equals_the_whole_sampled_tower_there(synthetic_sampler, fold):
+    """The tower computed on a few users' sampled neighbourhoods only gives the rows
+    of the whole neighbour-sampled tower of the same draw, and each user keeps the
+    in-edges the whole sample keeps (fold 5: the whole observed graph)."""
+    model = _model(synthetic_sampler, dtype=torch.float64, tower_fanout=(3, 2))
+    gen = torch.Generator().manual_seed(fold)
+    users = torch.unique(torch.randint(0, synthetic_sampler.num_users, (40,), generator=gen))
+    whole = model.sampled_tower_graph([fold], 7)[fold]
+    for layer in range(2):
+        mine = model.sampled_in_edges(users, fold, 7, layer)
+        want = whole[layer][:, torch.isin(whole[layer][1], users)]
+        key = lambda e: torch.sort(e[1] * 10**6 + e[0]).values   # noqa: E731
+        assert torch.equal(key(mine), key(want)) and mine.size(1) > 0
+        assert torch.bincount(mine[1]).max() <= (3, 2)[layer]
+    with torch.no_grad():
+        full = model.candidate_embeddings([fold], draw=7)[fold]
+        assert torch.allclose(model.tower_at(users, fold, 7), full[users], atol=1e-12)
+        assert not torch.allclose(model.tower_at(users, fold, 8), full[users], atol=1e-6)
+
+
+@pytest.mark.parametrize("learner", ["maml", "protonet", "finetune"])
+def test_sampled_softmax_with_the_scored_tower_batched_equals_reference(
+        synthetic_sampler, learner, assert_meta_equivalent):
+    """Meta-training with the sampled softmax and a neighbour-sampled tower computes
+    the tower at the batch's scored candidates only; the reference loop computes each
+    task's whole sampled tower of the same draw and scores every user."""
+    model = _sampled_model(synthetic_sampler, dtype=torch.float64, tower_fanout=(3, 2))
+    # 8 tasks in all five folds, in an order that no fold-by-fold gather keeps
+    batch = _double(synthetic_sampler.train_batch(epoch=0, batch_index=0, batch_size=8))
+    assert len(torch.unique(model.fold_of[batch.center])) == 5
+    from socialmeta.meta.learners import shared_inputs
+
+    model.begin_step(4)
+    shared, per_task = shared_inputs(model, meta_parameters(model, InnerLoop(learner)), batch)
+    assert "candidates" not in shared and shared["tower_draw"] == 4
+    assert per_task["scored_tower"].shape[:2] == per_task["scored_ids"].shape
+    original = model.batch_inputs
+
+    def keyed(call, b):   # both paths read the tower sample of step 4
+        model.begin_step(4)
+        return original(call, b)
+
+    model.batch_inputs = keyed
+    assert_meta_equivalent(model, batch, InnerLoop(learner, steps=2, lr=0.3), atol=1e-9)
+
+
 def test_tower_fanout_errors():
     with pytest.raises(ValueError, match="one positive fanout per tower layer"):
         HybridLinkModel(4, 2, 10, 3, tower_fanout=(5,))
