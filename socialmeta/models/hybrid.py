@@ -734,16 +734,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                                       support_local, support_label, support_mask)
         score = torch.zeros(self.num_users, dtype=h.dtype, device=h.device)
         if "egonet" in self.parts:
-            n = h.size(-2)
-            slots = torch.cat([torch.arange(n, device=h.device),
-                               torch.full((1,), -1, device=h.device)])
-            if prototype:
-                if support_mask is None:
-                    support_mask = torch.ones_like(support_local, dtype=torch.bool)
-                local = self._prototype(h, support_local, support_label, support_mask, slots)
-            else:
-                local = self._pair_scores(h, slots)
-            far, ego = local[-1], local[:-1]
+            far, ego = self._egonet_terms(h, prototype, support_local, support_label,
+                                          support_mask)
             valid = (node_ids >= 0).to(h.dtype)
             score = score + far + score.scatter_add(0, node_ids.clamp(min=0),
                                                     (ego - far) * valid)
@@ -765,6 +757,22 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         # the batch's scored candidates (``scored``) gather them outside the vmap instead
         return score if at is None else score.index_select(0, at)
 
+    def _egonet_terms(self, h: Tensor, prototype: bool, support_local: Tensor,
+                      support_label: Tensor, support_mask: Tensor | None
+                      ) -> tuple[Tensor, Tensor]:
+        """The ego-net model's pair scores of one task: ``(far, ego)``, the score of
+        every user outside the ego-net and ``[N]`` of its slots."""
+        n = h.size(-2)
+        slots = torch.cat([torch.arange(n, device=h.device),
+                           torch.full((1,), -1, device=h.device)])
+        if prototype:
+            if support_mask is None:
+                support_mask = torch.ones_like(support_local, dtype=torch.bool)
+            local = self._prototype(h, support_local, support_label, support_mask, slots)
+        else:
+            local = self._pair_scores(h, slots)
+        return local[-1], local[:-1]
+
     def _fold_user(self, q: Tensor, center: Tensor, folds: int) -> Tensor:
         """``[(F + 1) H]``: ``fold(q)`` in the center's fold's block, zero elsewhere (a
         one-hot: no gather per task)."""
@@ -781,18 +789,10 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         (:meth:`batch_inputs`); equal to :meth:`_score_all` at those users."""
         score = torch.zeros(at.size(0), dtype=h.dtype, device=h.device)
         if "egonet" in self.parts:
-            n = h.size(-2)
-            slots = torch.cat([torch.arange(n, device=h.device),
-                               torch.full((1,), -1, device=h.device)])
-            if prototype:
-                if support_mask is None:
-                    support_mask = torch.ones_like(support_local, dtype=torch.bool)
-                local = self._prototype(h, support_local, support_label, support_mask, slots)
-            else:
-                local = self._pair_scores(h, slots)
-            far, ego = local[-1], local[:-1]
-            # each scored user's ego-net slot (its first, as the scatter over all users
-            # keeps the sum of a user's slots: ego-net ids are distinct), or the far score
+            far, ego = self._egonet_terms(h, prototype, support_local, support_label,
+                                          support_mask)
+            # a task's ego-net ids are distinct: each scored user matches one slot at
+            # most, and gets the far score otherwise (as the scatter over all users)
             match = ((at.unsqueeze(-1) == node_ids) & (node_ids >= 0)).to(h.dtype)  # [M, N]
             score = score + far + match @ (ego - far)
         if "tower" in self.parts:     # the task's own fold's rows: [M, H]
