@@ -483,7 +483,10 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
         if getattr(self, "_graph_set", False) and "tower" in self.parts:
-            self._keep_fold_graphs()     # the buffers moved or changed dtype
+            kept = self._fold_graphs.get((self.tower_folds, "inputs"))
+            if kept is None or (kept.device, kept.dtype) != (self.graph_x.device,
+                                                            self.graph_x.dtype):
+                self._keep_fold_graphs()     # the buffers moved or changed dtype
         return out
 
     # -------------------------------------------------- learner entry points

@@ -245,6 +245,9 @@ def test_kept_fold_graphs_equal_fresh_ones_and_outlive_meta_training(synthetic_s
             assert isinstance(kept[fold, "graph"], MeanAdjacency)
             pyg = model.tower.forward_sparse(kept[fold, "inputs"], model.tower_graph(fold))
             assert torch.allclose(tower[fold], pyg, atol=1e-5)
+        same = model._fold_graphs[0, "graph"]
+        model.float()                  # no change of device or dtype: nothing rebuilt
+        assert model._fold_graphs[0, "graph"] is same
         model.double()
         assert model._fold_graphs[0, "inputs"].dtype == torch.float64
         assert torch.allclose(model.candidate_embeddings([0])[0], tower[0].double(),
