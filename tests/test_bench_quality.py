@@ -170,6 +170,36 @@ def test_adaptation_table_by_hand(load_tool):
     assert tool.adaptation_table(rows[2:3]) == []
 
 
+def test_meta_objective_table_pairs_seeds_within_a_scorer(load_tool):
+    """The meta-objective's worth: per scorer, the validation-best meta-learner minus the
+    validation-best non-meta twin of the same scorer, per seed; test scores never choose."""
+    tool = load_tool("bench_quality")
+    # (method, val, test per seed): maml wins on validation, anil on test; finetune wins
+    # on validation. The hybrid has only a meta side, so it gets no row.
+    runs = [("maml", 0.30, [0.20, 0.22, 0.24]), ("anil", 0.10, [0.50, 0.50, 0.50]),
+            ("finetune", 0.25, [0.18, 0.21, 0.21]), ("noadapt", 0.20, [0.90, 0.90, 0.90]),
+            ("hybrid-maml", 0.40, [0.30, 0.30, 0.30]),
+            ("baseline-ppr", 0.99, [0.99, 0.99, 0.99])]
+    rows = [{"cell": "lastfm:friend", "seed": s, "method": m, "K": 3, "users": 10,
+             "val": val, "error": "", **{x: t for x in tool.ALL_METRICS}}
+            for m, val, tests in runs for s, t in enumerate(tests)]
+    # finetune lacks seed 2 on K=3: the difference uses the seeds both ran
+    rows = [r for r in rows if not (r["method"] == "finetune" and r["seed"] == 2)]
+    summary = tool.summarise(rows)
+    lines = tool.meta_objective_table(rows, summary, ["lastfm:friend"])
+    (row,) = [line for line in lines if line.startswith("| lastfm:friend")]
+    # differences 0.02 and 0.01: mean 0.015, t(1) = 12.706 * sd 0.00707 / sqrt(2) = 0.0635
+    assert row.startswith("| lastfm:friend | egonet | recall@20 | `maml` | 0.2200 | "
+                          "`finetune` | 0.1950 | +0.0150 [-0.0485, +0.0785] | 2 |")
+    rows += [{**r, "method": "hybrid-noadapt", "val": 0.1, "recall@20": 0.28}
+             for r in rows if r["method"] == "hybrid-maml"]
+    lines = tool.meta_objective_table(rows, tool.summarise(rows), ["lastfm:friend"])
+    (hybrid,) = [line for line in lines if "| hybrid |" in line]
+    assert "`hybrid-maml` | 0.3000 | `hybrid-noadapt` | 0.2800 | +0.0200 [+0.0200, +0.0200] | 3" \
+        in hybrid
+    assert tool.meta_objective_table(rows, summary, ["ego_facebook:friend"]) == []
+
+
 def test_scorer_cells_and_overrides(tmp_path, load_tool):
     tool = load_tool("bench_quality")
     root = tmp_path / "mycsv"
