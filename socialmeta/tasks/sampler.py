@@ -99,6 +99,13 @@ class TaskConfig:
             ``social_popularity`` needs ``friends``). (default: ``()``, none)
         ppr_alphas: Restart probabilities of the ``ppr`` pair feature (one channel
             each). (default: ``(0.05, 0.15, 0.3, 0.5)``)
+        pair_local: Friend and new-item pair features from the support's neighbourhood
+            only (PageRank by local push, neighbour sums by gathering the support's
+            neighbours: :class:`~socialmeta.features.FriendPairFeatures` ``local``), for
+            graphs too large for a pass over every edge per batch. (default:
+            :obj:`False`)
+        ppr_epsilon: ``ε`` of the local push: PageRank to within ``ε`` times a node's
+            degree. (default: ``1e-6``)
         protocol: ``"random"`` (support and query are a seeded random split of the
             center's links) or ``"temporal"`` (item tasks on dated interactions: the
             support comes before the task's cut, the query after it; nothing dated
@@ -133,6 +140,8 @@ class TaskConfig:
     support_input: bool = True
     pair_features: Sequence[str] = ()
     ppr_alphas: Sequence[float] = DEFAULT_ALPHAS
+    pair_local: bool = False
+    ppr_epsilon: float = 1e-6
     protocol: str = "random"
     temporal_users: str = "warm"
     time_cut: float | int | str = 0.7
@@ -524,7 +533,8 @@ class TaskSampler:
             self.observed[FRIEND].edge_index, self.num_users, cfg.pair_features,
             cfg.ppr_alphas,
             interactions=self.observed[INTERACTS].edge_index if has_items else None,
-            num_items=self.graph.num_items if has_items else 0, x=self.graph["user"].x)
+            num_items=self.graph.num_items if has_items else 0, x=self.graph["user"].x,
+            local=cfg.pair_local, ppr_epsilon=cfg.ppr_epsilon)
 
     def _with_pair_features(self, batch: TaskBatch, links) -> TaskBatch:
         r"""Fills ``batch.pair_features`` (friend tasks with ``pair_features``): from

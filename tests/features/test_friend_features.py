@@ -19,9 +19,11 @@ ALL = [n for n in FRIEND_FEATURES if n not in ("taste", "feature_similarity")]
 def _baseline_scores(sampler, batch):
     """Baseline score of every feature channel on :obj:`batch` (``[T, U]`` each)."""
     out = {}
-    for alpha in sampler.config.ppr_alphas:
-        out[f"ppr@{alpha:g}"] = make_baseline("friend", "ppr", alpha=alpha).fit(
-            sampler).scores(batch)
+    config = sampler.config
+    for alpha in config.ppr_alphas:   # the local features' PageRank is the push baseline's
+        ppr = (make_baseline("friend", "ppr_push", alpha=alpha, epsilon=config.ppr_epsilon)
+               if config.pair_local else make_baseline("friend", "ppr", alpha=alpha))
+        out[f"ppr@{alpha:g}"] = ppr.fit(sampler).scores(batch)
     for name in ("common_neighbors", "adamic_adar", "resource_allocation", "jaccard",
                  "popularity"):
         out[name] = make_baseline("friend", name).fit(sampler).scores(batch)
@@ -54,13 +56,15 @@ def _assert_close_off_center(got, want, center, name):
     assert (got[~keep] == 0).all(), name
 
 
+@pytest.mark.parametrize("local", [False, True], ids=["whole-graph", "local"])
 @pytest.mark.parametrize("dataset,context", [("lastfm", ["items"]),
                                              ("ego_facebook", ["features"])])
-def test_every_feature_equals_its_baseline_on_test_tasks(request, dataset, context):
+def test_every_feature_equals_its_baseline_on_test_tasks(request, dataset, context, local):
     graph = request.getfixturevalue(dataset)
     names = ALL + (["taste"] if "items" in context else ["feature_similarity"])
     sampler = TaskSampler(graph, split_users(graph, seed=0),
-                          TaskConfig(kind="friend", context=context, pair_features=names))
+                          TaskConfig(kind="friend", context=context, pair_features=names,
+                                     pair_local=local))
     batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:48], 3)
     want = _baseline_scores(sampler, batch)
     got = _raw(sampler, batch)
@@ -78,11 +82,13 @@ def test_every_feature_equals_its_baseline_on_test_tasks(request, dataset, conte
     assert torch.allclose(top[top > 0], torch.ones_like(top[top > 0]))
 
 
-def test_training_features_equal_the_baseline_with_the_center_held_out(lastfm):
+@pytest.mark.parametrize("local", [False, True], ids=["whole-graph", "local"])
+def test_training_features_equal_the_baseline_with_the_center_held_out(lastfm, local):
     """A training task's features are its baseline's scores on the observed graph with
     the center made a new user (all its links and items removed)."""
     split = split_users(lastfm, seed=0)
-    config = TaskConfig(kind="friend", context=["items"], pair_features=ALL + ["taste"])
+    config = TaskConfig(kind="friend", context=["items"], pair_features=ALL + ["taste"],
+                        pair_local=local)
     sampler = TaskSampler(lastfm, split, config)
     batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=4)
     got = _raw(sampler, batch)
@@ -122,9 +128,10 @@ def _rewired(graph: SocialGraph, center: int, keep: set[int], seed: int) -> Soci
     return out
 
 
-def test_a_training_centers_own_links_never_reach_its_features(lastfm):
+@pytest.mark.parametrize("local", [False, True], ids=["whole-graph", "local"])
+def test_a_training_centers_own_links_never_reach_its_features(lastfm, local):
     split = split_users(lastfm, seed=0)
-    config = TaskConfig(kind="friend", pair_features=ALL)
+    config = TaskConfig(kind="friend", pair_features=ALL, pair_local=local)
     sampler = TaskSampler(lastfm, split, config)
     batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=8)
     support = support_matrix(batch, sampler.num_users)
@@ -136,16 +143,18 @@ def test_a_training_centers_own_links_never_reach_its_features(lastfm):
         observed = observed_graph(graph, split)
         assert not torch.equal(observed[FRIEND].edge_index,
                                sampler.observed[FRIEND].edge_index)
-        feats = FriendPairFeatures(observed[FRIEND].edge_index, graph.num_users, ALL)
+        feats = FriendPairFeatures(observed[FRIEND].edge_index, graph.num_users, ALL,
+                                   local=local)
         after = feats.raw(batch.center[i:i + 1], support[i:i + 1])
         for name, value in after.items():
             assert torch.equal(value, before[name][i:i + 1]), name
 
 
-def test_pair_features_of_a_task_do_not_depend_on_its_batch(lastfm):
+@pytest.mark.parametrize("local", [False, True], ids=["whole-graph", "local"])
+def test_pair_features_of_a_task_do_not_depend_on_its_batch(lastfm, local):
     sampler = TaskSampler(lastfm, split_users(lastfm, seed=0),
                           TaskConfig(kind="friend", context=["items"], seed=4,
-                                     pair_features=ALL + ["taste"]))
+                                     pair_features=ALL + ["taste"], pair_local=local))
     # 40 tasks: past the PPR walk's 32-column padding; 2 and 1: below it
     whole = sampler.train_batch(epoch=1, batch_index=0, batch_size=40)
     part = sampler.train_tasks(1, torch.tensor([7, 2]))
