@@ -4,6 +4,8 @@
     python tools/bench_scale.py users --scorer hybrid --users 20000 100000 --steps 3 --threads 1
     python tools/bench_scale.py users --scorer hybrid --users 100000 --steps 3 --threads 1 \
         --override "model.tower_fanout=[10,10]"
+    python tools/bench_scale.py users --scorer hybrid --users 1000000 --steps 5 --batch 8 \
+        --threads 1 --override "model.tower_fanout=[5,5]" --override task.pair_local=true
     python tools/bench_scale.py processes                       # lastfm friend, T=256
     python tools/bench_scale.py processes --cell synthetic --batch 512 --nproc 1 2
 
@@ -17,7 +19,8 @@ and the process's peak RSS so far (``ru_maxrss``).
 
 ``users --scorer hybrid``: the whole-graph hybrid friend scorer on the same graphs,
 meta-training only (batch build, which computes the pair features over the whole
-graph, and the meta-gradient step, timed apart).
+graph or, with ``task.pair_local=true``, from each support's neighbourhood, and the
+meta-gradient step, timed apart).
 
 ``sampling``: the share of step time spent building task batches for a benchmark
 cell (``--cell lastfm``: ``experiment=lastfm_friend``), in the training loop.

@@ -35,6 +35,8 @@ class TrainConfig:
         val_shots: K of the validation tasks. (default: :obj:`3`)
         val_metric: Metric that selects the best checkpoint. (default: ``"recall@20"``)
         val_users: At most this many validation users per check (speed).
+        val_batch_size: Validation tasks scored at once (memory: a whole-graph scorer holds
+            ``[val_batch_size, U, ...]`` tensors; lower it for 10^6 users).
         stop_after: Stop (as if interrupted) after this many steps of this run.
         num_workers: Background processes that build the next meta-batches while the
             current one trains (0: built in the loop). Batches are the same either way.
@@ -55,6 +57,7 @@ class TrainConfig:
     val_shots: int = 3
     val_metric: str = "recall@20"
     val_users: int | None = 200
+    val_batch_size: int = 64
     stop_after: int | None = None
     precision: str = "fp32"
     num_workers: int = 0
@@ -62,7 +65,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "patience", "val_shots",
-                     "val_users", "stop_after", "num_workers"):
+                     "val_users", "val_batch_size", "stop_after", "num_workers"):
             value = getattr(self, name)
             lowest = 0 if name in ("steps", "stop_after", "num_workers") else 1
             if value is None and name in ("val_users", "stop_after"):
@@ -138,6 +141,7 @@ class Trainer:
     def validate(self) -> float:
         result = evaluate_cold_start(self.model, self.params, self.sampler, self.inner,
                                      "val", (self.config.val_shots,),
+                                     batch_size=self.config.val_batch_size,
                                      max_users=self.config.val_users)
         return result[self.config.val_shots][self.config.val_metric]["mean"]
 

@@ -72,6 +72,8 @@ def test_bad_type_under_plain_python():
         TrainConfig(lr="abc")
     with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1, got 0"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match=r"val_batch_size must be an integer >= 1, got 0"):
+        TrainConfig(val_batch_size=0)
 
 
 # ------------------------------------------------------------- checkpoints
