@@ -435,7 +435,8 @@ def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_ini
 def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_metric: str, *,
                      sampler: TaskSampler, **settings: Any) -> Results:
     r"""The cold-start table rows of the baselines :obj:`names` (``"all"``: every
-    baseline of the task kind that the dataset supports), each tuned on validation
+    baseline of the task kind that the dataset supports, except those with
+    :attr:`~socialmeta.baselines.base.Baseline.in_all` false), each tuned on validation
     users at K = :obj:`tune_shots` on :obj:`val_metric`; test results come from
     :func:`~socialmeta.eval.protocol.evaluate_scorer` with :obj:`settings`."""
     from socialmeta.baselines import BASELINES, tune
@@ -445,7 +446,9 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
     available = BASELINES[kind]
     if names is None:
         return {}
-    names = list(available) if names == "all" else list(names)
+    everything = names == "all"
+    names = ([n for n, cls in available.items() if cls.in_all] if everything
+             else list(names))
     results = {}
     for i, name in enumerate(names, start=1):
         choose(available, name, f"{kind} baseline")
@@ -455,7 +458,7 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
             best, _ = tune(available[name](), sampler, tune_shots, val_metric,
                            max_users=settings.get("max_users"))
         except ValueError as e:  # e.g. a feature baseline on a featureless dataset
-            if len(names) > 1 and names == list(available):
+            if everything:
                 progress.info("baseline %s skipped: %s", name, e)
                 continue
             raise ConfigError(str(e)) from None

@@ -278,7 +278,8 @@ def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
 
 
 def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]) -> None:
-    """Tunes and evaluates every baseline of the cell's task kind (one folder each)."""
+    """Tunes and evaluates every baseline of the cell's task kind that ``eval.baselines=all``
+    runs (one folder each)."""
     from hydra import compose, initialize_config_dir
 
     from socialmeta.baselines import BASELINES, tune
@@ -300,7 +301,7 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     sampler = TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
     for name, cls in BASELINES[sampler.config.kind].items():
         target = out / f"baseline-{name}" / "metrics.json"
-        if target.is_file():
+        if target.is_file() or not cls.in_all:  # e.g. ppr_push, ppr's approximation
             continue
         try:
             best, trials = tune(cls(), sampler, cfg.train.val_shots,

@@ -26,8 +26,9 @@ class Baseline:
 
     Subclasses set :attr:`name`, :attr:`kinds` (the task kinds they score), optionally
     :attr:`grid` (hyper-parameters searched on validation users, see
-    :func:`socialmeta.baselines.tune`) and :attr:`requires` (relations of the center
-    it reads, which the task must observe as ``task.context``), and implement
+    :func:`socialmeta.baselines.tune`), :attr:`requires` (relations of the center
+    it reads, which the task must observe as ``task.context``) and :attr:`in_all`
+    (``False``: left out of ``eval.baselines=all``, run only when named), and implement
     :meth:`fit` (training users only: it reads ``sampler.observed``) and
     :meth:`scores`.
     """
@@ -36,6 +37,7 @@ class Baseline:
     kinds: ClassVar[tuple[str, ...]]
     grid: ClassVar[Mapping[str, Sequence[Any]]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
+    in_all: ClassVar[bool] = True
 
     def __init__(self, **hyper: Any) -> None:
         unknown = set(hyper) - set(self.grid)

@@ -125,9 +125,12 @@ class PushPageRank(PersonalizedPageRank):
     the converged PageRank to within ``epsilon`` times a node's degree, touching only
     the support's neighbourhood. The baseline twin of the ``ppr`` pair feature under
     ``task.pair_local=true``, and the PageRank baseline for graphs where a pass over
-    every edge per batch is too slow."""
+    every edge per batch is too slow. Not part of ``eval.baselines=all``: it
+    approximates ``ppr`` (which is in it) and costs more than it on small graphs;
+    name it (``eval.baselines=[ppr_push]``) to run it."""
 
     name = "ppr_push"
+    in_all = False
     grid = {"alpha": (0.15, 0.05, 0.3, 0.5), "epsilon": (1e-6,)}
 
     def _fit(self, sampler: TaskSampler) -> None:

@@ -334,3 +334,26 @@ def test_lightgcn_learns_communities():
     gcn = make_baseline("friend", "lightgcn", epochs=150, dim=8, batch=64).fit(sampler)
     scores = gcn.scores(_links(12, [0, 1]))[0]
     assert scores[[2, 3, 4]].min() > scores[[7, 8, 9, 10, 11]].max()
+
+
+def test_eval_baselines_all_leaves_out_ppr_push_which_runs_when_named(monkeypatch):
+    # ppr_push approximates ppr (to epsilon x degree): "all" runs ppr only; named, it
+    # runs and ranks as ppr does on the same test tasks
+    from socialmeta.experiment import baseline_results
+
+    graph = generate_synthetic(300, avg_degree=8, feature_dim=0, seed=0)
+    sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind="friend"))
+    roster = {name: BASELINES["friend"][name] for name in ("popularity", "ppr", "ppr_push")}
+    monkeypatch.setitem(BASELINES, "friend", roster)
+    settings = {"sampler": sampler, "split": "test", "shots": (3,)}
+    every = baseline_results("all", 3, "recall@20", **settings)
+    assert sorted(label.split("(")[0] for label in every) == ["baseline: popularity",
+                                                               "baseline: ppr"]
+    named = baseline_results(["ppr_push"], 3, "recall@20", **settings)
+    (label,) = named
+    assert label.startswith("baseline: ppr_push(")
+    ppr = next(v for k, v in every.items() if k.startswith("baseline: ppr("))
+    alpha = label.split("alpha=")[1].split(",")[0]
+    assert f"alpha={alpha})" in next(k for k in every if k.startswith("baseline: ppr("))
+    assert named[label][3]["recall@20"]["mean"] == pytest.approx(
+        ppr[3]["recall@20"]["mean"], abs=0.01)
