@@ -439,7 +439,7 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
     :attr:`~socialmeta.baselines.base.Baseline.in_all` false), each tuned on validation
     users at K = :obj:`tune_shots` on :obj:`val_metric`; test results come from
     :func:`~socialmeta.eval.protocol.evaluate_scorer` with :obj:`settings`."""
-    from socialmeta.baselines import BASELINES, tune
+    from socialmeta.baselines import BASELINES, roster, tune
     from socialmeta.eval.protocol import evaluate_scorer
 
     kind = sampler.config.kind
@@ -447,8 +447,7 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
     if names is None:
         return {}
     everything = names == "all"
-    names = ([n for n, cls in available.items() if cls.in_all] if everything
-             else list(names))
+    names = roster(kind) if everything else list(names)
     results = {}
     for i, name in enumerate(names, start=1):
         choose(available, name, f"{kind} baseline")

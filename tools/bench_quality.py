@@ -282,7 +282,7 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     runs (one folder each)."""
     from hydra import compose, initialize_config_dir
 
-    from socialmeta.baselines import BASELINES, tune
+    from socialmeta.baselines import BASELINES, roster, tune
     from socialmeta.config import config_dir
     from socialmeta.eval.protocol import evaluate_scorer
     from socialmeta.experiment import (
@@ -299,9 +299,10 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     task = task_config(cfg.task, cfg.seed)
     graph = graph_for_task(dataset_from_config(cfg.dataset), task)
     sampler = TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
-    for name, cls in BASELINES[sampler.config.kind].items():
+    for name in roster(sampler.config.kind):  # what eval.baselines=all runs
+        cls = BASELINES[sampler.config.kind][name]
         target = out / f"baseline-{name}" / "metrics.json"
-        if target.is_file() or not cls.in_all:  # e.g. ppr_push, ppr's approximation
+        if target.is_file():
             continue
         try:
             best, trials = tune(cls(), sampler, cfg.train.val_shots,

@@ -28,6 +28,13 @@ BASELINES: dict[str, dict[str, type[Baseline]]] = {
                  **NEW_ITEM_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker}}
 
 
+def roster(kind: str) -> list[str]:
+    """The baselines that ``eval.baselines=all`` runs on :obj:`kind` tasks: every one
+    of the kind except those with :attr:`~socialmeta.baselines.base.Baseline.in_all`
+    false (run only when named)."""
+    return [name for name, cls in BASELINES[kind].items() if cls.in_all]
+
+
 def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
     """The baseline :obj:`name` for :obj:`kind` tasks (unfitted)."""
     if kind not in BASELINES:
@@ -39,4 +46,4 @@ def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:
 
 
 __all__ = ["BASELINES", "Baseline", "LearnedRanker", "LightGCN", "ease_weights", "make_baseline", "personalized_pagerank",
-           "tune"]
+           "roster", "tune"]
