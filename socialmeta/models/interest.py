@@ -62,7 +62,7 @@ class InterestModel(ItemTasteMixin, nn.Module):
         self.num_hops, self.num_labels, self.num_items = num_hops, num_labels, num_items
         if num_items:
             self._init_items(num_items, hidden_channels)
-            self.task_fields = (*InterestModel.task_fields, "item_ids", "item_adj")
+            self.task_fields = (*type(self).task_fields, "item_ids", "item_adj")
         self.encoder = Encoder(conv, in_channels + num_hops + 3
                                + (hidden_channels if num_items else 0), hidden_channels,
                                num_layers, **encoder_kwargs)

@@ -116,7 +116,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
         self.num_users, self.num_items = num_users, num_items
         if num_items:
             self._init_items(num_items, hidden_channels)
-            self.task_fields = (*LinkModel.task_fields, "item_ids", "item_adj")
+            self.task_fields = (*type(self).task_fields, "item_ids", "item_adj")
         taste = hidden_channels if num_items else 0
         #: width of the heuristic input channels (zero without ``heuristics``)
         self.heuristic_channels = (2 + (in_channels > 0) + (num_items > 0)) if heuristics else 0

@@ -555,3 +555,24 @@ def test_a_sampled_task_loss_tends_to_its_full_loss(synthetic_sampler):
         with torch.no_grad():
             m.loss_value = float(m.task_loss(_call(m, params), task, "query"))
     assert model.loss_value == pytest.approx(full_model.loss_value, abs=1e-2)
+
+
+@pytest.mark.parametrize("learner", ["maml", "protonet", "metanet", "finetune"])
+def test_hybrid_with_the_items_context_batched_equals_reference(learner,
+                                                                assert_meta_equivalent):
+    # the items context adds the new user's items to the ego-net encoder's input; the
+    # hybrid's own task fields must survive it (the context once replaced them: a
+    # KeyError on 'center' in every lastfm:friend:items run)
+    graph = generate_synthetic(300, avg_degree=8, num_items=60, seed=1)
+    sampler = _sampler(graph, ("items",))
+    model = _model(sampler, dtype=torch.float64, num_items=graph.num_items)
+    assert {"center", "node_ids", "pair_features", "item_ids", "item_adj"} <= set(
+        model.task_fields)
+    batch = _double(sampler.train_batch(epoch=0, batch_index=0, batch_size=4))
+    assert_meta_equivalent(model, batch, InnerLoop(learner, steps=1, lr=0.3), atol=1e-9)
+    # and the items reach the scores: without them a task scores differently
+    params = meta_parameters(model, InnerLoop("maml"))
+    with_items = candidate_scores(model, params, batch, InnerLoop("noadapt"), graph.num_users)
+    batch.item_ids = torch.full_like(batch.item_ids, -1)
+    without = candidate_scores(model, params, batch, InnerLoop("noadapt"), graph.num_users)
+    assert not torch.allclose(with_items, without)
