@@ -67,6 +67,10 @@ TARGETS = ("lastfm:friend", "ego_facebook:friend", "lastfm:item", "lastfm:intere
            "ciaodvd:new_item", "lastfm:new_item")
 #: cells with side information (issue 9): the baselines there use the same context
 CONTEXT_TARGETS = ("lastfm:friend:items", "lastfm:item", "ego_facebook:friend:features")
+#: the cells of issue 20's model-vs-baseline target: the real cells and the three
+#: context cells of the benchmark
+MODEL_TARGETS = (*TARGETS, "lastfm:friend:items", "lastfm:item:none",
+                 "ego_facebook:friend:features")
 #: provenance notes printed under a cell's heading
 _ITEM_HEURISTICS = ("Learner runs with the item bias and ego-net holder counts in the score "
                     "(`model.item_heuristics=true`), up to 2048 task items kept by how many "
@@ -637,7 +641,8 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
              "baselines (heuristics, LightGCN, EASE^R, UserKNN, the learned ranker, label "
              "propagation, ...), each side chosen by its validation score; the test-mean "
              "choice follows on each line.", "",
-             *model_verdicts(summary, [c for c in TARGETS if c in cells] or TARGETS), "",
+             *model_verdicts(summary, [c for c in MODEL_TARGETS if c in cells]
+                             or MODEL_TARGETS), "",
              "## Verdicts with side information (context)", "",
              "Every baseline of a cell sees at most the cell's context, so the best "
              "baseline there is the best one that uses the same information.", "",
@@ -659,7 +664,7 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
     if missing:
         lines.append("")
         lines.append("Not run: " + ", ".join(f"`{c}`" for c in missing) + ".")
-    lines.append("")
+    lines += ["", *coverage_table(rows, cells), ""]
     for cell in cells:
         ks = sorted({k for c, _, k in summary if c == cell})
         lines += [f"## {cell}", "", f"Task context: `{cell_context(cell)}`.", ""]
@@ -685,6 +690,25 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
                 lines.append(f"| {_name(method)} | {users} | " + " | ".join(cells_) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def coverage_table(rows: list[dict], cells) -> list[str]:
+    """Per cell and learner, how many seeds have a finished run with each scorer
+    (``egonet / hybrid``): what is left to run is the entries below the seed count."""
+    seeds = sorted({r["seed"] for r in rows})
+    done: dict[tuple[str, str], set] = {}
+    for r in rows:
+        if not r["error"] and not r["method"].startswith("baseline-"):
+            done.setdefault((r["cell"], r["method"]), set()).add(r["seed"])
+    lines = [f"Seeds with a finished learner run (of {len(seeds)}), ego-net scorer / "
+             "hybrid scorer:", "",
+             "| cell | " + " | ".join(f"`{learner}`" for learner in LEARNERS) + " |",
+             "|---|" + "---:|" * len(LEARNERS)]
+    for cell in cells:
+        entries = [" / ".join(str(len(done.get((cell, method_name(learner, scorer)), ())))
+                              for scorer in SCORER_PREFIX) for learner in LEARNERS]
+        lines.append(f"| {cell} | " + " | ".join(entries) + " |")
+    return lines
 
 
 def write_reports(out: Path, md: Path | None, command: str, machine: str) -> list[dict]:
