@@ -296,31 +296,6 @@ def test_the_hybrid_starts_from_its_best_channel_on_interest_and_drift_cells(loa
         assert not set(start) & set(tool.scorer_overrides("hybrid", cell)), cell
 
 
-def test_model_verdict_counts_the_non_meta_gnn_as_the_model_side(load_tool, tmp_path):
-    tool = load_tool("bench_quality")
-    # the non-meta GNN is best on validation and test; ppr is the best baseline on
-    # validation, adamic_adar on test
-    runs = {"maml": (0.26, 0.20), "hybrid-noadapt": (0.30, 0.25), "baseline-ppr": (0.24, 0.22),
-            "baseline-adamic_adar": (0.25, 0.21)}
-    for seed in range(2):
-        for method, (test, val) in runs.items():
-            data = {"test": {"3": {m: {"mean": test, "ci95": 0.0, "users": 10}
-                                   for m in tool.METRICS}}}
-            data |= ({"val_trials": [[{"a": 1}, val]]} if method.startswith("baseline-")
-                     else {"best_val": val})
-            path = tmp_path / "lastfm-friend" / f"seed{seed}" / method / "metrics.json"
-            path.parent.mkdir(parents=True)
-            path.write_text(json.dumps(data))
-    summary = tool.summarise(tool.collect(tmp_path))
-    (line,) = tool.model_verdicts(summary, ["lastfm:friend"])
-    assert ("chosen on validation users: `hybrid-noadapt (non-meta GNN)` 0.3000 (2 seeds) "
-            "vs `ppr` 0.2400 (2 seeds): +25.0% (target +10%: **met**)") in line
-    assert "By test mean: `hybrid-noadapt (non-meta GNN)` 0.3000 vs `adamic_adar` 0.2500" in line
-    # the meta-learner verdict still puts the non-meta GNN on the baseline side
-    (meta_line,) = tool.verdicts(summary, ["lastfm:friend"])
-    assert "best baseline `hybrid-noadapt (non-meta GNN)` 0.3000" in meta_line
-
-
 def _fake_run(tool, root, cell, seed, method, test, val, error=None):
     path = root / cell.replace(":", "-") / f"seed{seed}" / method / "metrics.json"
     path.parent.mkdir(parents=True)
@@ -331,6 +306,25 @@ def _fake_run(tool, root, cell, seed, method, test, val, error=None):
     data |= ({"val_trials": [[{"a": 1}, val]]} if method.startswith("baseline-")
              else {"best_val": val})
     path.write_text(json.dumps(data))
+
+
+def test_model_verdict_counts_the_non_meta_gnn_as_the_model_side(load_tool, tmp_path):
+    tool = load_tool("bench_quality")
+    # the non-meta GNN is best on validation and test; ppr is the best baseline on
+    # validation, adamic_adar on test
+    runs = {"maml": (0.26, 0.20), "hybrid-noadapt": (0.30, 0.25), "baseline-ppr": (0.24, 0.22),
+            "baseline-adamic_adar": (0.25, 0.21)}
+    for seed in range(2):
+        for method, (test, val) in runs.items():
+            _fake_run(tool, tmp_path, "lastfm:friend", seed, method, test, val)
+    summary = tool.summarise(tool.collect(tmp_path))
+    (line,) = tool.model_verdicts(summary, ["lastfm:friend"])
+    assert ("chosen on validation users: `hybrid-noadapt (non-meta GNN)` 0.3000 (2 seeds) "
+            "vs `ppr` 0.2400 (2 seeds): +25.0% (target +10%: **met**)") in line
+    assert "By test mean: `hybrid-noadapt (non-meta GNN)` 0.3000 vs `adamic_adar` 0.2500" in line
+    # the meta-learner verdict still puts the non-meta GNN on the baseline side
+    (meta_line,) = tool.verdicts(summary, ["lastfm:friend"])
+    assert "best baseline `hybrid-noadapt (non-meta GNN)` 0.3000" in meta_line
 
 
 def test_coverage_counts_finished_seeds_per_learner_and_scorer(load_tool, tmp_path):

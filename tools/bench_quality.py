@@ -464,12 +464,12 @@ def meta_objective_table(rows: list[dict], summary: dict, cells, k: int = 3) -> 
             *lines, ""]
 
 
-def _is_meta(method: str) -> bool:
-    return not method.startswith("baseline-") and _learner(method) not in NON_META
-
-
 def _is_model(method: str) -> bool:
     return not method.startswith("baseline-")
+
+
+def _is_meta(method: str) -> bool:
+    return _is_model(method) and _learner(method) not in NON_META
 
 
 def best_pair(summary: dict, cell: str, k: int, metric: str, by: str = "test",
@@ -698,7 +698,7 @@ def coverage_table(rows: list[dict], cells) -> list[str]:
     seeds = sorted({r["seed"] for r in rows})
     done: dict[tuple[str, str], set] = {}
     for r in rows:
-        if not r["error"] and not r["method"].startswith("baseline-"):
+        if not r["error"] and _is_model(r["method"]):
             done.setdefault((r["cell"], r["method"]), set()).add(r["seed"])
     lines = [f"Seeds with a finished learner run (of {len(seeds)}), ego-net scorer / "
              "hybrid scorer:", "",
