@@ -3,6 +3,7 @@
     python tools/bench_meta.py --tasks 16 64 256 --steps 1 5 --learners maml fomaml anil
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid --tasks 64
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid+model.tower_refresh=4
+    python tools/bench_meta.py --pair-mlp 1892 10 32 --tasks 64 --repeats 60
 
 Both paths compute the same outer loss and meta-gradient (tests/meta) on the same task
 batch (synthetic graph, friend tasks, N=32 users per task, 2-layer SAGE, hidden 32).
@@ -14,6 +15,9 @@ With ``--cell`` it times instead one meta-training step of each ``--scorers`` en
 tasks, built exactly as ``socialmeta-train`` builds them (the cell's experiment
 preset), side by side in one process: building the batch (task sampling, with the
 hybrid's pair features) and the batched meta-gradient step, separately.
+
+With ``--pair-mlp USERS FEATURES HIDDEN`` it times the hybrid scorer's pair MLP alone
+(:class:`socialmeta.models.hybrid.PairMLP` against the ``nn.Sequential`` it replaced).
 """
 from __future__ import annotations
 
@@ -139,6 +143,46 @@ def compare_scorers(cell: str, scorers, learners, tasks, device, repeats: int) -
                       flush=True)
 
 
+def compare_pair_mlp(tasks, users: int, features: int, hidden: int, repeats: int) -> None:
+    """Forward and backward (``torch.func.grad``, as in a meta-step) of the hybrid
+    scorer's pair MLP over ``[T, users, features]`` pair features: the
+    ``nn.Sequential(Linear, ReLU, Linear)`` it was against :class:`PairMLP` (the same
+    parameters), interleaved repeat by repeat; medians and quartiles."""
+    import statistics
+
+    from torch import nn
+    from torch.func import functional_call, grad
+
+    from socialmeta.models.hybrid import PairMLP
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {repeats} interleaved repeats after 3 warm-ups")
+    print("| T | rows | module | forward + backward (ms), median | quartiles |")
+    print("|---:|---:|---|---:|---|")
+    torch.manual_seed(0)
+    new = PairMLP(features, hidden)
+    modules = {"nn.Sequential": nn.Sequential(*new), "PairMLP": new}
+    params = {n: p.detach() for n, p in new.named_parameters()}
+    for num_tasks in tasks:
+        x = torch.rand(num_tasks, users, features)
+        weights = torch.randn(num_tasks, users)
+
+        def loss(p, module, x=x, weights=weights):
+            return (functional_call(module, p, (x,)).squeeze(-1) * weights).sum()
+
+        times = {name: [] for name in modules}
+        for r in range(repeats + 3):
+            for name, module in modules.items():
+                t0 = time.perf_counter()
+                grad(loss)(params, module)
+                if r >= 3:
+                    times[name].append(1e3 * (time.perf_counter() - t0))
+        for name, t in times.items():
+            q1, _, q3 = statistics.quantiles(t, n=4)
+            print(f"| {num_tasks} | {num_tasks * users:,} | {name} | "
+                  f"{statistics.median(t):.1f} | {q1:.1f}-{q3:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[16, 64, 256])
@@ -150,7 +194,13 @@ def main() -> None:
     parser.add_argument("--cell", help="time a benchmark cell's real tasks per scorer "
                         "(e.g. lastfm:friend) instead of the synthetic batched-vs-loop table")
     parser.add_argument("--scorers", nargs="+", default=["egonet", "hybrid"])
+    parser.add_argument("--pair-mlp", type=int, nargs=3, metavar=("USERS", "FEATURES", "HIDDEN"),
+                        help="time the hybrid scorer's pair MLP alone at [T, USERS, FEATURES] "
+                        "(CPU; lastfm friend: 1892 10 32) against the nn.Sequential it replaced")
     args = parser.parse_args()
+    if args.pair_mlp:
+        compare_pair_mlp(args.tasks, *args.pair_mlp, args.repeats)
+        return
     device = resolve_device(args.device)
     if args.cell:
         compare_scorers(args.cell, args.scorers, args.learners, args.tasks, device,

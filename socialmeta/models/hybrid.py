@@ -210,8 +210,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                                  tower_layers)
             self.fold = nn.Linear(hidden, hidden)
         if "pairs" in self.parts:
-            self.pair_mlp = nn.Sequential(nn.Linear(num_pair_features, pair_hidden), nn.ReLU(),
-                                          nn.Linear(pair_hidden, 1))
+            self.pair_mlp = PairMLP(num_pair_features, pair_hidden)
             self.pair_gate = nn.Linear(hidden, num_pair_features)
             nn.init.zeros_(self.pair_gate.weight)
             nn.init.zeros_(self.pair_gate.bias)
@@ -868,6 +867,39 @@ def sampled_softmax_loss(target_scores: Tensor, negative_scores: Tensor,
     return ((log_z - target_scores) * w).sum() / w.sum().clamp(min=1)
 
 
+class PairMLP(nn.Sequential):
+    r"""``Linear(P, H) -> ReLU -> Linear(H, 1)`` over pair features ``[..., P]`` (the
+    learned ranker's form, with the modules, parameters and ``state_dict`` of that
+    :class:`~torch.nn.Sequential`), computed on the rows flattened to ``[N, P]`` in
+    an order whose backward is cheap at the hybrid scorer's ``N = T x U`` rows
+    (64 x 1,892 = 121,088 on lastfm).
+
+    :class:`~torch.nn.Linear` multiplies by ``weight.t()``, a transposed view, and
+    autograd returns each weight's gradient in its operand's layout:
+    ``grad_out.t() @ input``, a ``[H, N] x [N, P]`` product that reads its left
+    side against its strides, and for the last layer the ``[N, 1] x [1, H]`` outer
+    product as a matrix product of inner size 1: the two largest ops of a hybrid
+    meta-step on lastfm in a profile. Here the first layer multiplies by a
+    contiguous copy of ``weight.t()`` (``[P, H]``, a few hundred floats), whose
+    gradient is ``input.t() @ grad_out``, the last layer is a matrix-vector
+    product, whose input gradient is an outer product by broadcasting, and the ReLU
+    is in place (one ``[N, H]`` buffer fewer). Forward and backward at lastfm's
+    ``T = 64``: 32.8 ms -> 18.9 ms (``python tools/bench_meta.py --pair-mlp 1892 10
+    32 --tasks 64``, docs/performance.md). The same function and the same gradient
+    up to float rounding (``tests/models/test_hybrid.py``); plain tensor ops, so
+    ``vmap``, ``torch.func.grad`` and double backward work as with
+    :class:`~torch.nn.Sequential`."""
+
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        first, _, last = self
+        rows = x.reshape(-1, x.size(-1))
+        h = torch.addmm(first.bias, rows, first.weight.t().contiguous()).relu_()
+        return (torch.mv(h, last.weight.view(-1)) + last.bias).view(*x.shape[:-1], 1)
+
+
 def load_pair_mlp(model: nn.Module, mlp: nn.Sequential, names: Sequence[str]) -> None:
     r"""Copies an MLP over named features (``Linear(C, H) -> ReLU -> Linear(H, 1)``, e.g.
     the learned ranker's) into :obj:`model`'s pair MLP: input column ``names[j]`` goes
@@ -901,8 +933,7 @@ class PairFeatureHead(StartsFromFeatures):
     shared_prefixes = ("pair_mlp.",)
 
     def _init_pairs(self, hidden: int, channels: int, pair_hidden: int) -> None:
-        self.pair_mlp = nn.Sequential(nn.Linear(channels, pair_hidden), nn.ReLU(),
-                                      nn.Linear(pair_hidden, 1))
+        self.pair_mlp = PairMLP(channels, pair_hidden)
         self.pair_gate = nn.Linear(hidden, channels)
         self._reset_pairs()
         self.head_prefixes = ("head.", "pair_gate.")

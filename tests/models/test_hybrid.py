@@ -7,6 +7,7 @@ from socialmeta.data import FRIEND, generate_synthetic
 from socialmeta.features import allowed_friend_features
 from socialmeta.meta import LEARNERS, InnerLoop, candidate_scores, meta_gradient, meta_parameters
 from socialmeta.models import HybridLinkModel
+from socialmeta.models.hybrid import PairMLP
 from socialmeta.tasks import TaskConfig, TaskSampler, split_users
 from socialmeta.tasks.random import hash_keys, priority
 from socialmeta.tasks.sampler import EVAL_EPOCH
@@ -576,3 +577,41 @@ def test_hybrid_with_the_items_context_batched_equals_reference(learner,
     batch.item_ids = torch.full_like(batch.item_ids, -1)
     without = candidate_scores(model, params, batch, InnerLoop("noadapt"), graph.num_users)
     assert not torch.allclose(with_items, without)
+
+
+def test_pair_mlp_equals_the_sequential_it_replaces():
+    """The pair MLP computes nn.Sequential(Linear, ReLU, Linear)'s function and
+    gradients (its backward in a cheaper layout): forward, torch.func.grad,
+    vmap, double backward, and the Sequential's state_dict loads into it."""
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    mlp = PairMLP(6, 8)
+    mlp.load_state_dict(seq.state_dict())
+    assert list(mlp.state_dict()) == list(seq.state_dict())
+    seq, mlp = seq.double(), mlp.double()
+    x = torch.randn(3, 40, 6, dtype=torch.double)
+    assert mlp(x).shape == (3, 40, 1)
+    torch.testing.assert_close(mlp(x), seq(x))
+    params = {n: p.detach().requires_grad_() for n, p in seq.named_parameters()}
+    weights = torch.randn(3, 40, dtype=torch.double)
+
+    def loss(p, module):
+        return (functional_call(module, p, (x,)).squeeze(-1) * weights).sum()
+
+    for name, value in grad(loss)(params, mlp).items():
+        torch.testing.assert_close(value, grad(loss)(params, seq)[name])
+    torch.testing.assert_close(vmap(lambda xi: functional_call(mlp, params, (xi,)))(x),
+                               seq(x))
+
+    def curvature(p, module):   # a gradient of a gradient through the pair MLP
+        g = grad(lambda w: functional_call(module, {**p, "2.weight": w}, (x,)).pow(2).sum()
+                 )(p["2.weight"])
+        return g.pow(2).sum()
+
+    for name, value in grad(curvature)(params, mlp).items():
+        torch.testing.assert_close(value, grad(curvature)(params, seq)[name])
+    assert torch.autograd.gradcheck(
+        lambda *w: functional_call(mlp, dict(zip(params, w)), (x[0, :5],)),
+        tuple(params.values()))
