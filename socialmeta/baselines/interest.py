@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from socialmeta import progress
 from socialmeta.baselines.base import Baseline
+from socialmeta.features.interest import label_propagation
 from socialmeta.tasks import TaskBatch, TaskSampler
 
 
@@ -78,12 +79,8 @@ class LabelPropagation(_InterestBaseline):
     iterations = 20
 
     def scores(self, batch: TaskBatch) -> Tensor:
-        alpha = float(self.hyper["alpha"])
-        seeds = self._seeds(batch)
-        walk = batch.adj / batch.adj.sum(-1, keepdim=True).clamp(min=1)
-        f = seeds.clone()
-        for _ in range(self.iterations):
-            f = alpha * walk @ f + (1 - alpha) * seeds
+        f = label_propagation(batch.adj, self._seeds(batch), (float(self.hyper["alpha"]),),
+                              self.iterations)[..., 0]
         return f if self.members else self._tie_break(f[:, 0])
 
 

@@ -12,6 +12,7 @@ from socialmeta.features.friend import (
     allowed_friend_features,
     friend_channels,
 )
+from socialmeta.features.interest import label_propagation
 from socialmeta.features.item import (
     ITEM_FEATURES,
     RECENT_HALF_LIVES,
@@ -31,4 +32,4 @@ __all__ = ["CSR", "DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures",
            "ITEM_FEATURES", "ItemPairFeatures", "allowed_friend_features",
            "allowed_item_features", "friend_channels", "item_channels",
            "RECENT_HALF_LIVES", "Sparse",
-           "candidate_normalized", "cosine_rows", "support_matrix"]
+           "candidate_normalized", "cosine_rows", "label_propagation", "support_matrix"]

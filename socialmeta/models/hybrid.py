@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from socialmeta.features.interest import label_propagation
 from socialmeta.models.encoders import Encoder, MeanAdjacency
 from socialmeta.models.interest import InterestModel
 from socialmeta.models.item import ItemModel, item_list_loss
@@ -1063,17 +1064,10 @@ def interest_pair_features(adj: Tensor, labels: Tensor, label_mask: Tensor,
     """
     mask = label_mask.to(labels.dtype)
     seeds = labels * mask.unsqueeze(-1)
-    walk = adj / adj.sum(-1, keepdim=True).clamp(min=1)
-    channels = []
-    for alpha in alphas:
-        f = seeds.clone()
-        for _ in range(iterations):
-            f = alpha * walk @ f + (1 - alpha) * seeds
-        channels.append(f)
-    channels.append((adj @ seeds) / (adj @ mask.unsqueeze(-1)).clamp(min=1))
+    neighbors = (adj @ seeds) / (adj @ mask.unsqueeze(-1)).clamp(min=1)
     share = seeds.sum(-2, keepdim=True) / mask.sum(-1, keepdim=True).unsqueeze(-1).clamp(min=1)
-    channels.append(share.expand_as(seeds))
-    return torch.stack(channels, -1)
+    return torch.cat([label_propagation(adj, seeds, alphas, iterations),
+                      torch.stack([neighbors, share.expand_as(seeds)], -1)], -1)
 
 
 class HybridInterestModel(PairFeatureHead, InterestModel):
