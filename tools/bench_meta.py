@@ -4,6 +4,7 @@
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid --tasks 64
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid+model.tower_refresh=4
     python tools/bench_meta.py --pair-mlp 1892 10 32 --tasks 64 --repeats 60
+    python tools/bench_meta.py --products --tasks 16 64 --repeats 20
 
 Both paths compute the same outer loss and meta-gradient (tests/meta) on the same task
 batch (synthetic graph, friend tasks, N=32 users per task, 2-layer SAGE, hidden 32).
@@ -18,6 +19,9 @@ hybrid's pair features) and the batched meta-gradient step, separately.
 
 With ``--pair-mlp USERS FEATURES HIDDEN`` it times the hybrid scorer's pair MLP alone
 (:class:`socialmeta.models.hybrid.PairMLP` against the ``nn.Sequential`` it replaced).
+
+With ``--products`` it times the matrix-vector products of the models in the form of
+:mod:`socialmeta.models.ops` against the plain ``A @ v`` they replaced.
 """
 from __future__ import annotations
 
@@ -183,6 +187,61 @@ def compare_pair_mlp(tasks, users: int, features: int, hidden: int, repeats: int
                   f"{statistics.median(t):.1f} | {q1:.1f}-{q3:.1f} |", flush=True)
 
 
+#: ``--products``: (name, per-task matrix shape, result of the plain product, the
+#: socialmeta.models.ops form, which argument is the matrix's few-column side)
+PRODUCTS = (
+    ("hybrid gate: pair features [U, P] @ gate [P] (lastfm friend)", (1892, 10), "matvec"),
+    ("ego-net heuristics: adj [N, N] @ v [N] (lastfm friend tasks)", (128, 128), "matvec"),
+    ("item scores: adapted item table [I, H] @ user [H] (lastfm items)", (17632, 32),
+     "matvec"),
+    ("item holders: item_adj [N, I]^T @ weights [N, 1] (lastfm item tasks)", (96, 2048),
+     "t_matmul"),
+)
+
+
+def compare_products(tasks, repeats: int) -> None:
+    """Forward and backward of the products :mod:`socialmeta.models.ops` computes, in
+    the plain form (``A @ v``, ``A.transpose(-1, -2) @ V``) and in its form, per task
+    under ``vmap`` and differentiated with ``torch.func.grad`` in both inputs (as in a
+    meta-step, where the matrix and the vector may both be per task and adapted),
+    interleaved repeat by repeat; medians and quartiles."""
+    import statistics
+
+    from torch.func import grad, vmap
+
+    from socialmeta.models.ops import matvec, t_matmul
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {repeats} interleaved repeats after 3 warm-ups")
+    print("| product | T | form | forward + backward (ms), median | quartiles |")
+    print("|---|---:|---|---:|---|")
+    forms = {"matvec": (lambda a, v: a @ v, matvec),
+             "t_matmul": (lambda a, v: a.transpose(-1, -2) @ v, t_matmul)}
+    torch.manual_seed(0)
+    for name, (rows, cols), kind in PRODUCTS:
+        plain, fast = forms[kind]
+        for num_tasks in tasks:
+            matrix = torch.rand(num_tasks, rows, cols)
+            other = (torch.randn(num_tasks, cols) if kind == "matvec"
+                     else torch.randn(num_tasks, rows, 1))
+            weights = torch.randn_like(vmap(plain)(matrix, other))
+
+            def loss(a, v, form, weights=weights):
+                return (vmap(form)(a, v) * weights).sum()
+
+            times = {"plain": [], kind: []}
+            for r in range(repeats + 3):
+                for label, form in (("plain", plain), (kind, fast)):
+                    t0 = time.perf_counter()
+                    grad(loss, argnums=(0, 1))(matrix, other, form)
+                    if r >= 3:
+                        times[label].append(1e3 * (time.perf_counter() - t0))
+            for label, t in times.items():
+                q1, _, q3 = statistics.quantiles(t, n=4)
+                print(f"| {name} | {num_tasks} | {label} | {statistics.median(t):.1f} | "
+                      f"{q1:.1f}-{q3:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[16, 64, 256])
@@ -196,10 +255,17 @@ def main() -> None:
     parser.add_argument("--scorers", nargs="+", default=["egonet", "hybrid"])
     parser.add_argument("--pair-mlp", type=int, nargs=3, metavar=("USERS", "FEATURES", "HIDDEN"),
                         help="time the hybrid scorer's pair MLP alone at [T, USERS, FEATURES] "
-                        "(CPU; lastfm friend: 1892 10 32) against the nn.Sequential it replaced")
+                        "(CPU; lastfm friend: 1892 10 32) against the nn.Sequential it "
+                        "replaced")
+    parser.add_argument("--products", action="store_true",
+                        help="time the models' matrix-vector products in the form of "
+                        "socialmeta.models.ops against the plain ones (CPU, per --tasks)")
     args = parser.parse_args()
     if args.pair_mlp:
         compare_pair_mlp(args.tasks, *args.pair_mlp, args.repeats)
+        return
+    if args.products:
+        compare_products(args.tasks, args.repeats)
         return
     device = resolve_device(args.device)
     if args.cell:

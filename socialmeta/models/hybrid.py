@@ -47,6 +47,7 @@ from socialmeta.models.encoders import Encoder, MeanAdjacency
 from socialmeta.models.interest import InterestModel
 from socialmeta.models.item import ItemModel, item_list_loss
 from socialmeta.models.link import LinkModel
+from socialmeta.models.ops import matvec
 
 PARTS = ("egonet", "tower", "pairs")
 #: proposals of the sampled softmax: uniform over the candidates, or proportional to
@@ -753,7 +754,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             phi = pair_features.to(h.dtype)
             if pair_scores is None:   # the batch scored its candidates only: every user
                 pair_scores = self.pair_mlp(pair_features).squeeze(-1)
-            score = score + pair_scores.to(h.dtype) + phi @ self.pair_gate(q)
+            score = score + pair_scores.to(h.dtype) + matvec(phi, self.pair_gate(q))
         # at M users: every term is still computed over all U candidates (one GEMM per
         # part), then gathered. Gathering rows of the shared tower per task instead
         # makes its gradient a dense [T, F + 1, U, H] under vmap (5x slower at U = 20,000);
@@ -797,12 +798,13 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             # a task's ego-net ids are distinct: each scored user matches one slot at
             # most, and gets the far score otherwise (as the scatter over all users)
             match = ((at.unsqueeze(-1) == node_ids) & (node_ids >= 0)).to(h.dtype)  # [M, N]
-            score = score + far + match @ (ego - far)
+            score = score + far + matvec(match, ego - far)
         if "tower" in self.parts:     # the task's own fold's rows: [M, H]
-            score = score + scored["scored_tower"] @ self.fold(q)
+            score = score + matvec(scored["scored_tower"], self.fold(q))
         if "pairs" in self.parts:
             phi = scored["scored_pair_features"].to(h.dtype)
-            score = score + scored["scored_pair_scores"].to(h.dtype) + phi @ self.pair_gate(q)
+            score = (score + scored["scored_pair_scores"].to(h.dtype)
+                     + matvec(phi, self.pair_gate(q)))
         return score
 
 
@@ -1064,7 +1066,7 @@ def interest_pair_features(adj: Tensor, labels: Tensor, label_mask: Tensor,
     """
     mask = label_mask.to(labels.dtype)
     seeds = labels * mask.unsqueeze(-1)
-    neighbors = (adj @ seeds) / (adj @ mask.unsqueeze(-1)).clamp(min=1)
+    neighbors = (adj @ seeds) / matvec(adj, mask).unsqueeze(-1).clamp(min=1)
     share = seeds.sum(-2, keepdim=True) / mask.sum(-1, keepdim=True).unsqueeze(-1).clamp(min=1)
     return torch.cat([label_propagation(adj, seeds, alphas, iterations),
                       torch.stack([neighbors, share.expand_as(seeds)], -1)], -1)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
 from socialmeta.models.link import masked_bce, node_inputs
+from socialmeta.models.ops import matvec, t_matmul
 from socialmeta.models.taste import ItemTasteMixin, center_item_overlap
 
 
@@ -15,7 +16,7 @@ def _to_items(item_graph: Tensor, values: Tensor, num_items: int, sparse: bool) 
         user, item = item_graph
         out = torch.zeros(num_items, values.size(-1), dtype=values.dtype, device=values.device)
         return out.index_add(0, item, values[user])
-    return item_graph.transpose(-1, -2).to(values.dtype) @ values
+    return t_matmul(item_graph.to(values.dtype), values)
 
 
 def item_heuristics(hop: Tensor, item_graph: Tensor, num_items: int, num_hops: int,
@@ -392,7 +393,7 @@ class ItemModel(ItemTasteMixin, nn.Module):
             if not all_items:
                 ids = target_ids.clamp(min=0)
                 phi, base = phi[ids], base[ids]
-            extra = extra + base + phi @ self.pair_gate(user.squeeze(-2))
+            extra = extra + base + matvec(phi, self.pair_gate(user.squeeze(-2)))
         if all_items:
             return self._score_all(user.squeeze(-2), support) + extra
         if support is None:
@@ -424,9 +425,10 @@ class ItemModel(ItemTasteMixin, nn.Module):
         ``e . 2u(c_1 - c_0) + |c_0|^2 - |c_1|^2``."""
         table = self.item_weight()
         if support is None:
-            return table @ user
+            return matvec(table, user)
         liked, other = self._prototypes(user, support)
-        return table @ (2 * user * (liked - other)) + other.pow(2).sum() - liked.pow(2).sum()
+        return (matvec(table, 2 * user * (liked - other)) + other.pow(2).sum()
+                - liked.pow(2).sum())
 
     def score_targets(self, call, task: dict[str, Tensor], target_ids: Tensor | None,
                       prototype: bool = False) -> Tensor:

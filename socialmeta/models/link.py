@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from socialmeta.models.encoders import Encoder
+from socialmeta.models.ops import matvec
 from socialmeta.models.taste import ItemTasteMixin, center_item_overlap
 
 #: largest (targets x nodes) one-hot that target gathers build instead of indexing
@@ -306,7 +307,7 @@ class LinkModel(ItemTasteMixin, nn.Module):
                                             x.dtype)
             inputs = torch.cat([inputs, heuristic_inputs(
                 x, degree, is_support,
-                lambda v: (adj @ v.unsqueeze(-1)).squeeze(-1), items)], -1)
+                lambda v: matvec(adj, v), items)], -1)
         return self.encoder.forward_dense(inputs, adj, mask)
 
     def embed_sparse(self, x: Tensor, edge_index: Tensor, hop: Tensor,
@@ -370,7 +371,7 @@ def list_loss(scores: Tensor, node_mask: Tensor, support_local: Tensor, support_
         candidate = candidate & ~(is_support & (positions < n))
     log_z = torch.logsumexp(scores.masked_fill(~candidate, float("-inf")), -1)
     slots = torch.where(target_local >= 0, target_local, n)
-    picked = (_onehot(slots, n + 1, scores.dtype) @ scores.unsqueeze(-1)).squeeze(-1)
+    picked = matvec(_onehot(slots, n + 1, scores.dtype), scores)
     w = target_positive.to(scores.dtype)
     return ((log_z - picked) * w).sum() / w.sum().clamp(min=1)
 
