@@ -152,8 +152,6 @@ def compare_pair_mlp(tasks, users: int, features: int, hidden: int, repeats: int
     scorer's pair MLP over ``[T, users, features]`` pair features: the
     ``nn.Sequential(Linear, ReLU, Linear)`` it was against :class:`PairMLP` (the same
     parameters), interleaved repeat by repeat; medians and quartiles."""
-    import statistics
-
     from torch import nn
     from torch.func import functional_call, grad
 
@@ -174,21 +172,34 @@ def compare_pair_mlp(tasks, users: int, features: int, hidden: int, repeats: int
         def loss(p, module, x=x, weights=weights):
             return (functional_call(module, p, (x,)).squeeze(-1) * weights).sum()
 
-        times = {name: [] for name in modules}
-        for r in range(repeats + 3):
-            for name, module in modules.items():
-                t0 = time.perf_counter()
-                grad(loss)(params, module)
-                if r >= 3:
-                    times[name].append(1e3 * (time.perf_counter() - t0))
-        for name, t in times.items():
-            q1, _, q3 = statistics.quantiles(t, n=4)
-            print(f"| {num_tasks} | {num_tasks * users:,} | {name} | "
-                  f"{statistics.median(t):.1f} | {q1:.1f}-{q3:.1f} |", flush=True)
+        times = _interleaved({name: lambda module=module: grad(loss)(params, module)
+                              for name, module in modules.items()}, repeats)
+        for name, (median, q1, q3) in times.items():
+            print(f"| {num_tasks} | {num_tasks * users:,} | {name} | {median:.1f} | "
+                  f"{q1:.1f}-{q3:.1f} |", flush=True)
 
 
-#: ``--products``: (name, per-task matrix shape, result of the plain product, the
-#: socialmeta.models.ops form, which argument is the matrix's few-column side)
+def _interleaved(calls: dict, repeats: int) -> dict[str, tuple[float, float, float]]:
+    """Milliseconds per call of each of :obj:`calls`, run in turn, repeat by repeat,
+    after 3 warm-up rounds: ``{name: (median, first quartile, third quartile)}``."""
+    import statistics
+
+    times = {name: [] for name in calls}
+    for r in range(repeats + 3):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            if r >= 3:
+                times[name].append(1e3 * (time.perf_counter() - t0))
+    out = {}
+    for name, t in times.items():
+        q1, _, q3 = statistics.quantiles(t, n=4)
+        out[name] = (statistics.median(t), q1, q3)
+    return out
+
+
+#: ``--products``: (what it is, a task's matrix shape [rows, columns], the
+#: socialmeta.models.ops function that computes it)
 PRODUCTS = (
     ("hybrid gate: pair features [U, P] @ gate [P] (lastfm friend)", (1892, 10), "matvec"),
     ("ego-net heuristics: adj [N, N] @ v [N] (lastfm friend tasks)", (128, 128), "matvec"),
@@ -205,8 +216,6 @@ def compare_products(tasks, repeats: int) -> None:
     under ``vmap`` and differentiated with ``torch.func.grad`` in both inputs (as in a
     meta-step, where the matrix and the vector may both be per task and adapted),
     interleaved repeat by repeat; medians and quartiles."""
-    import statistics
-
     from torch.func import grad, vmap
 
     from socialmeta.models.ops import matvec, t_matmul
@@ -229,17 +238,12 @@ def compare_products(tasks, repeats: int) -> None:
             def loss(a, v, form, weights=weights):
                 return (vmap(form)(a, v) * weights).sum()
 
-            times = {"plain": [], kind: []}
-            for r in range(repeats + 3):
-                for label, form in (("plain", plain), (kind, fast)):
-                    t0 = time.perf_counter()
-                    grad(loss, argnums=(0, 1))(matrix, other, form)
-                    if r >= 3:
-                        times[label].append(1e3 * (time.perf_counter() - t0))
-            for label, t in times.items():
-                q1, _, q3 = statistics.quantiles(t, n=4)
-                print(f"| {name} | {num_tasks} | {label} | {statistics.median(t):.1f} | "
-                      f"{q1:.1f}-{q3:.1f} |", flush=True)
+            times = _interleaved(
+                {label: lambda form=form, a=matrix, v=other: grad(loss, (0, 1))(a, v, form)
+                 for label, form in (("plain", plain), (kind, fast))}, repeats)
+            for label, (median, q1, q3) in times.items():
+                print(f"| {name} | {num_tasks} | {label} | {median:.1f} | {q1:.1f}-{q3:.1f} |",
+                      flush=True)
 
 
 def main() -> None:
