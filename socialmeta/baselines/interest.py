@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from socialmeta import progress
 from socialmeta.baselines.base import Baseline
-from socialmeta.features.interest import label_propagation
+from socialmeta.features.interest import label_propagation, neighbour_labels
 from socialmeta.tasks import TaskBatch, TaskSampler
 
 
@@ -60,9 +60,8 @@ class NeighborMajority(_InterestBaseline):
 
     def scores(self, batch: TaskBatch) -> Tensor:
         if self.members:  # each member: the mean labels of its labelled neighbours
-            votes = batch.adj @ self._seeds(batch)
-            count = batch.adj @ batch.label_mask.unsqueeze(-1).to(batch.adj.dtype)
-            return votes / count.clamp(min=1)
+            return neighbour_labels(batch.adj, self._seeds(batch),
+                                    batch.label_mask.to(batch.adj.dtype))
         w = batch.label_mask.float() / batch.hop.clamp(min=1).float()
         votes = (w.unsqueeze(-1) * batch.labels).sum(1) / w.sum(1, keepdim=True).clamp(min=1e-12)
         return self._tie_break(votes)

@@ -12,7 +12,7 @@ from socialmeta.features.friend import (
     allowed_friend_features,
     friend_channels,
 )
-from socialmeta.features.interest import label_propagation
+from socialmeta.features.interest import label_propagation, neighbour_labels
 from socialmeta.features.item import (
     ITEM_FEATURES,
     RECENT_HALF_LIVES,
@@ -32,4 +32,5 @@ __all__ = ["CSR", "DEFAULT_ALPHAS", "FRIEND_FEATURES", "FriendPairFeatures",
            "ITEM_FEATURES", "ItemPairFeatures", "allowed_friend_features",
            "allowed_item_features", "friend_channels", "item_channels",
            "RECENT_HALF_LIVES", "Sparse",
-           "candidate_normalized", "cosine_rows", "label_propagation", "support_matrix"]
+           "candidate_normalized", "cosine_rows", "label_propagation", "neighbour_labels",
+           "support_matrix"]

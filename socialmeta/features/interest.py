@@ -9,6 +9,19 @@ import torch
 from torch import Tensor
 
 
+def neighbour_labels(adj: Tensor, seeds: Tensor, mask: Tensor) -> Tensor:
+    r"""``[..., N, L]``: each node's mean label vector over its labelled neighbours
+    (the members variant of the :class:`~socialmeta.baselines.interest.NeighborMajority`
+    baseline, and a hybrid interest feature).
+
+    Args:
+        adj: ``[..., N, N]`` the tasks' dense adjacency.
+        seeds: ``[..., N, L]`` the labels of the support members, zero elsewhere.
+        mask: ``[..., N]`` the support members, in :obj:`seeds`' dtype.
+    """
+    return (adj @ seeds) / (adj @ mask.unsqueeze(-1)).clamp(min=1)
+
+
 def label_propagation(adj: Tensor, seeds: Tensor, alphas: Sequence[float],
                       iterations: int = 20) -> Tensor:
     r"""``[..., N, L, A]``: label propagation (Zhou et al., 2004) of :obj:`seeds` on

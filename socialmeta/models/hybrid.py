@@ -42,7 +42,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from socialmeta.features.interest import label_propagation
+from socialmeta.features.interest import label_propagation, neighbour_labels
 from socialmeta.models.encoders import Encoder, MeanAdjacency
 from socialmeta.models.interest import InterestModel
 from socialmeta.models.item import ItemModel, item_list_loss
@@ -1066,7 +1066,7 @@ def interest_pair_features(adj: Tensor, labels: Tensor, label_mask: Tensor,
     """
     mask = label_mask.to(labels.dtype)
     seeds = labels * mask.unsqueeze(-1)
-    neighbors = (adj @ seeds) / matvec(adj, mask).unsqueeze(-1).clamp(min=1)
+    neighbors = neighbour_labels(adj, seeds, mask)
     share = seeds.sum(-2, keepdim=True) / mask.sum(-1, keepdim=True).unsqueeze(-1).clamp(min=1)
     return torch.cat([label_propagation(adj, seeds, alphas, iterations),
                       torch.stack([neighbors, share.expand_as(seeds)], -1)], -1)
