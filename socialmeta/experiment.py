@@ -143,7 +143,7 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
         return tuple(allowed_item_features(task.context,
                                            dated=task.protocol == "temporal"))
     if names == "auto":
-        names = allowed_friend_features(task.context)
+        names = allowed_friend_features(task.context, friends_taste=task.friends_taste)
         if task.kind == "new_item":  # an item's and a user's feature blocks never overlap
             names = [n for n in names if n != "feature_similarity"]
         return tuple(names)
@@ -447,7 +447,7 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
     if names is None:
         return {}
     everything = names == "all"
-    names = roster(kind) if everything else list(names)
+    names = roster(kind, sampler.config) if everything else list(names)
     results = {}
     for i, name in enumerate(names, start=1):
         choose(available, name, f"{kind} baseline")

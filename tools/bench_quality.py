@@ -303,7 +303,7 @@ def run_baselines(cell: str, seed: int, out: Path, quick: bool, shots: list[int]
     task = task_config(cfg.task, cfg.seed)
     graph = graph_for_task(dataset_from_config(cfg.dataset), task)
     sampler = TaskSampler(graph, split_from_config(graph, cfg.split, task), task)
-    for name in roster(sampler.config.kind):  # what eval.baselines=all runs
+    for name in roster(sampler.config.kind, sampler.config):  # what eval.baselines=all runs
         cls = BASELINES[sampler.config.kind][name]
         target = out / f"baseline-{name}" / "metrics.json"
         if target.is_file():

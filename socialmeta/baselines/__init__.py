@@ -7,7 +7,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socialmeta.baselines.base import Baseline
 from socialmeta.baselines.friend import FRIEND_BASELINES, personalized_pagerank
@@ -17,6 +17,9 @@ from socialmeta.baselines.lightgcn import LightGCN
 from socialmeta.baselines.new_item import NEW_ITEM_BASELINES
 from socialmeta.baselines.ranker import LearnedRanker
 from socialmeta.baselines.tune import tune
+
+if TYPE_CHECKING:
+    from socialmeta.tasks import TaskConfig
 
 #: task kind -> baseline name -> class
 BASELINES: dict[str, dict[str, type[Baseline]]] = {
@@ -28,11 +31,14 @@ BASELINES: dict[str, dict[str, type[Baseline]]] = {
                  **NEW_ITEM_BASELINES, "lightgcn": LightGCN, "learned_ranker": LearnedRanker}}
 
 
-def roster(kind: str) -> list[str]:
+def roster(kind: str, config: TaskConfig | None = None) -> list[str]:
     """The baselines that ``eval.baselines=all`` runs on :obj:`kind` tasks: every one
     of the kind except those with :attr:`~socialmeta.baselines.base.Baseline.in_all`
-    false (run only when named)."""
-    return [name for name, cls in BASELINES[kind].items() if cls.in_all]
+    false (run only when named) or naming a task flag that :obj:`config` does not set
+    (``friends_taste``)."""
+    return [name for name, cls in BASELINES[kind].items()
+            if cls.in_all is True or (isinstance(cls.in_all, str) and config is not None
+                                      and bool(getattr(config, cls.in_all)))]
 
 
 def make_baseline(kind: str, name: str, **hyper: Any) -> Baseline:

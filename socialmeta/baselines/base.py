@@ -28,7 +28,9 @@ class Baseline:
     :attr:`grid` (hyper-parameters searched on validation users, see
     :func:`socialmeta.baselines.tune`), :attr:`requires` (relations of the center
     it reads, which the task must observe as ``task.context``) and :attr:`in_all`
-    (``False``: left out of ``eval.baselines=all``, run only when named), and implement
+    (``False``: left out of ``eval.baselines=all``, run only when named; the name of a
+    :class:`~socialmeta.tasks.TaskConfig` flag: in it only where the task sets that
+    flag), and implement
     :meth:`fit` (training users only: it reads ``sampler.observed``) and
     :meth:`scores`.
     """
@@ -37,7 +39,7 @@ class Baseline:
     kinds: ClassVar[tuple[str, ...]]
     grid: ClassVar[Mapping[str, Sequence[Any]]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
-    in_all: ClassVar[bool] = True
+    in_all: ClassVar[bool | str] = True
 
     def __init__(self, **hyper: Any) -> None:
         unknown = set(hyper) - set(self.grid)

@@ -172,6 +172,40 @@ class TasteSimilarity(_FriendBaseline):
                            self.items_t, self.norm)
 
 
+class FriendsTaste(_FriendBaseline):
+    r"""Cosine between each training user's items and the pooled items of the new
+    user's support friends, ``cos(r_v, Σ_{s ∈ S} r_s / |r_s|)`` with every item
+    weighted by ``log(U / (1 + n_i))`` as :class:`TasteSimilarity` (``idf=True``).
+
+    Needs no context: the support friends are training users, whose items are
+    observed; the new user's own items are never read. On a dataset with items it is
+    the taste homophily of the support ("users who listen to what my friends listen
+    to"), which no graph heuristic sees."""
+
+    name = "friends_taste"
+    kinds = ("friend",)
+    in_all = "friends_taste"    # with task.friends_taste, as the hybrid's feature
+
+    def _fit(self, sampler: TaskSampler) -> None:
+        super()._fit(sampler)
+        if not sampler.graph.has_items:
+            raise ValueError(f"baseline 'friends_taste' reads the support friends' items; "
+                             f"dataset {sampler.graph.name!r} has none")
+        index = interaction_index(sampler)
+        counts = torch.bincount(index[1], minlength=sampler.num_items).float()
+        weight = torch.log(sampler.num_users / (1.0 + counts)).clamp(min=0.0)
+        values = weight[index[1]]
+        self.items = Sparse(index, (sampler.num_users, sampler.num_items), values)
+        self.items_t = Sparse(index.flip(0), (sampler.num_items, sampler.num_users), values)
+        self.norm = torch.zeros(sampler.num_users).index_add_(0, index[0],
+                                                              values.pow(2)).sqrt()
+
+    def scores(self, batch: TaskBatch) -> Tensor:
+        unit = torch.where(self.norm > 0, 1.0 / self.norm.clamp(min=1e-12), 0.0)
+        pooled = self.items.rmul(self._support(batch) * unit)    # [T, I]
+        return cosine_rows(pooled, self.items_t, self.norm)
+
+
 class FeatureSimilarity(_FriendBaseline):
     r"""Cosine between the new user's profile features (context ``features``) and
     each training user's."""
@@ -201,6 +235,18 @@ class PPRTaste(Blend):
     grid = {"alpha": (0.15, 0.3), "idf": (True,), "weight": (0.5, 0.1, 0.25, 0.75, 0.9)}
 
 
+class PPRFriendsTaste(Blend):
+    r"""``(1 - weight) · PPR + weight · friends' taste`` (both scaled by their largest
+    candidate score); ``alpha`` and ``weight`` tuned on validation users. Needs a
+    dataset with items, no context."""
+
+    name = "ppr_friends_taste"
+    kinds = ("friend",)
+    in_all = "friends_taste"
+    parts = (PersonalizedPageRank, FriendsTaste)
+    grid = {"alpha": (0.15, 0.3), "weight": (0.3, 0.1, 0.2, 0.4, 0.5)}
+
+
 class PPRFeatures(Blend):
     r"""``(1 - weight) · PPR + weight · feature similarity`` (both scaled by their
     largest candidate score); ``alpha`` and ``weight`` tuned on validation users."""
@@ -214,5 +260,6 @@ class PPRFeatures(Blend):
 FRIEND_BASELINES = {cls.name: cls for cls in (Popularity, CommonNeighbors, AdamicAdar,
                                               ResourceAllocation, Jaccard,
                                               PersonalizedPageRank, PushPageRank,
-                                              TasteSimilarity,
-                                              FeatureSimilarity, PPRTaste, PPRFeatures)}
+                                              TasteSimilarity, FriendsTaste,
+                                              FeatureSimilarity, PPRTaste, PPRFriendsTaste,
+                                              PPRFeatures)}

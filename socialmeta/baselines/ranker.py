@@ -29,6 +29,7 @@ from socialmeta.baselines.friend import (
     AdamicAdar,
     CommonNeighbors,
     FeatureSimilarity,
+    FriendsTaste,
     Jaccard,
     PersonalizedPageRank,
     Popularity,
@@ -66,6 +67,8 @@ def _components(sampler: TaskSampler) -> list[Baseline]:
         out: list[Baseline] = [PersonalizedPageRank(alpha=a) for a in (0.05, 0.15, 0.3, 0.5)]
         out += [CommonNeighbors(), AdamicAdar(), ResourceAllocation(), Jaccard(),
                 Popularity()]
+        if cfg.friends_taste:
+            out.append(FriendsTaste())
         if cfg.observes("items"):
             out.append(TasteSimilarity(idf=True))
         if cfg.observes("features"):

@@ -31,7 +31,8 @@ from socialmeta.features.sparse import CSR, Sparse, candidate_normalized, cosine
 #: the friend pair features, in the order they are stacked (``ppr`` stands for one
 #: channel per restart probability)
 FRIEND_FEATURES = ("ppr", "common_neighbors", "adamic_adar", "resource_allocation",
-                   "jaccard", "paths3", "popularity", "taste", "feature_similarity")
+                   "jaccard", "paths3", "popularity", "friends_taste", "taste",
+                   "feature_similarity")
 #: the center's relation each context feature reads
 NEEDS = {"taste": "items", "feature_similarity": "features"}
 DEFAULT_ALPHAS = (0.05, 0.15, 0.3, 0.5)
@@ -50,7 +51,9 @@ class FriendPairFeatures:
             (default: :obj:`(0.05, 0.15, 0.3, 0.5)`)
         interactions: ``[2, E']`` observed (user, item) pairs and ``num_items``, for
             ``taste`` (cosine of item sets, idf-weighted like
-            :class:`~socialmeta.baselines.friend.TasteSimilarity` with ``idf=True``).
+            :class:`~socialmeta.baselines.friend.TasteSimilarity` with ``idf=True``)
+            and ``friends_taste`` (the same cosine with the support friends' pooled
+            items: :class:`~socialmeta.baselines.friend.FriendsTaste`; no context).
         x: ``[U, F]`` user features, for ``feature_similarity``.
         local (bool): Compute every graph feature from the support's neighbourhood
             only, for graphs where a pass over every edge per batch is too slow (10^6
@@ -91,14 +94,17 @@ class FriendPairFeatures:
             self.adj_csr = self.adj.t.to_sparse_csr()     # symmetric: Aᵀ = A
         self.degree = torch.bincount(friend_index[0], minlength=num_users).float()
         self.links = CSR.from_edge_index(friend_index, num_users, num_users)
-        if "taste" in self.names:
-            if interactions is None or not num_items:
-                raise ValueError("pair feature 'taste' needs the observed interactions")
+        for name in ("taste", "friends_taste"):
+            if name in self.names and (interactions is None or not num_items):
+                raise ValueError(f"pair feature {name!r} needs the observed interactions "
+                                 "(a dataset with items)")
+        if {"taste", "friends_taste"} & set(self.names):
             key = torch.unique(interactions[0] * num_items + interactions[1])
             index = torch.stack([key // num_items, key % num_items])
             self.num_items = num_items
             self.item_counts = torch.bincount(index[1], minlength=num_items).float()
             self.user_items = Sparse(index.flip(0), (num_items, num_users))   # R^T
+            self.item_rows = Sparse(index, (num_users, num_items))            # R
             self.items = CSR.from_edge_index(index, num_users, num_items)
         if "feature_similarity" in self.names:
             if x is None or x.size(1) == 0:
@@ -173,6 +179,8 @@ class FriendPairFeatures:
                 value = degree
             elif name == "taste":
                 value = self._taste(center, context_items)
+            elif name == "friends_taste":
+                value = self._friends_taste(center, support)
             else:
                 value = self._feature_similarity(context_x)
             out[name] = value * keep
@@ -229,16 +237,33 @@ class FriendPairFeatures:
                 p.add_(x, alpha=weight * alpha if step < PPR_ITERATIONS else weight)
         return [p[:, :t].t() for p in out]
 
+    def _idf(self, center: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Per task, the idf weight of every item ``[T, I]`` over the training users
+        without the center (its items leave the counts, as if it were a new user) and
+        every user's norm under it ``[T, U]``."""
+        counts = self.item_counts - self.items.dense_rows(center)   # without the center's own
+        weight = torch.log(self.num_users / (1.0 + counts)).clamp(min=0.0)
+        return weight, self.user_items.rmul(weight.pow(2)).sqrt()
+
     def _taste(self, center: Tensor, context_items: Tensor | None) -> Tensor:
         if context_items is None:
             raise ValueError("pair feature 'taste' needs the center's items (task context "
                              "'items')")
-        counts = self.item_counts - self.items.dense_rows(center)   # without the center's own
-        weight = torch.log(self.num_users / (1.0 + counts)).clamp(min=0.0)
-        norm = self.user_items.rmul(weight.pow(2)).sqrt()
-        dots = self.user_items.rmul(context_items * weight.pow(2))
-        query = (context_items * weight).norm(dim=1, keepdim=True)
-        norms = query * norm
+        weight, norm = self._idf(center)
+        return self._cosine(context_items * weight, weight, norm)
+
+    def _friends_taste(self, center: Tensor, support: Tensor) -> Tensor:
+        r"""Cosine of every user's weighted items with the sum of the support friends'
+        unit-norm weighted item vectors (the baseline's pooling)."""
+        weight, norm = self._idf(center)
+        unit = torch.where(norm > 0, 1.0 / norm.clamp(min=1e-12), 0.0)
+        return self._cosine(self.item_rows.rmul(support * unit) * weight, weight, norm)
+
+    def _cosine(self, query: Tensor, weight: Tensor, norm: Tensor) -> Tensor:
+        """Cosine of each task's weighted item vector :obj:`query` ``[T, I]`` with every
+        user's items weighted by :obj:`weight` (norms :obj:`norm`)."""
+        dots = self.user_items.rmul(query * weight)
+        norms = query.norm(dim=1, keepdim=True) * norm
         return torch.where(norms > 0, dots / norms.clamp(min=1e-12), 0.0)
 
     def _feature_similarity(self, context_x: Tensor | None) -> Tensor:
@@ -257,6 +282,10 @@ def friend_channels(names: Sequence[str], alphas: Sequence[float] = DEFAULT_ALPH
     return out
 
 
-def allowed_friend_features(context: Sequence[str]) -> list[str]:
-    """Every friend pair feature that a task with :obj:`context` can compute."""
-    return [n for n in FRIEND_FEATURES if NEEDS.get(n) is None or NEEDS[n] in context]
+def allowed_friend_features(context: Sequence[str], friends_taste: bool = False
+                            ) -> list[str]:
+    """Every friend pair feature that a task with :obj:`context` can compute;
+    ``friends_taste`` (which needs a dataset with items, not a context) only if
+    :obj:`friends_taste`."""
+    return [n for n in FRIEND_FEATURES if (NEEDS.get(n) is None or NEEDS[n] in context)
+            and (n != "friends_taste" or friends_taste)]

@@ -97,6 +97,11 @@ class TaskConfig:
             Item tasks: names from :data:`~socialmeta.features.ITEM_FEATURES`
             (``[T, num_items, P]``, :class:`~socialmeta.features.ItemPairFeatures`;
             ``social_popularity`` needs ``friends``). (default: ``()``, none)
+        friends_taste: Friend tasks on a dataset with items: the support friends'
+            taste (:class:`~socialmeta.baselines.friend.FriendsTaste`, the cosine of
+            a candidate's items with the support friends' pooled items; no context
+            needed) is one of the heuristics: a hybrid's ``auto`` pair features and an
+            input of the learned ranker include it. (default: :obj:`False`)
         ppr_alphas: Restart probabilities of the ``ppr`` pair feature (one channel
             each). (default: ``(0.05, 0.15, 0.3, 0.5)``)
         pair_local: Friend and new-item pair features from the support's neighbourhood
@@ -139,6 +144,7 @@ class TaskConfig:
     context: Sequence[str] | None = None
     support_input: bool = True
     pair_features: Sequence[str] = ()
+    friends_taste: bool = False
     ppr_alphas: Sequence[float] = DEFAULT_ALPHAS
     pair_local: bool = False
     ppr_epsilon: float = 1e-6
@@ -194,6 +200,8 @@ class TaskConfig:
             if need and need not in self.context:
                 raise ValueError(f"pair feature {name!r} reads the center's {need}: add "
                                  f"{need!r} to the task context (now {list(self.context)})")
+        if self.friends_taste and self.kind != "friend":
+            raise ValueError(f"friends_taste is defined for friend tasks, not {self.kind!r}")
         if self.protocol == "temporal" and self.kind not in ("item", "new_item"):
             raise ValueError(f"protocol=temporal is defined for item and new-item tasks, not "
                              f"{self.kind!r}: only user-item interactions carry times "

@@ -77,3 +77,32 @@ def test_ranker_beats_popularity_on_validation_users(graph, kind, context):
     got = {name: evaluate_scorer(b.scores, sampler, "val", (3,))[3]["recall@20"]["mean"]
            for name, b in (("ranker", ranker), ("popularity", popularity))}
     assert got["ranker"] > got["popularity"] + 0.05, got
+
+
+def test_ranker_reads_the_support_friends_taste_when_the_task_asks(graph):
+    from socialmeta.baselines.base import candidate_normalized
+    from socialmeta.baselines.ranker import _Features
+
+    split = split_users(graph, seed=0)
+    plain = _Features(TaskSampler(graph, split, TaskConfig(kind="friend")))
+    assert "friends_taste" not in plain.channels
+    sampler = TaskSampler(graph, split, TaskConfig(kind="friend", friends_taste=True))
+    feats = _Features(sampler)
+    assert feats.channels == [*plain.channels[:-1], "friends_taste", "paths3"]
+    batch = sampler.eval_batch(sampler.eval_centers("val", 3)[:16], 3)
+    x, candidates = feats(batch)
+    want = make_baseline("friend", "friends_taste").fit(sampler).scores(batch)
+    assert want[candidates].abs().sum() > 0
+    assert torch.equal(x[..., feats.channels.index("friends_taste")],
+                       candidate_normalized(want, candidates))
+
+
+def test_friends_taste_baselines_are_in_all_only_with_the_task_flag():
+    from socialmeta.baselines import roster
+
+    plain = roster("friend", TaskConfig(kind="friend"))
+    assert plain == roster("friend")
+    assert "friends_taste" not in plain and "ppr_friends_taste" not in plain
+    flagged = roster("friend", TaskConfig(kind="friend", friends_taste=True))
+    assert set(flagged) - set(plain) == {"friends_taste", "ppr_friends_taste"}
+    assert [n for n in flagged if n in plain] == plain      # same order otherwise

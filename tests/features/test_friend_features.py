@@ -13,7 +13,8 @@ from socialmeta.features.sparse import indicator
 from socialmeta.tasks import TaskConfig, TaskSampler, UserSplit, split_users
 from socialmeta.tasks.split import observed_graph
 
-ALL = [n for n in FRIEND_FEATURES if n not in ("taste", "feature_similarity")]
+#: the features every dataset allows (no context, no items)
+ALL = [n for n in FRIEND_FEATURES if n not in ("taste", "friends_taste", "feature_similarity")]
 
 
 def _baseline_scores(sampler, batch):
@@ -31,6 +32,9 @@ def _baseline_scores(sampler, batch):
     out["paths3"] = adj.rmul(adj.rmul(support_matrix(batch, sampler.num_users)))
     if sampler.config.observes("items"):
         out["taste"] = make_baseline("friend", "taste", idf=True).fit(sampler).scores(batch)
+    if "friends_taste" in config.pair_features:
+        out["friends_taste"] = make_baseline("friend", "friends_taste").fit(sampler).scores(
+            batch)
     if sampler.config.observes("features"):
         out["feature_similarity"] = make_baseline("friend", "feature_similarity").fit(
             sampler).scores(batch)
@@ -61,7 +65,8 @@ def _assert_close_off_center(got, want, center, name):
                                              ("ego_facebook", ["features"])])
 def test_every_feature_equals_its_baseline_on_test_tasks(request, dataset, context, local):
     graph = request.getfixturevalue(dataset)
-    names = ALL + (["taste"] if "items" in context else ["feature_similarity"])
+    names = ALL + (["friends_taste", "taste"] if "items" in context
+                   else ["feature_similarity"])
     sampler = TaskSampler(graph, split_users(graph, seed=0),
                           TaskConfig(kind="friend", context=context, pair_features=names,
                                      pair_local=local))
@@ -87,8 +92,8 @@ def test_training_features_equal_the_baseline_with_the_center_held_out(lastfm, l
     """A training task's features are its baseline's scores on the observed graph with
     the center made a new user (all its links and items removed)."""
     split = split_users(lastfm, seed=0)
-    config = TaskConfig(kind="friend", context=["items"], pair_features=ALL + ["taste"],
-                        pair_local=local)
+    config = TaskConfig(kind="friend", context=["items"],
+                        pair_features=ALL + ["friends_taste", "taste"], pair_local=local)
     sampler = TaskSampler(lastfm, split, config)
     batch = sampler.train_batch(epoch=0, batch_index=0, batch_size=4)
     got = _raw(sampler, batch)
@@ -175,3 +180,67 @@ def test_pair_feature_config_errors():
         TaskConfig(kind="interest", pair_features=["ppr"])
     with pytest.raises(ValueError, match="at least one restart probability"):
         FriendPairFeatures(torch.zeros(2, 0, dtype=torch.long), 3, ["ppr"], alphas=())
+
+
+def test_friends_taste_needs_no_context_and_reads_the_support_friends_items(lastfm):
+    """Without any context the feature is the baseline's score; it moves with the
+    support friends' items and not with the new user's own."""
+    split = split_users(lastfm, seed=0)
+    sampler = TaskSampler(lastfm, split, TaskConfig(kind="friend",
+                                                    pair_features=["friends_taste"]))
+    batch = sampler.eval_batch(sampler.eval_centers("test", 3)[:32], 3)
+    got = _raw(sampler, batch)["friends_taste"]
+    want = make_baseline("friend", "friends_taste").fit(sampler).scores(batch)
+    _assert_close_off_center(got, want, batch.center, "friends_taste")
+    cand = sampler.candidate_mask(batch)
+    assert (want[cand] > 0).float().mean() > 0.05      # a real signal, not all zero
+    # by hand for one task: cosine with the sum of the friends' unit idf vectors
+    u, i = sampler.observed["user", "interacts", "item"].edge_index
+    r = torch.zeros(lastfm.num_users, lastfm.num_items)
+    r[u, i] = 1.0
+    idf = torch.log(lastfm.num_users / (1.0 + r.sum(0))).clamp(min=0.0)
+    w = r * idf
+    norm = w.norm(dim=1)
+    friends = batch.support_ids[0][(batch.support_label[0] > 0) & batch.support_mask[0]]
+    pooled = (w[friends] / norm[friends].clamp(min=1e-12).unsqueeze(-1)).sum(0)
+    by_hand = (w @ pooled) / (norm * pooled.norm()).clamp(min=1e-12)
+    assert torch.allclose(got[0], by_hand * (torch.arange(lastfm.num_users)
+                                             != batch.center[0]), rtol=1e-4, atol=1e-6)
+    # the center's own items (not context here) never reach it: a training task's
+    # feature is the same with every item of its center removed (up to the sparse
+    # products' rounding; one item more in the counts moves the idf by ~1e-3)
+    train = sampler.train_batch(epoch=0, batch_index=0, batch_size=6)
+    support = support_matrix(train, lastfm.num_users)
+    before = sampler.pair_features.raw(train.center, support)["friends_taste"]
+    for t in range(train.num_tasks):
+        graph = lastfm.clone()
+        ui = graph["user", "interacts", "item"]
+        keep = ui.edge_index[0] != train.center[t]
+        assert not keep.all()
+        for key in list(ui.keys()):
+            if torch.is_tensor(ui[key]) and ui[key].size(-1) == keep.numel():
+                ui[key] = ui[key][..., keep]
+        alone = TaskSampler(graph, split, sampler.config)
+        after = alone.pair_features.raw(train.center[t:t + 1], support[t:t + 1])
+        assert torch.allclose(after["friends_taste"], before[t:t + 1], rtol=1e-6, atol=1e-9)
+
+
+def test_friends_taste_config(lastfm, ego_facebook):
+    from omegaconf import OmegaConf
+
+    from socialmeta.experiment import hybrid_pair_features
+
+    with pytest.raises(ValueError, match="friends_taste is defined for friend tasks"):
+        TaskConfig(kind="item", friends_taste=True)
+    model = OmegaConf.create({"scorer": "hybrid", "pair_features": "auto"})
+    assert "friends_taste" not in hybrid_pair_features(model, TaskConfig(kind="friend"))
+    names = hybrid_pair_features(model, TaskConfig(kind="friend", friends_taste=True))
+    assert "friends_taste" in names and "taste" not in names
+    with pytest.raises(ValueError, match="'friends_taste' needs the observed interactions"):
+        TaskSampler(ego_facebook, split_users(ego_facebook, seed=0),
+                    TaskConfig(kind="friend", pair_features=["friends_taste"]))
+    with pytest.raises(ValueError, match="reads the support friends' items; dataset "
+                                         "'ego_facebook' has none"):
+        make_baseline("friend", "friends_taste").fit(
+            TaskSampler(ego_facebook, split_users(ego_facebook, seed=0),
+                        TaskConfig(kind="friend")))
