@@ -5,6 +5,7 @@ import gzip
 import logging
 import shutil
 import tarfile
+import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Sequence
@@ -52,8 +53,12 @@ def ensure_raw_files(
     r"""Makes sure ``root/<f>`` exists for every :obj:`required` file.
 
     Files already in place are used as they are (tests point :obj:`root` at pre-placed
-    files and never reach the network). Otherwise each of :obj:`urls` is downloaded into
-    ``root`` and extracted.
+    files and never reach the network). Otherwise each of :obj:`urls` is downloaded and
+    extracted into a staging folder inside ``root``; only once every required file is
+    there are the extracted files moved into ``root`` (files already in ``root`` are
+    kept). A failed download or an archive that lacks a required file leaves nothing
+    behind: no staging folder, no partial tree, and no ``root`` (or parent) folder that
+    this call created.
 
     Args:
         root: Dataset folder.
@@ -71,22 +76,49 @@ def ensure_raw_files(
         raise GraphValidationError(
             f"raw file(s) {missing} not found under {root}",
             expected="the dataset's raw files (or dataset.download=true)")
+    created = [p for p in (root, *root.parents) if not p.exists()]   # deepest first
     root.mkdir(parents=True, exist_ok=True)
-    for url in urls:
-        try:
-            archive = download(url, root / "download" / url.rsplit("/", 1)[-1])
-        except OSError as e:  # URLError, timeouts, refused connections
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+    done = False
+    try:
+        tree = staging / "files"
+        tree.mkdir()
+        for url in urls:
+            try:
+                archive = download(url, staging / "archives" / url.rsplit("/", 1)[-1])
+            except OSError as e:  # URLError, timeouts, refused connections
+                raise GraphValidationError(
+                    f"raw file(s) {missing} not found under {root}, and downloading {url} "
+                    f"failed ({e})",
+                    expected="network access, or the raw files placed under that root "
+                             "(set dataset.root=DIR)") from None
+            extract(archive, tree)
+        if flatten and (tree / flatten).is_dir():
+            tree = tree / flatten
+        still = [f for f in missing if not (tree / f).exists()]
+        if still:
             raise GraphValidationError(
-                f"raw file(s) {missing} not found under {root}, and downloading {url} "
-                f"failed ({e})",
-                expected="network access, or the raw files placed under that root "
-                         "(set dataset.root=DIR)") from None
-        extract(archive, root)
-    if flatten and (root / flatten).is_dir():
-        for p in (root / flatten).iterdir():
-            p.replace(root / p.name)
-    still = [f for f in required if not (root / f).exists()]
-    if still:
-        raise GraphValidationError(f"after download, {still} still missing under {root}",
-                                   expected=f"the archives {list(urls)} to contain them")
+                f"after download, {still} still missing under {root}",
+                expected=f"the archives {list(urls)} to contain them")
+        _merge(tree, root)
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for p in created:    # only folders this call made, and only while empty
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
     return root
+
+
+def _merge(src: Path, dst: Path) -> None:
+    """Moves every entry of :obj:`src` into :obj:`dst`, recursing into folders that
+    exist on both sides; an entry already in :obj:`dst` is kept."""
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if not target.exists():
+            entry.replace(target)
+        elif entry.is_dir() and target.is_dir():
+            _merge(entry, target)
