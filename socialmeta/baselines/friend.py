@@ -146,6 +146,20 @@ class PushPageRank(PersonalizedPageRank):
         return p
 
 
+def _weighted_items(sampler: TaskSampler, idf: bool
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""The observed (user, item) pairs ``[2, E]``, their weights ``[E]``, the item
+    weights ``[I]`` (``log(U / (1 + n_i))`` with :obj:`idf`, else ones) and every
+    user's norm ``[U]`` under them: what the taste cosines read."""
+    index = interaction_index(sampler)
+    counts = torch.bincount(index[1], minlength=sampler.num_items).float()
+    weight = (torch.log(sampler.num_users / (1.0 + counts)).clamp(min=0.0)
+              if idf else torch.ones(sampler.num_items))
+    values = weight[index[1]]
+    norm = torch.zeros(sampler.num_users).index_add_(0, index[0], values.pow(2)).sqrt()
+    return index, values, weight, norm
+
+
 class TasteSimilarity(_FriendBaseline):
     r"""Cosine between the new user's items (context ``items``) and each training
     user's items; with ``idf`` the items are weighted by ``log(U / (1 + n_i))``
@@ -158,14 +172,9 @@ class TasteSimilarity(_FriendBaseline):
 
     def _fit(self, sampler: TaskSampler) -> None:
         super()._fit(sampler)
-        index = interaction_index(sampler)
-        counts = torch.bincount(index[1], minlength=sampler.num_items).float()
-        self.item_weight = (torch.log(sampler.num_users / (1.0 + counts)).clamp(min=0.0)
-                            if self.hyper["idf"] else torch.ones(sampler.num_items))
-        values = self.item_weight[index[1]]
+        index, values, self.item_weight, self.norm = _weighted_items(sampler,
+                                                                     self.hyper["idf"])
         self.items_t = Sparse(index.flip(0), (sampler.num_items, sampler.num_users), values)
-        norm = torch.zeros(sampler.num_users).index_add_(0, index[0], values.pow(2))
-        self.norm = norm.sqrt()
 
     def scores(self, batch: TaskBatch) -> Tensor:
         return cosine_rows(center_items(self.sampler, batch) * self.item_weight,
@@ -191,18 +200,13 @@ class FriendsTaste(_FriendBaseline):
         if not sampler.graph.has_items:
             raise ValueError(f"baseline 'friends_taste' reads the support friends' items; "
                              f"dataset {sampler.graph.name!r} has none")
-        index = interaction_index(sampler)
-        counts = torch.bincount(index[1], minlength=sampler.num_items).float()
-        weight = torch.log(sampler.num_users / (1.0 + counts)).clamp(min=0.0)
-        values = weight[index[1]]
+        index, values, _, self.norm = _weighted_items(sampler, idf=True)
         self.items = Sparse(index, (sampler.num_users, sampler.num_items), values)
         self.items_t = Sparse(index.flip(0), (sampler.num_items, sampler.num_users), values)
-        self.norm = torch.zeros(sampler.num_users).index_add_(0, index[0],
-                                                              values.pow(2)).sqrt()
+        self.unit = torch.where(self.norm > 0, 1.0 / self.norm.clamp(min=1e-12), 0.0)
 
     def scores(self, batch: TaskBatch) -> Tensor:
-        unit = torch.where(self.norm > 0, 1.0 / self.norm.clamp(min=1e-12), 0.0)
-        pooled = self.items.rmul(self._support(batch) * unit)    # [T, I]
+        pooled = self.items.rmul(self._support(batch) * self.unit)    # [T, I]
         return cosine_rows(pooled, self.items_t, self.norm)
 
 
