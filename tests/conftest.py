@@ -14,6 +14,16 @@ EGO_FACEBOOK_ROOT = SHARED / "snap-ego-facebook"
 CIAODVD_ROOT = SHARED / "ciaodvd"
 
 
+def pytest_configure(config):
+    """Under ``pytest -n N`` (pytest-xdist) each worker takes its share of the cores for
+    torch's intra-op threads, so N workers do not oversubscribe the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def _require(path: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared dataset folder {path} is not present")
