@@ -32,16 +32,26 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 def blend_curve(sampler, first, second, weights=WEIGHTS, shots: int = 3,
                 metric: str = "recall@20", max_users: int | None = None) -> dict[float, float]:
     r"""Validation :obj:`metric` at K = :obj:`shots` of ``(1 - w) a + w b`` for each
-    ``w`` of :obj:`weights` (:obj:`first` and :obj:`second`: fitted baselines)."""
+    ``w`` of :obj:`weights` (:obj:`first` and :obj:`second`: fitted baselines; the
+    form of :class:`socialmeta.baselines.base.Blend`'s score). Each validation batch is
+    scored by the two baselines once; the weights reuse those scores."""
     from socialmeta.eval.protocol import evaluate_scorer
     from socialmeta.features.sparse import candidate_normalized
+
+    scored: dict[bytes, tuple] = {}   # each batch's two normalised scores, by its centers
+
+    def pair(batch):   # scored once per batch, reused by every weight
+        key = batch.center.numpy().tobytes()
+        if key not in scored:
+            candidates = sampler.candidate_mask(batch)
+            scored[key] = (candidate_normalized(first.scores(batch), candidates),
+                           candidate_normalized(second.scores(batch), candidates))
+        return scored[key]
 
     out = {}
     for w in weights:
         def score(batch, w=float(w)):
-            candidates = sampler.candidate_mask(batch)
-            a = candidate_normalized(first.scores(batch), candidates)
-            b = candidate_normalized(second.scores(batch), candidates)
+            a, b = pair(batch)
             return (1 - w) * a + w * b
 
         out[float(w)] = evaluate_scorer(score, sampler, "val", (shots,),
