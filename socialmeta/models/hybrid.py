@@ -434,6 +434,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         (:meth:`sampled_tower_graph`)."""
         sampled = (self.sampled_tower_graph(folds, draw) if draw is not None
                    else None)
+        if sampled is None and sum(f in folds for f in range(self.tower_folds)) > 1:
+            return self._stacked_embeddings(folds)
         out = []
         for fold in range(self.tower_folds + 1):
             if fold not in folds:
@@ -444,6 +446,30 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             out.append(self.tower.forward_sparse(self._fold_graph(fold, "inputs"), graph))
         like = next(o for o in out if o is not None)
         return torch.stack([torch.zeros_like(like) if o is None else o for o in out])
+
+    def _stacked_embeddings(self, folds: Sequence[int]) -> Tensor:
+        r""":meth:`candidate_embeddings` of several folds in one forward: every
+        training fold's graph side by side as one block-diagonal graph of
+        ``tower_folds x U`` nodes (fold ``f``'s users at ``f U .. (f + 1) U - 1``, no
+        edge between blocks), so each layer is one sparse product and one pair of
+        linear maps for all folds instead of one per fold (on lastfm friend the
+        tower's forward and backward take half the time, docs/performance.md). The
+        same embeddings as the per-fold forwards (bit for bit with the CSR ``"sage"``
+        path; the weight gradients sum the folds' rows in one product, so they agree
+        up to float rounding). Rows of folds not asked for are zero."""
+        stacked = self.tower.forward_sparse(self._fold_graph("stacked", "inputs"),
+                                            self._fold_graph("stacked", "graph"))
+        h = stacked.view(self.tower_folds, self.num_users, -1)
+        keep = torch.tensor([f in folds for f in range(self.tower_folds + 1)],
+                            device=h.device)
+        if keep[:-1].all():
+            blocks = h
+        else:   # an unasked fold's rows are zero, and pass no gradient
+            blocks = h * keep[:-1].to(h.dtype).view(-1, 1, 1)
+        last = (self.tower.forward_sparse(self._fold_graph(self.tower_folds, "inputs"),
+                                          self._fold_graph(self.tower_folds, "graph"))
+                if bool(keep[-1]) else torch.zeros_like(h[0]))
+        return torch.cat([blocks, last.unsqueeze(0)])
 
     def _adjacency(self, edges: Tensor) -> Tensor | MeanAdjacency:
         """What the tower's ``forward_sparse`` reads for :obj:`edges`: the CSR mean
@@ -462,6 +488,16 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         kept = self._fold_graphs.get((fold, part))
         if kept is not None:
             return kept
+        if fold == "stacked":   # the training folds side by side (_stacked_embeddings)
+            if part == "inputs":
+                return torch.cat([self._fold_graph(f, "inputs")
+                                  for f in range(self.tower_folds)])
+            edges = torch.cat([self.tower_graph(f) + f * self.num_users
+                               for f in range(self.tower_folds)], 1)
+            if self.tower.conv_name != "sage":
+                return edges
+            return MeanAdjacency(edges, self.tower_folds * self.num_users,
+                                 self.graph_x.dtype)
         edges = self.tower_graph(fold)
         if part == "graph":
             return self._adjacency(edges)
@@ -480,6 +516,9 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
             self._fold_graphs[fold, "inputs"] = self._fold_graph(fold, "inputs")
             if self.tower_fanout is None or fold == self.tower_folds:
                 self._fold_graphs[fold, "graph"] = self._fold_graph(fold, "graph")
+        if self.tower_fanout is None:
+            for part in ("inputs", "graph"):
+                self._fold_graphs["stacked", part] = self._fold_graph("stacked", part)
 
     def _apply(self, fn, recurse: bool = True):
         out = super()._apply(fn, recurse)
@@ -513,7 +552,9 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         if "tower" in self.parts and not (sampled and self._tower_at_scored):
             self._check_graph()
             folds = torch.unique(self.fold_of[batch.center.to(self.fold_of.device)]).tolist()
-            out["candidates"] = self._tower(call, folds)
+            # the folds up to the batch's last (training batches: not the whole-graph
+            # fold, whose block of the side-by-side product would be zero)
+            out["candidates"] = self._tower(call, folds)[:max(folds) + 1]
         if sampled:
             out["negatives"], out["negative_logq"] = self.draw_negatives(batch.task_index,
                                                                          batch.center)
@@ -888,10 +929,18 @@ class PairMLP(nn.Sequential):
     product, whose input gradient is an outer product by broadcasting, and the ReLU
     is in place (one ``[N, H]`` buffer fewer). Forward and backward at lastfm's
     ``T = 64``: 32.8 ms -> 18.9 ms (``python tools/bench_meta.py --pair-mlp 1892 10
-    32 --tasks 64``, docs/performance.md). The same function and the same gradient
-    up to float rounding (``tests/models/test_hybrid.py``); plain tensor ops, so
-    ``vmap``, ``torch.func.grad`` and double backward work as with
-    :class:`~torch.nn.Sequential`."""
+    32 --tasks 64``, docs/performance.md). The rows go through in chunks of
+    :attr:`chunk_rows` (``[16,384, H]`` hidden buffers of 2 MiB instead of one
+    ``[N, H]`` of 15.5 MiB at lastfm's ``N``): the backward's buffers of one chunk
+    are freed before the next chunk's are allocated, so the allocator hands the
+    same memory back instead of fresh pages that the kernel must fault in and zero
+    on every step (in a whole hybrid meta-step, docs/performance.md). The same
+    function and the same gradient up to float rounding
+    (``tests/models/test_hybrid.py``); plain tensor ops, so ``vmap``,
+    ``torch.func.grad`` and double backward work as with :class:`~torch.nn.Sequential`."""
+
+    #: rows per chunk (``0``: all rows at once)
+    chunk_rows = 16384
 
     def __init__(self, in_features: int, hidden: int) -> None:
         super().__init__(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -899,8 +948,12 @@ class PairMLP(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         first, _, last = self
         rows = x.reshape(-1, x.size(-1))
-        h = torch.addmm(first.bias, rows, first.weight.t().contiguous()).relu_()
-        return (torch.mv(h, last.weight.view(-1)) + last.bias).view(*x.shape[:-1], 1)
+        w1t, w2 = first.weight.t().contiguous(), last.weight.view(-1)
+        size = self.chunk_rows or rows.size(0)
+        out = [torch.mv(torch.addmm(first.bias, rows[start:start + size], w1t).relu_(), w2)
+               for start in range(0, rows.size(0), size)]
+        out = out[0] if len(out) == 1 else torch.cat(out)
+        return (out + last.bias).view(*x.shape[:-1], 1)
 
 
 def load_pair_mlp(model: nn.Module, mlp: nn.Sequential, names: Sequence[str]) -> None:
