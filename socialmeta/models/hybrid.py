@@ -533,11 +533,12 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
     def batch_inputs(self, call, batch) -> dict[str, Tensor]:
         r"""What the tasks of :obj:`batch` read, computed once per batch with the
         meta-parameters (:obj:`call`: the model's forward): the candidate tower of the
-        folds its centers belong to (``"candidates"`` ``[tower_folds + 1, U, H]``,
-        shared; a task dots the folds' rows, side by side, with its user vector in its
-        own fold's block, which under ``vmap`` is a single ``[U, (F + 1) H] x
-        [(F + 1) H, T]`` GEMM) and the pair MLP's score of every candidate of every
-        task (``"pair_scores"`` ``[T, U]``).
+        folds its centers belong to (``"candidates"`` ``[f + 1, U, H]``, folds ``0..f``
+        where ``f`` is the batch's last: a training batch leaves out the whole-graph
+        fold ``tower_folds``; shared; a task dots the folds' rows, side by side, with
+        its user vector in its own fold's block, which under ``vmap`` is a single
+        ``[U, (f + 1) H] x [(f + 1) H, T]`` GEMM) and the pair MLP's score of every
+        candidate of every task (``"pair_scores"`` ``[T, U]``).
 
         In meta-training with the sampled softmax, a task's loss reads the scores of
         its targets and its drawn negatives only, so the pair MLP and the tower term
@@ -786,9 +787,10 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
                                                     (ego - far) * valid)
         if "tower" in self.parts:
             # the center's fold of the tower dotted with the user vector, as one product
-            # with the folds side by side: [U, (F + 1) H] @ [(F + 1) H], the user vector
-            # placed in the center's fold's block (a one-hot: no [U, H] gather per task,
-            # and under vmap one GEMM with the tasks as columns, no [T, F + 1, U] tensor)
+            # with the folds 0..f (batch_inputs) side by side: [U, (f + 1) H] @
+            # [(f + 1) H], the user vector placed in the center's fold's block (a
+            # one-hot: no [U, H] gather per task, and under vmap one GEMM with the
+            # tasks as columns, no [T, f + 1, U] tensor)
             score = score + _side_by_side(candidates) @ self._fold_user(q, center,
                                                                          candidates.size(0))
         if "pairs" in self.parts:
@@ -819,8 +821,8 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
         return local[-1], local[:-1]
 
     def _fold_user(self, q: Tensor, center: Tensor, folds: int) -> Tensor:
-        """``[(F + 1) H]``: ``fold(q)`` in the center's fold's block, zero elsewhere (a
-        one-hot: no gather per task)."""
+        """``[(f + 1) H]`` (folds ``0..f``): ``fold(q)`` in the center's fold's block,
+        zero elsewhere (a one-hot: no gather per task)."""
         pick = (self.fold_of.index_select(0, center.reshape(1))
                 == torch.arange(folds, device=q.device)).to(q.dtype)
         return (pick.unsqueeze(-1) * self.fold(q)).reshape(-1)
@@ -850,7 +852,7 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
 
 
 def _side_by_side(candidates: Tensor) -> Tensor:
-    """``[U, (F + 1) H]``: every fold's tower row of each user, side by side."""
+    """``[U, (f + 1) H]``: each given fold's tower row of each user, side by side."""
     return candidates.transpose(0, 1).reshape(candidates.size(1), -1)
 
 
@@ -932,7 +934,7 @@ class PairMLP(nn.Sequential):
     32 --tasks 64``, docs/performance.md). The rows go through in chunks of
     :attr:`chunk_rows` (``[16,384, H]`` hidden buffers of 2 MiB instead of one
     ``[N, H]`` of 15.5 MiB at lastfm's ``N``): the backward's buffers of one chunk
-    are freed before the next chunk's are allocated, so the allocator hands the
+    are freed before the next chunk's are allocated, so the allocator can hand the
     same memory back instead of fresh pages that the kernel must fault in and zero
     on every step (in a whole hybrid meta-step, docs/performance.md). The same
     function and the same gradient up to float rounding
