@@ -118,6 +118,16 @@ def test_ease_closed_form_equals_per_column_ridge():
         assert b[j, j] == 0
 
 
+def test_ease_sparse_gram_is_bit_identical_to_the_dense_one():
+    """A sparse 0/1 user-item matrix (what the EASE baseline builds) gives the same
+    weights as the dense one, bit for bit: the Gram matrix is counts either way."""
+    torch.manual_seed(0)
+    x = (torch.rand(300, 40, dtype=torch.float64) < 0.1).double()
+    dense = ease_weights(x, 50.0)
+    assert torch.equal(ease_weights(x.to_sparse(), 50.0), dense)
+    assert dense.abs().sum() > 0
+
+
 def test_ease_scores_and_min_users_cut():
     sampler = _item_sampler()
     ease = make_baseline("item", "ease", l2=1.0, min_users=2).fit(sampler)
