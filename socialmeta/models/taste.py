@@ -5,6 +5,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from socialmeta.models.ops import matvec
+
 
 def item_table(embedding: Tensor, item_features: Tensor | None = None,
                projection: Tensor | None = None) -> Tensor:
@@ -80,4 +82,7 @@ def center_item_overlap(item_graph: Tensor, num_users: int, num_items: int, spar
             0, user, centers[item])
         return overlap, count, count[:1]
     count = item_graph.sum(-1)
-    return (item_graph * item_graph[..., :1, :]).sum(-1), count, count[..., :1]
+    # one product with the center's row (no [..., N, I] temporary): on a 0/1 item graph
+    # the sums are counts, exact in float in any order, so the same values bit for bit
+    # as summing the elementwise product
+    return matvec(item_graph, item_graph[..., 0, :]), count, count[..., :1]

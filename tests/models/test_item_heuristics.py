@@ -46,6 +46,26 @@ def test_hand_computed_taste_overlap():
     assert torch.allclose(taste_overlap(adj.nonzero().t(), 5, 4, sparse=True), expected)
 
 
+def test_dense_center_overlap_is_the_elementwise_count_bit_for_bit():
+    """The dense path counts the center's items each user holds as one product with the
+    center's row: on 0/1 item graphs exactly the sum of the elementwise product, batched
+    and under vmap, and it matches the sparse path."""
+    from torch.func import vmap
+
+    from socialmeta.models.taste import center_item_overlap
+
+    torch.manual_seed(0)
+    adj = (torch.rand(6, 40, 300) < 0.2).float()
+    expected = (adj * adj[..., :1, :]).sum(-1)
+    overlap, count, center = center_item_overlap(adj, 40, 300, False, torch.float32)
+    assert torch.equal(overlap, expected) and expected[:, 1:].sum() > 0
+    assert torch.equal(count, adj.sum(-1)) and torch.equal(center, count[:, :1])
+    batched = vmap(lambda a: center_item_overlap(a, 40, 300, False, torch.float32)[0])(adj)
+    assert torch.equal(batched, expected)
+    sparse = center_item_overlap(adj[2].nonzero().t(), 40, 300, True, torch.float32)[0]
+    assert torch.equal(sparse, expected[2])
+
+
 def test_scores_add_bias_and_count_mlp_per_item():
     """score = user . e_item + b_item + MLP(counts, log(1 + sum of holder weights));
     with a constant holder weight w the last input is log(1 + w * holders)."""
