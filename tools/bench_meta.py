@@ -5,6 +5,7 @@
     python tools/bench_meta.py --cell lastfm:friend --scorers egonet hybrid+model.tower_refresh=4
     python tools/bench_meta.py --pair-mlp 1892 10 32 --tasks 64 --repeats 60
     python tools/bench_meta.py --products --tasks 16 64 --repeats 20
+    python tools/bench_meta.py --tower lastfm:friend --repeats 40
 
 Both paths compute the same outer loss and meta-gradient (tests/meta) on the same task
 batch (synthetic graph, friend tasks, N=32 users per task, 2-layer SAGE, hidden 32).
@@ -19,6 +20,10 @@ hybrid's pair features) and the batched meta-gradient step, separately.
 
 With ``--pair-mlp USERS FEATURES HIDDEN`` it times the hybrid scorer's pair MLP alone
 (:class:`socialmeta.models.hybrid.PairMLP` against the ``nn.Sequential`` it replaced).
+
+With ``--tower CELL`` it times the hybrid scorer's candidate tower alone on a cell's
+graph: forward and backward (``torch.func.grad``) of every training fold, one forward
+per fold against the folds as one block-diagonal graph (the form training uses).
 
 With ``--products`` it times the matrix-vector products of the models in the form of
 :mod:`socialmeta.models.ops` against the plain ``A @ v`` they replaced.
@@ -179,6 +184,50 @@ def compare_pair_mlp(tasks, users: int, features: int, hidden: int, repeats: int
                   f"{q1:.1f}-{q3:.1f} |", flush=True)
 
 
+def compare_tower(cell: str, repeats: int) -> None:
+    """Forward and backward of the hybrid tower over the training folds of
+    :obj:`cell`'s graph: a forward per fold against the stacked block-diagonal one
+    (``HybridLinkModel.candidate_embeddings``), interleaved; medians and quartiles."""
+    import sys
+    from pathlib import Path
+
+    from torch.func import functional_call, grad
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_quality
+
+    from socialmeta import Experiment
+
+    exp = Experiment.from_config(overrides=[*bench_quality._overrides(cell, 0, False, [3]),
+                                            "model.scorer=hybrid"])
+    model = exp.model
+    folds = tuple(range(model.tower_folds))
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    tower = {n: p for n, p in params.items() if n.startswith("tower.")}
+    weight = torch.randn(model.tower_folds + 1, model.num_users, model.encoder.hidden_channels)
+
+    def loss(p, stacked):
+        call = {**params, **p}
+        if stacked:
+            out = functional_call(model, call, (), {"mode": "tower", "folds": folds})
+        else:   # the per-fold forwards the code before ran, on the kept fold graphs
+            own = {n[len("tower."):]: v for n, v in call.items() if n.startswith("tower.")}
+            out = torch.stack([functional_call(model.tower, own, (
+                model._fold_graph(f, "inputs"), model._fold_graph(f, "graph")))
+                for f in folds])
+        return (out * weight[:out.size(0)]).sum()
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; cell {cell}, {model.num_users:,} users, "
+          f"{len(folds)} folds; {repeats} interleaved repeats after 3 warm-ups")
+    print("| tower | forward + backward (ms), median | quartiles |")
+    print("|---|---:|---|")
+    times = _interleaved({"one forward per fold": lambda: grad(loss)(tower, False),
+                          "folds as one graph": lambda: grad(loss)(tower, True)}, repeats)
+    for name, (median, q1, q3) in times.items():
+        print(f"| {name} | {median:.1f} | {q1:.1f}-{q3:.1f} |", flush=True)
+
+
 def _interleaved(calls: dict, repeats: int) -> dict[str, tuple[float, float, float]]:
     """Milliseconds per call of each of :obj:`calls`, run in turn, repeat by repeat,
     after 3 warm-up rounds: ``{name: (median, first quartile, third quartile)}``."""
@@ -261,6 +310,10 @@ def main() -> None:
                         help="time the hybrid scorer's pair MLP alone at [T, USERS, FEATURES] "
                         "(CPU; lastfm friend: 1892 10 32) against the nn.Sequential it "
                         "replaced")
+    parser.add_argument("--tower", metavar="CELL",
+                        help="time the hybrid scorer's candidate tower alone on a cell's "
+                        "graph (e.g. lastfm:friend): a forward per fold against the "
+                        "folds as one graph")
     parser.add_argument("--products", action="store_true",
                         help="time the models' matrix-vector products in the form of "
                         "socialmeta.models.ops against the plain ones (CPU, per --tasks)")
@@ -270,6 +323,9 @@ def main() -> None:
         return
     if args.products:
         compare_products(args.tasks, args.repeats)
+        return
+    if args.tower:
+        compare_tower(args.tower, args.repeats)
         return
     device = resolve_device(args.device)
     if args.cell:
