@@ -431,73 +431,66 @@ class HybridLinkModel(StartsFromFeatures, LinkModel):
     def candidate_embeddings(self, folds: Sequence[int], draw: int | None = None) -> Tensor:
         r"""``[tower_folds + 1, U, H]``: the tower on each fold's graph (rows of folds
         not asked for are zero); with :obj:`draw`, on that neighbour sample of it
-        (:meth:`sampled_tower_graph`)."""
+        (:meth:`sampled_tower_graph`). Two or more training folds read unsampled go
+        through the tower together (:meth:`_stacked_tower`)."""
         sampled = (self.sampled_tower_graph(folds, draw) if draw is not None
                    else None)
-        if sampled is None and sum(f in folds for f in range(self.tower_folds)) > 1:
-            return self._stacked_embeddings(folds)
-        out = []
+        out: list[Tensor | None] = [None] * (self.tower_folds + 1)
+        training = [f for f in range(self.tower_folds) if f in folds]
+        if sampled is None and len(training) > 1:
+            blocks = self._stacked_tower().unbind(0)
+            for fold in training:
+                out[fold] = blocks[fold]
         for fold in range(self.tower_folds + 1):
-            if fold not in folds:
-                out.append(None)
+            if fold not in folds or out[fold] is not None:
                 continue
             graph = (self._fold_graph(fold, "graph") if sampled is None
                      else [self._adjacency(e) for e in sampled[fold]])
-            out.append(self.tower.forward_sparse(self._fold_graph(fold, "inputs"), graph))
+            out[fold] = self.tower.forward_sparse(self._fold_graph(fold, "inputs"), graph)
         like = next(o for o in out if o is not None)
         return torch.stack([torch.zeros_like(like) if o is None else o for o in out])
 
-    def _stacked_embeddings(self, folds: Sequence[int]) -> Tensor:
-        r""":meth:`candidate_embeddings` of several folds in one forward: every
-        training fold's graph side by side as one block-diagonal graph of
+    def _stacked_tower(self) -> Tensor:
+        r"""``[tower_folds, U, H]``: the tower of every training fold in one forward,
+        the folds' graphs side by side as one block-diagonal graph of
         ``tower_folds x U`` nodes (fold ``f``'s users at ``f U .. (f + 1) U - 1``, no
         edge between blocks), so each layer is one sparse product and one pair of
         linear maps for all folds instead of one per fold (on lastfm friend the
         tower's forward and backward take half the time, docs/performance.md). The
         same embeddings as the per-fold forwards (bit for bit with the CSR ``"sage"``
         path; the weight gradients sum the folds' rows in one product, so they agree
-        up to float rounding). Rows of folds not asked for are zero."""
-        stacked = self.tower.forward_sparse(self._fold_graph("stacked", "inputs"),
-                                            self._fold_graph("stacked", "graph"))
-        h = stacked.view(self.tower_folds, self.num_users, -1)
-        keep = torch.tensor([f in folds for f in range(self.tower_folds + 1)],
-                            device=h.device)
-        if keep[:-1].all():
-            blocks = h
-        else:   # an unasked fold's rows are zero, and pass no gradient
-            blocks = h * keep[:-1].to(h.dtype).view(-1, 1, 1)
-        last = (self.tower.forward_sparse(self._fold_graph(self.tower_folds, "inputs"),
-                                          self._fold_graph(self.tower_folds, "graph"))
-                if bool(keep[-1]) else torch.zeros_like(h[0]))
-        return torch.cat([blocks, last.unsqueeze(0)])
+        up to float rounding)."""
+        h = self.tower.forward_sparse(self._fold_graph("stacked", "inputs"),
+                                      self._fold_graph("stacked", "graph"))
+        return h.view(self.tower_folds, self.num_users, -1)
 
-    def _adjacency(self, edges: Tensor) -> Tensor | MeanAdjacency:
-        """What the tower's ``forward_sparse`` reads for :obj:`edges`: the CSR mean
-        aggregation of a ``"sage"`` tower (:class:`MeanAdjacency`: one sparse product
-        per layer instead of PyG's gather and scatter of ``[E, H]`` messages; 36% off
-        the step at 10^5 users, docs/performance.md), else the edge index."""
+    def _adjacency(self, edges: Tensor, num_nodes: int | None = None
+                   ) -> Tensor | MeanAdjacency:
+        """What the tower's ``forward_sparse`` reads for :obj:`edges` over
+        :obj:`num_nodes` nodes (default: the graph's users): the CSR mean aggregation
+        of a ``"sage"`` tower (:class:`MeanAdjacency`: one sparse product per layer
+        instead of PyG's gather and scatter of ``[E, H]`` messages; 36% off the step at
+        10^5 users, docs/performance.md), else the edge index."""
         if self.tower.conv_name != "sage":
             return edges
-        return MeanAdjacency(edges, self.num_users, self.graph_x.dtype)
+        return MeanAdjacency(edges, num_nodes or self.num_users, self.graph_x.dtype)
 
-    def _fold_graph(self, fold: int, part: str) -> Tensor | MeanAdjacency:
+    def _fold_graph(self, fold: int | str, part: str) -> Tensor | MeanAdjacency:
         """Fold :obj:`fold`'s tower ``"inputs"`` ``[U, F + 1]`` (user features and log
         degree in the fold's graph) or ``"graph"`` (:meth:`_adjacency` of
-        :meth:`tower_graph`): from the cache :meth:`_keep_fold_graphs` fills, or
-        built afresh."""
+        :meth:`tower_graph`), or, for ``fold="stacked"``, those of every training fold
+        side by side (:meth:`_stacked_tower`): from the cache :meth:`_keep_fold_graphs`
+        fills, or built afresh."""
         kept = self._fold_graphs.get((fold, part))
         if kept is not None:
             return kept
-        if fold == "stacked":   # the training folds side by side (_stacked_embeddings)
+        if fold == "stacked":
             if part == "inputs":
                 return torch.cat([self._fold_graph(f, "inputs")
                                   for f in range(self.tower_folds)])
-            edges = torch.cat([self.tower_graph(f) + f * self.num_users
-                               for f in range(self.tower_folds)], 1)
-            if self.tower.conv_name != "sage":
-                return edges
-            return MeanAdjacency(edges, self.tower_folds * self.num_users,
-                                 self.graph_x.dtype)
+            return self._adjacency(torch.cat([self.tower_graph(f) + f * self.num_users
+                                              for f in range(self.tower_folds)], 1),
+                                   self.tower_folds * self.num_users)
         edges = self.tower_graph(fold)
         if part == "graph":
             return self._adjacency(edges)
