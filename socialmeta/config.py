@@ -12,6 +12,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -119,6 +120,9 @@ def _check_override_types(config_name: str, overrides: Sequence[str], full: Dict
         key = override.key_or_group
         if key.startswith("hydra."):
             continue
+        value = OmegaConf.select(full, key, default=None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
         default = OmegaConf.select(base, key, default=_MISSING)
         if default is _MISSING or default is None or isinstance(default, str):
             continue  # strings are checked against their choices where they are used

@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from socialmeta import progress
+from socialmeta import distributed, progress
 from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
@@ -35,6 +36,7 @@ from socialmeta.features import (
     item_channels,
 )
 from socialmeta.meta import LEARNERS, InnerLoop, meta_parameters
+from socialmeta.meta.learners import MAX_LR
 from socialmeta.models import (
     ENCODERS,
     HybridInterestModel,
@@ -237,7 +239,7 @@ def _hybrid_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
 
 
 def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
-                train: TrainConfig) -> str | None:
+                train: TrainConfig, choice: str | None = None) -> str | None:
     r"""Applies ``model.pair_init`` (the hybrid scorers, ``model.scorer=hybrid``):
     ``none``, a pair feature channel the model starts as (e.g. ``ppr@0.15``,
     ``recent_popularity@30``, ``label_propagation@0.9``;
@@ -245,13 +247,20 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
     channel that ranks best on **validation** users (never test users) at
     ``train.val_shots`` by ``train.val_metric`` — for interest tasks the label
     propagation restart weight the baseline's own tuning picks, for friend, new-item
-    and item tasks each channel scored as a ranking; or ``learned_ranker``: the
+    and item tasks each channel scored as a ranking (a model without pair feature
+    channels, the ego-net scorer among them, then starts from scratch); ``fallback``
+    (:func:`fallback_start`): from scratch, with that channel as the step-0 checkpoint;
+    or ``learned_ranker``: the
     learned ranker baseline, fitted on training users, copied into the pair MLP
     (friend and item tasks). Returns the channel, or :obj:`None`."""
-    choice = cfg.get("pair_init", "none")
+    choice = cfg.get("pair_init", "none") if choice is None else choice
     if choice in (None, "none"):
         return None
-    if not isinstance(model, (HybridInterestModel, HybridItemModel, HybridLinkModel)):
+    hybrid = isinstance(model, (HybridInterestModel, HybridItemModel, HybridLinkModel))
+    if choice == "auto" and (not hybrid or (not isinstance(model, HybridInterestModel)
+                                            and not model.channels)):
+        return None   # auto: a model without pair feature channels starts from scratch
+    if not hybrid:
         raise ConfigError(f"model.pair_init={choice!r} is for the hybrid scorers "
                           "(model.scorer=hybrid); use none here")
     if choice == "learned_ranker":
@@ -275,11 +284,31 @@ def start_model(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
     if cfg.get("pair_init") == "auto":
         progress.info("model.pair_init=auto: starting from %s (best on validation users)",
                       choice)
+    elif cfg.get("pair_init") == "fallback":
+        progress.info("model.pair_init=fallback: %s (best on validation users) is the "
+                      "step-0 checkpoint that training from scratch must beat", choice)
     try:
         model.start_from(str(choice), prior=prior)
     except ValueError as e:
         raise ConfigError(f"model.pair_init: {e}") from None
     return str(choice)
+
+
+def fallback_start(model: nn.Module, cfg: DictConfig, sampler: TaskSampler,
+                   train: TrainConfig) -> dict[str, Tensor] | None:
+    r"""``model.pair_init=fallback``: the model's parameters as its best pair feature
+    channel on validation users (as ``auto`` would start it), while the model itself
+    keeps its fresh initialisation: training starts from scratch, and the Trainer
+    validates these parameters at step 0 as the checkpoint training must beat
+    (``Trainer(start_candidate=...)``). :obj:`None` for a model without channels."""
+    scratch = {n: p.detach().clone() for n, p in model.named_parameters()}
+    if start_model(model, cfg, sampler, train, choice="auto") is None:
+        return None
+    candidate = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(scratch[name])
+    return candidate
 
 
 def _start_from_ranker(model: nn.Module, sampler: TaskSampler) -> str:
@@ -319,6 +348,9 @@ def inner_loop(cfg: DictConfig) -> InnerLoop:
     choose(dict.fromkeys(LEARNERS), cfg.learner, "learner")
     if cfg.inner_steps < 0:
         raise ConfigError(f"meta.inner_steps must be >= 0, got {cfg.inner_steps}")
+    if not 0 <= cfg.inner_lr <= MAX_LR:
+        raise ConfigError(f"meta.inner_lr: expected a finite number in [0, {MAX_LR:g}], got "
+                          f"{cfg.inner_lr}")
     return InnerLoop(cfg.learner, cfg.inner_steps, cfg.inner_lr, tuple(cfg.adapt_prefixes))
 
 
@@ -485,24 +517,31 @@ class Experiment:
                  graph: SocialGraph | None = None,
                  params: dict[str, Tensor] | None = None) -> None:
         self.config = cfg = as_config(config)
+        # the config's values are checked before any data is loaded
+        self.task = task_config(cfg.task, cfg.seed, cfg.model)
+        self.train_config = train_config(cfg.train, self.task.kind)
+        self.inner = inner_loop(cfg.meta)
         progress.info("loading dataset %s", cfg.dataset.name)
         graph = graph if graph is not None else dataset_from_config(cfg.dataset)
-        self.task = task_config(cfg.task, cfg.seed, cfg.model)
         self.graph = graph_for_task(graph, self.task)
         self.split = split_from_config(self.graph, cfg.split, self.task)
         try:
             self.sampler = TaskSampler(self.graph, self.split, self.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.train_config = train_config(cfg.train, self.task.kind)
         check_shots(self.sampler, (self.train_config.val_shots,), "val", "train.val_shots")
         if cfg.get("eval") is not None and cfg.eval.get("test", True):
             check_shots(self.sampler, tuple(cfg.eval.shots), "test", "eval.shots")
         self.model = build_model(cfg.model, self.graph, self.task, self.split)
-        if params is None:   # a checkpoint's parameters replace any starting point
+        candidate = None   # model.pair_init=fallback: the step-0 checkpoint to beat
+        if params is None and cfg.model.get("pair_init") == "fallback":
+            candidate = fallback_start(self.model, cfg.model, self.sampler, self.train_config)
+        elif params is None:   # a checkpoint's parameters replace any starting point
             start_model(self.model, cfg.model, self.sampler, self.train_config)
-        self.inner = inner_loop(cfg.meta)
         self.params = meta_parameters(self.model, self.inner)
+        #: meta-parameters validated at step 0 as the checkpoint training must beat
+        self.start_candidate = None if candidate is None else {
+            n: candidate.get(n, p).detach().clone() for n, p in self.params.items()}
         if params is not None:
             self.load_params(params)
         self.trainer: Trainer | None = None
@@ -571,12 +610,16 @@ class Experiment:
         r"""Meta-trains with early stopping on validation users; checkpoints go to
         :obj:`out_dir` (``resume``: continue from its ``last.pt``). The meta-parameters
         are the best checkpoint's afterwards. Returns the logged rows."""
+        from socialmeta.train.lock import run_lock
+
         resolved = OmegaConf.to_container(self.config, resolve=True)
         self.trainer = Trainer(self.model, self.inner, self.sampler, self.train_config,
                                out_dir, device, resolved, loggers,
-                               data_sha256=graph_digest(self.graph))
+                               data_sha256=graph_digest(self.graph),
+                               start_candidate=self.start_candidate)
         self.params = self.trainer.params
-        rows = self.trainer.fit(resume=resume)
+        with run_lock(out_dir) if distributed.is_main() else contextlib.nullcontext():
+            rows = self.trainer.fit(resume=resume)
         best = Path(out_dir) / "best.pt"
         if best.is_file():
             self.trainer.load_state(load_checkpoint(best))

@@ -159,6 +159,13 @@ class Recommender:
         if self.kind != "item" and not friends:
             raise ValueError(f"this is a {self.kind} run: describe the new user with "
                              "friends=[...]")
+        for name, given in (("users" if self.kind == "new_item" else "friends", friends),
+                            ("items", items)):
+            seen: set[str] = set()
+            for raw in map(str, given):
+                if raw in seen:   # a repeated id would count twice in the support
+                    raise ValueError(f"{name}: id {raw!r} is given twice; give each once")
+                seen.add(raw)
         friend_ids = torch.tensor([self._lookup(self._user_index, f, "user") for f in friends],
                                   dtype=torch.long)
         item_ids = torch.tensor([self._lookup(self._item_index, i, "item") for i in items],

@@ -9,25 +9,25 @@ def test_quick_run_writes_csv_and_report(tmp_path, load_tool):
     tool.main(["--quick", "--out", str(out), "--md", str(md)])
     rows = list(csv.DictReader(open(out / "results.csv")))
     methods = {r["method"] for r in rows}
-    assert {"maml", "noadapt", "baseline-ppr", "baseline-adamic_adar"} <= methods
+    assert {"hybrid-maml", "hybrid-noadapt", "baseline-ppr", "baseline-adamic_adar"} <= methods
     assert all(r["K"] == "3" and r["cell"] == "synthetic:friend" for r in rows)
     assert all(0 <= float(r["recall@20"]) <= 1 for r in rows)
     report = md.read_text()
     assert "## synthetic:friend" in report and "| ppr | 30 |" in report
-    assert "| noadapt (non-meta GNN) | 30 |" in report
+    assert "| hybrid-noadapt (non-meta GNN) | 30 |" in report
     assert "`lastfm:friend`: not run yet." in report
     # maml adapts: its run records the unadapted scores too; noadapt does not
-    maml = json.loads((out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").read_text())
+    maml = json.loads((out / "synthetic-friend" / "seed0" / "hybrid-maml" / "metrics.json").read_text())
     assert set(maml["unadapted"]["3"]) >= {"recall@20"}
-    noadapt = out / "synthetic-friend" / "seed0" / "noadapt" / "metrics.json"
+    noadapt = out / "synthetic-friend" / "seed0" / "hybrid-noadapt" / "metrics.json"
     assert "unadapted" not in json.loads(noadapt.read_text())
     gain = maml["test"]["3"]["recall@20"]["mean"] - maml["unadapted"]["3"]["recall@20"]["mean"]
-    assert "| synthetic:friend | maml | recall@20 | 1 |" in report and f"{gain:+.4f} [" in report
-    assert "| synthetic:friend | noadapt |" not in report
+    assert "| synthetic:friend | hybrid-maml | recall@20 | 1 |" in report and f"{gain:+.4f} [" in report
+    assert "| synthetic:friend | hybrid-noadapt |" not in report
     # a second run skips every finished run and reproduces the same table
-    mtime = (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime
+    mtime = (out / "synthetic-friend" / "seed0" / "hybrid-maml" / "metrics.json").stat().st_mtime
     tool.main(["--quick", "--out", str(out), "--md", str(md)])
-    assert (out / "synthetic-friend" / "seed0" / "maml" / "metrics.json").stat().st_mtime == mtime
+    assert (out / "synthetic-friend" / "seed0" / "hybrid-maml" / "metrics.json").stat().st_mtime == mtime
     assert md.read_text() == report
 
 
@@ -286,14 +286,16 @@ def test_new_item_cells_build_item_tasks_on_the_adoption_graph(load_tool, ciaodv
     assert item_nodes(graph)[split.test].all()
 
 
-def test_the_hybrid_starts_from_its_best_channel_on_interest_and_drift_cells(load_tool):
+def test_the_bench_runs_each_cells_preset_and_the_egonet_ablation(load_tool):
     tool = load_tool("bench_quality")
-    start = ("model.pair_init=auto", "train.eval_at_start=true")
-    for cell in ("ego_facebook:interest", "lastfm:interest", "ciaodvd:item:temporal"):
-        assert tool.scorer_overrides("hybrid", cell)[-2:] == start, cell
-        assert tool.scorer_overrides("egonet", cell) == (), cell
-    for cell in ("lastfm:item", "ciaodvd:item", "lastfm:friend", "ciaodvd:new_item"):
-        assert not set(start) & set(tool.scorer_overrides("hybrid", cell)), cell
+    for cell in ("ego_facebook:interest", "lastfm:friend:items", "ciaodvd:item:temporal"):
+        assert tool.scorer_overrides("hybrid", cell) == (), cell
+        egonet = tool.scorer_overrides("egonet", cell)
+        assert "model.scorer=egonet" in egonet and "model.pair_init=none" in egonet
+    assert tool.preset("lastfm:friend:items") == "lastfm_friend_items"
+    assert tool.preset("ciaodvd:new_item:temporal") == "ciaodvd_new_item"
+    assert tool.preset("csv:friend") is None
+    assert "train.steps=300" in tool.scorer_overrides("egonet", "ciaodvd:item:temporal")
 
 
 def _fake_run(tool, root, cell, seed, method, test, val, error=None):

@@ -35,10 +35,10 @@ def test_readme_python_example_runs(monkeypatch, tmp_path):
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "readme" / "best.pt").is_file()
     table = namespace["table"]
-    assert list(table)[:2] == ["maml", "maml without test-time adaptation"]
+    assert list(table)[:2] == ["metasgd", "metasgd without test-time adaptation"]
     assert any(m.startswith("baseline: ppr") for m in table)
     # the comment in the README states the number of test users
-    users = table["maml"][3]["recall@20"]["users"]
+    users = table["metasgd"][3]["recall@20"]["users"]
     assert f"'users': {users}}}" in blocks[0]
     assert len(namespace["rec"].recommend(friends=["u5", "u17", "u33"], k=5)) == 5
 
@@ -63,7 +63,7 @@ def test_guide_python_examples_run(lastfm_root, monkeypatch, tmp_path):
     namespace: dict = {}
     exec(compile(code, "docs/guide.md", "exec"), namespace)
     assert (tmp_path / "guide" / "best.pt").is_file()
-    assert "maml" in namespace["table"]
+    assert "metasgd" in namespace["table"]
     assert namespace["same"].graph.num_users == 500
     assert namespace["graph"].num_users == 1892
     assert namespace["batch"].adj.shape == (64, 64, 64)

@@ -87,6 +87,9 @@ def test_bad_requests_name_the_problem(rec):
         rec.recommend()
     with pytest.raises(ValueError, match="k must be"):
         rec.recommend(user="u1", k=0)
+    # a repeated friend would count twice in the support and change the ranking
+    with pytest.raises(ValueError, match="friends: id 'u5' is given twice; give each once"):
+        rec.recommend(friends=["u5", "u5", "u17"])
 
 
 def test_cli_table_and_json(friend_run, capsys):
@@ -110,6 +113,8 @@ def test_item_and_interest_runs(tmp_path, capsys):
     assert {r.id for r in recs} <= set(rec.graph.raw_ids["item"])
     with pytest.raises(ValueError, match="items=\\[...\\]"):
         rec.recommend(friends=["u1"])
+    with pytest.raises(ValueError, match=f"items: id {items[0]!r} is given twice"):
+        rec.recommend(items=[items[0], items[0]], friends=["u1"])
     train_main([f"hydra.run.dir={tmp_path / 'interest'}", "task=interest", *TINY])
     rec = Recommender.from_checkpoint(tmp_path / "interest" / "best.pt")
     recs = rec.recommend(friends=["u1", "u2", "u3"], k=5)

@@ -3,10 +3,11 @@
     python tools/bench_quality.py                       # every cell, 3 seeds (hours on CPU)
     python tools/bench_quality.py --cells lastfm:friend ego_facebook:friend --seeds 0 1 2
     python tools/bench_quality.py --quick               # CI-sized smoke run (seconds)
-    python tools/bench_quality.py --cells lastfm:friend --scorer hybrid   # hybrid-<learner>
+    python tools/bench_quality.py --cells lastfm:friend --scorer egonet   # the ablation
     python tools/bench_quality.py --cells csv:friend --cell-root csv=DIR --override train.steps=50
 
-A *cell* is a dataset x task kind (its preset is ``configs/experiment/<dataset>_<kind>``).
+A *cell* is a dataset x task kind, with a context or protocol as a third part; its
+recipe is its preset, ``socialmeta/configs/experiment/<dataset>_<kind>[_<variant>]``.
 For every cell and seed (the seed fixes the user split, the model initialisation and
 the task stream) it
 
@@ -16,17 +17,17 @@ the task stream) it
   and evaluates it on the same test tasks.
 
 Every run writes ``<out>/<cell>/seed<S>/<method>/metrics.json`` and is skipped when
-that file exists, so an interrupted benchmark resumes where it stopped. With
-``--scorer hybrid`` the learners train the hybrid scorer (``model.scorer=hybrid``:
-whole-graph on friend, new-item and item tasks, label features on interest tasks) and their runs are the methods ``hybrid-<learner>``, beside
-the ego-net learners and the same baselines. Finally it writes ``<out>/results.csv``
+that file exists, so an interrupted benchmark resumes where it stopped. The learners
+train the preset's model, the hybrid scorer (whole-graph on friend, new-item and item
+tasks, label features on interest tasks) with the preset's steps and start, as the
+methods ``hybrid-<learner>``; ``--scorer egonet`` trains the ego-net scorer alone (an
+ablation, methods ``<learner>``). Finally it writes ``<out>/results.csv``
 and, only when ``--md FILE`` is given, the Markdown report: per cell and K, the mean
 over seeds of each method's test mean, the 95% interval over seeds (Student t), and
 the number of test users per seed.
 
-A cell's dataset preset is ``configs/experiment/<dataset>_<kind>`` where there is one,
-else ``dataset=<dataset> task=<kind>`` (e.g. ``csv:friend`` with ``--cell-root
-csv=DIR``); ``--override`` adds Hydra overrides to every run of the invocation (learners
+A cell without a preset runs ``dataset=<dataset> task=<kind>``, the generic recipe
+(e.g. ``csv:friend`` with ``--cell-root csv=DIR``); ``--override`` adds Hydra overrides to every run of the invocation (learners
 and baselines; they are not part of a run's folder name, so use a fresh ``--out``).
 """
 from __future__ import annotations
@@ -176,34 +177,44 @@ def cell_context(cell: str) -> list[str]:
 EXTRA: dict[str, object] = {"roots": {}, "overrides": []}
 #: ``--scorer`` choices and the prefix of their learner runs' method names
 SCORER_PREFIX = {"egonet": "", "hybrid": "hybrid-"}
-#: what a scorer's learner runs add to the cell's preset: the hybrid's validation score
-#: was still rising at the presets' 500 steps (lastfm friend, seed 0: best at step 500),
-#: so it gets 1000 (early stopping on validation users still ends a run that stalls)
-SCORER_OVERRIDES = {"egonet": (), "hybrid": ("model.scorer=hybrid", "train.steps=1000")}
-#: and on interest cells and the drift cell: the hybrid starts as its pair feature
-#: channel that ranks best on validation users, and validation at step 0 lets early
-#: stopping keep that start (ego-Facebook circles: 4 training egos, and meta-training
-#: from a random start ended 12% behind label propagation; drift: recency, which the
-#: training tasks before the cut barely reward, is what ranks the test users' future)
-START_FROM_BEST = ("model.pair_init=auto", "train.eval_at_start=true")
+#: the steps the ego-net scorer's runs (``--scorer egonet``, an ablation: the hybrid
+#: with its other parts off) were recorded with, per preset (500 elsewhere)
+EGONET_STEPS = {"ciaodvd_item": 300, "ciaodvd_item_temporal": 300, "ciaodvd_new_item": 300,
+                "lastfm_new_item": 300, "ego_facebook_interest": 300}
+
+
+def preset(cell: str) -> str | None:
+    """The ``experiment=`` preset of :obj:`cell`: ``lastfm:friend:items`` ->
+    ``lastfm_friend_items`` where the package has it, else the preset of its dataset and
+    kind (the cell's context or protocol added by :func:`_overrides`), else
+    :obj:`None`."""
+    from socialmeta.config import config_dir
+
+    for name in (cell.replace(":", "_"), "_".join(cell.split(":")[:2])):
+        if (Path(config_dir()) / "experiment" / f"{name}.yaml").is_file():
+            return name
+    return None
 
 
 def scorer_overrides(scorer: str, cell: str) -> tuple[str, ...]:
-    """What :obj:`scorer`'s learner runs add to :obj:`cell`'s preset."""
-    kind = cell.split(":")[1]
-    drift = kind == "item" and cell.split(":")[2:] == ["temporal"]
-    start = START_FROM_BEST if scorer == "hybrid" and (kind == "interest" or drift) else ()
-    return SCORER_OVERRIDES[scorer] + start
+    """What :obj:`scorer`'s learner runs add to :obj:`cell`'s preset: nothing for the
+    hybrid (the preset is the cell's recipe: scorer, steps and start, from
+    ``socialmeta/configs/experiment/``); the ego-net scorer alone, from scratch, with
+    the steps its runs were recorded with."""
+    if scorer == "hybrid":
+        return ()
+    steps = EGONET_STEPS.get(preset(cell) or "", 500)
+    return ("model.scorer=egonet", "model.pair_init=none", "train.eval_at_start=false",
+            f"train.steps={steps}")
 
 
 def _overrides(cell: str, seed: int, quick: bool, shots: list[int]) -> list[str]:
     dataset, kind = cell.split(":")[:2]
-    preset = REPO / "configs" / "experiment" / f"{dataset}_{kind}.yaml"
-    out = ([f"experiment={dataset}_{kind}"] if preset.is_file()
-           else [f"dataset={dataset}", f"task={kind}"])
+    name = preset(cell)
+    out = [f"experiment={name}"] if name else [f"dataset={dataset}", f"task={kind}"]
     out += [f"seed={seed}", f"split.seed={seed}",
             f"eval.shots=[{','.join(map(str, shots))}]", "device=auto"]
-    if len(cell.split(":")) == 3:
+    if len(cell.split(":")) == 3 and name != cell.replace(":", "_"):
         if cell.split(":")[2] in PROTOCOLS:
             out += list(PROTOCOLS[cell.split(":")[2]][kind][0])
         out.append(f"task.context=[{','.join(cell_context(cell))}]")
@@ -265,10 +276,11 @@ def run_learner(cell: str, seed: int, learner: str, out: Path, quick: bool,
     # the scorer's settings come before the invocation's --override (which wins)
     overrides = _overrides(cell, seed, quick, shots)
     given = len(EXTRA["overrides"])
-    preset, extra = overrides[:len(overrides) - given], overrides[len(overrides) - given:]
+    cell_overrides = overrides[:len(overrides) - given]
+    extra = overrides[len(overrides) - given:]
     with _StderrTail() as tail:
         try:
-            train_main([*preset, f"meta={learner}", *scorer_overrides(scorer, cell), *extra,
+            train_main([*cell_overrides, f"meta={learner}", *scorer_overrides(scorer, cell), *extra,
                         "eval.baselines=null", f"hydra.run.dir={out}"])
         except SystemExit as e:  # Hydra printed the error: keep its last line
             raise RuntimeError(tail.error() or f"exit status {e.code}") from None
@@ -736,9 +748,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--md", type=Path, default=None,
                         help="write the Markdown report here (e.g. docs/results.md); "
                              "without it only <out>/results.csv is written")
-    parser.add_argument("--scorer", choices=sorted(SCORER_PREFIX), default="egonet",
-                        help="the learners' scorer: the ego-net one or the hybrid "
-                             "(methods hybrid-<learner>)")
+    parser.add_argument("--scorer", choices=sorted(SCORER_PREFIX), default="hybrid",
+                        help="the learners' scorer: the hybrid (the presets' recipes; "
+                             "methods hybrid-<learner>) or, as an ablation, the ego-net "
+                             "scorer alone (methods <learner>)")
     parser.add_argument("--cell-root", action="append", default=[], metavar="DATASET=DIR",
                         help="dataset.root of a cell's dataset (e.g. csv=DIR)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",

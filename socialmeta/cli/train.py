@@ -13,6 +13,7 @@ writes the run's files (``metrics.json``, ``results.md``, ``train.log``, checkpo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,13 +48,17 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     # after the first line: importing torch and PyG takes seconds
     from socialmeta import distributed
     from socialmeta.device import resolve_device
+    from socialmeta.train.lock import run_lock
 
     device = resolve_device(cfg.device)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     try:
         if distributed.init_from_env(device, cfg.get("dist_timeout", 300)):
             log.info("rank 0 of %d processes (%s)", distributed.world_size(),
                      "nccl" if device.type == "cuda" else "gloo")
-        metrics = _train(cfg, out_dir, device)
+        # one process per run folder (rank 0 holds it for a torchrun group)
+        with run_lock(out_dir) if main_rank else contextlib.nullcontext():
+            metrics = _train(cfg, out_dir, device)
         # every rank tears the group down together: a rank that destroys it and exits
         # while another still writes files leaves that one's gloo pairs to a closed peer
         distributed.barrier()

@@ -21,7 +21,9 @@ log = logging.getLogger("socialmeta")
 def atomic_write(path: str | Path, mode: str = "wb"):
     r"""Opens a temporary file beside :obj:`path` and moves it into place on success.
 
-    A crash or exception leaves no half-written :obj:`path` behind.
+    A crash or exception leaves no half-written :obj:`path` behind. The file gets the
+    mode a plain ``open`` would give it (``0666`` less the umask), not the temporary
+    file's private ``0600``.
 
     Example:
         >>> with atomic_write("out/metrics.json", "w") as f:
@@ -35,6 +37,7 @@ def atomic_write(path: str | Path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -71,6 +74,7 @@ def atomic_dir(path: str | Path, marker: str = "manifest.json"):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
                                 dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())   # as mkdir would make it, not mkdtemp's 0700
         yield tmp
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
@@ -83,6 +87,13 @@ def atomic_dir(path: str | Path, marker: str = "manifest.json"):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,10 @@ import numpy as np
 
 from socialmeta.data.errors import GraphValidationError
 
+#: the Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times a
+#: calendar date can name (``datetime``'s range)
+FIRST_TIME, LAST_TIME = -62135596800, 253402300799
+
 
 @dataclass
 class Table:
@@ -54,19 +58,22 @@ class Table:
             repairs: list[str] | None = None) -> np.ndarray:
         r"""Column :obj:`name` as ids, kept verbatim.
 
-        An empty id or one holding a NUL byte is an error naming its line; so is an id
-        with surrounding whitespace, unless :obj:`strip` (then it is stripped and the
-        repair is reported in :obj:`repairs`).
+        An empty id or one holding a NUL byte or a line break (legal in a quoted CSV
+        field, but an id file of one id per line could no longer be read back) is an
+        error naming its line; so is an id with surrounding whitespace, unless
+        :obj:`strip` (then it is stripped and the repair is reported in
+        :obj:`repairs`).
         """
         values = self.columns[name]
         stripped = [v.strip() for v in values]
         for i, (raw, clean) in enumerate(zip(values, stripped)):
-            if not clean or "\x00" in raw:
-                what = "an empty" if not clean else "a NUL byte in the"
+            if not clean or "\x00" in raw or "\n" in clean or "\r" in clean:
+                what = ("an empty" if not clean else "a NUL byte in the" if "\x00" in raw
+                        else "a line break in the")
                 raise GraphValidationError(
                     f"{what} {kind} id {raw!r} in column {self.label(name)!r}", file=self.path,
                     line=int(self.lines[i]), expected=f"a non-empty {kind} id without "
-                    "NUL bytes")
+                    "NUL bytes or line breaks")
         changed = [i for i, (raw, clean) in enumerate(zip(values, stripped)) if raw != clean]
         if changed and not strip:
             i = changed[0]
@@ -114,6 +121,12 @@ class Table:
                     f"{'missing' if not value else 'unparsable'} time {raw!r} in column "
                     f"{self.label(name)!r}", file=self.path, line=int(self.lines[i]),
                     expected="an ISO-8601 date or date-time, or Unix seconds") from None
+            if not FIRST_TIME <= out[i] <= LAST_TIME:
+                raise GraphValidationError(
+                    f"time {raw!r} in column {self.label(name)!r} is outside the calendar "
+                    "(years 1 to 9999)", file=self.path, line=int(self.lines[i]),
+                    expected=f"Unix seconds from {FIRST_TIME} to {LAST_TIME} (or an "
+                    "ISO-8601 date)")
         return out
 
     def ints(self, name: str) -> np.ndarray:

@@ -86,21 +86,27 @@ def adapted_user_embeddings(model: nn.Module, params: dict[str, Tensor], sampler
     from torch.func import vmap
 
     from socialmeta.meta.inference import inner_for_new_users
-    from socialmeta.meta.learners import _call, adapt, task_tensors
+    from socialmeta.meta.learners import _call, adapt, shared_inputs, task_tensors
 
     if users is None:
         users = torch.arange(sampler.num_users)
     params = {n: p.detach() for n, p in params.items()}
     eval_inner = inner_for_new_users(inner)
 
-    def per_task(task: dict[str, Tensor]) -> Tensor:
-        fast = adapt(model, params, task, eval_inner)
-        return model.center_embedding(_call(model, fast), task)
-
     rows = []
     for start in range(0, users.numel(), batch_size):
         batch = sampler.support_batch(users[start:start + batch_size])
-        rows.append(vmap(per_task, randomness="different")(task_tensors(model, batch)))
+        # what the tasks read besides their own tensors (the hybrid's candidate tower),
+        # as the evaluator passes it
+        shared, per_task_inputs = shared_inputs(model, params, batch)
+
+        def per_task(task: dict[str, Tensor], shared=shared) -> Tensor:
+            task = {**task, **shared}
+            fast = adapt(model, params, task, eval_inner)
+            return model.center_embedding(_call(model, fast), task)
+
+        rows.append(vmap(per_task, randomness="different")(
+            {**task_tensors(model, batch), **per_task_inputs}))
     return torch.cat(rows).float()
 
 

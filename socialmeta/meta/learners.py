@@ -35,6 +35,8 @@ Params = dict[str, Tensor]
 LEARNERS = ("anil", "finetune", "fomaml", "maml", "metanet", "metasgd", "noadapt",
             "protonet", "reptile")
 LR_PREFIX = "lr::"
+#: the largest learning rate a config may give (larger ones only ever diverge)
+MAX_LR = 1e3
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class InnerLoop:
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
             raise ValueError(f"unknown learner {self.learner!r}; choose one of {list(LEARNERS)}")
-        if self.steps < 0 or self.lr < 0:
-            raise ValueError(f"inner steps and lr must be >= 0, got {self.steps}, {self.lr}")
+        if self.steps < 0 or not 0 <= self.lr <= MAX_LR:
+            raise ValueError(f"inner steps must be >= 0 and the inner lr a finite number in "
+                             f"[0, {MAX_LR:g}], got {self.steps}, {self.lr}")
         object.__setattr__(self, "adapt_prefixes", tuple(self.adapt_prefixes))
 
     @property

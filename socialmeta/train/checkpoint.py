@@ -70,4 +70,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                               "checkpoint")
     if not isinstance(state["params"], dict) or not isinstance(state["config"], dict):
         raise CheckpointError(path, "'params' and 'config' must be dicts")
+    for name, value in state["params"].items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(path, f"parameter {name!r} is a {type(value).__name__}, "
+                                  "not a tensor")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(path, f"parameter {name!r} holds NaN or infinite values "
+                                  "(saved from a diverged run?)")
     return state

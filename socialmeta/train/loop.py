@@ -12,12 +12,21 @@ import torch
 from torch import nn
 
 from socialmeta import distributed, progress
+from socialmeta.errors import InputError
 from socialmeta.eval.protocol import evaluate_cold_start
 from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
+from socialmeta.meta.learners import MAX_LR
 from socialmeta.tasks import TaskSampler
 from socialmeta.tasks.loader import step_batches
 from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
+
+
+class DivergenceError(InputError):
+    """Meta-training diverged: the loss or a meta-gradient became NaN or infinite.
+    The message names the step and what to lower; the checkpoints on disk are the last
+    finite ones (nothing is written after the first non-finite value)."""
+
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -73,8 +82,9 @@ class TrainConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
                 raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
         if (not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool)
-                or not 0 < self.lr < math.inf):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+                or not 0 < self.lr <= MAX_LR):
+            raise ValueError(f"lr must be a positive number of at most {MAX_LR:g}, got "
+                             f"{self.lr!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of "
                              f"{list(PRECISIONS)}")
@@ -95,7 +105,10 @@ class Trainer:
     ``torch.load(weights_only=True)`` and are written atomically. With
     :obj:`data_sha256` (:func:`~socialmeta.data.cache.graph_digest` of the graph) they
     also record the data they were trained on, so that a checkpoint is not restored on
-    other data by mistake.
+    other data by mistake. With :obj:`start_candidate` (meta-parameters with the same
+    names, e.g. the model as its best pair feature channel:
+    ``model.pair_init=fallback``) step 0 validates those as the first best checkpoint,
+    which training from the model's own parameters must then beat.
 
     Example:
         >>> trainer = Trainer(model, InnerLoop("maml"), sampler, TrainConfig(), "runs/x")
@@ -105,9 +118,10 @@ class Trainer:
     def __init__(self, model: nn.Module, inner: InnerLoop, sampler: TaskSampler,
                  config: TrainConfig, out_dir: str | Path,
                  device: torch.device | str = "cpu", run_config: dict | None = None,
-                 loggers: Sequence[Any] | None = None, data_sha256: str | None = None
-                 ) -> None:
+                 loggers: Sequence[Any] | None = None, data_sha256: str | None = None,
+                 start_candidate: dict[str, torch.Tensor] | None = None) -> None:
         self.data_sha256 = data_sha256
+        self.start_candidate = start_candidate
         self.model, self.inner, self.sampler, self.config = model, inner, sampler, config
         self.out_dir, self.device = Path(out_dir), torch.device(device)
         self.run_config = run_config or {}
@@ -130,9 +144,7 @@ class Trainer:
                 "data_sha256": self.data_sha256}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            for name, p in self.params.items():
-                p.copy_(state["params"][name].to(p.device))
+        self._copy_params(state["params"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.best, self.bad_evals = state["step"], state["best"], state["bad_evals"]
         torch.set_rng_state(state["rng"])
@@ -157,7 +169,8 @@ class Trainer:
         for logger in self.loggers:
             logger.resume(self.step)
         rows: list[dict[str, float]] = []
-        if cfg.eval_at_start and self.step == 0 and self.best == -math.inf:
+        if ((cfg.eval_at_start or self.start_candidate is not None) and self.step == 0
+                and self.best == -math.inf):
             rows.append(self._validate_start())
         progress.info("meta-training %s: steps %d-%d of %d tasks, validation every %d",
                       self.inner.learner, self.step + 1, cfg.steps, cfg.batch_size,
@@ -175,6 +188,7 @@ class Trainer:
             if hasattr(self.model, "begin_step"):   # step-keyed model randomness
                 self.model.begin_step(self.step)
             loss, grads = self._meta_gradient(batch, index.numel() / cfg.batch_size)
+            self._check_finite(loss, grads)
             for name, p in self.params.items():
                 p.grad = grads[name]
             self.optimizer.step()
@@ -209,17 +223,44 @@ class Trainer:
         return rows
 
     def _validate_start(self) -> dict[str, float]:
-        """Validates the initial meta-parameters (step 0): they become the best
-        checkpoint, which later validations must beat."""
+        """Validates the initial meta-parameters (step 0), or the start candidate when
+        there is one: they become the best checkpoint, which later validations must
+        beat. Training goes on from the initial meta-parameters either way."""
+        initial = None
+        if self.start_candidate is not None:
+            initial = {n: p.detach().clone() for n, p in self.params.items()}
+            self._copy_params(self.start_candidate)
         row = {"step": 0, "loss": float("nan"), "val": self.validate(), "seconds": 0.0}
         self.best = row["val"]
         self._save(self.out_dir / "best.pt")
+        if initial is not None:
+            self._copy_params(initial)
         self._save(self.out_dir / "last.pt")
         for logger in self.loggers:
             logger.log(row)
-        progress.info("step 0/%d  val %s %.4f  (initial parameters)", self.config.steps,
-                      self.config.val_metric, row["val"])
+        progress.info("step 0/%d  val %s %.4f  (%s)", self.config.steps,
+                      self.config.val_metric, row["val"],
+                      "initial parameters" if initial is None else "the start candidate")
         return row
+
+    def _check_finite(self, loss: torch.Tensor, grads: dict[str, torch.Tensor]) -> None:
+        """Stops meta-training at the first non-finite loss or meta-gradient, before the
+        optimiser applies it (so no checkpoint ever holds a NaN)."""
+        bad = None if torch.isfinite(loss).all() else "loss"
+        if bad is None:
+            bad = next((n for n, g in grads.items() if not torch.isfinite(g).all()), None)
+            bad = None if bad is None else f"meta-gradient of {bad!r}"
+        if bad is not None:
+            raise DivergenceError(
+                f"meta-training diverged at step {self.step + 1}: the {bad} is "
+                f"{float(loss) if bad == 'loss' else 'NaN or infinite'}; lower train.lr "
+                f"(now {self.config.lr:g}) or meta.inner_lr (now {self.inner.lr:g}). The "
+                f"checkpoints in {self.out_dir} are from the last finite step")
+
+    def _copy_params(self, values: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(values[name].to(p.device))
 
     def _meta_gradient(self, batch, share: float
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -34,7 +34,11 @@ def _error_line(capsys, run, argv) -> str:
                    r"\['anil', 'finetune', 'fomaml', 'maml', 'metanet', 'metasgd'"),
     ("train.stepz=5", r"unknown key 'train.stepz'; train has keys \['batch_size', "),
     ("train.lr=abc", r"train.lr: expected a number like the default 0.003, got 'abc'"),
-    ("train.steps=2.5", r"train.steps: expected an integer like the default 300, got 2.5"),
+    ("train.steps=2.5", r"train.steps: expected an integer like the default 1000, got 2.5"),
+    ("meta.inner_lr=nan", r"meta.inner_lr: expected a finite number, got nan"),
+    ("train.lr=inf", r"train.lr: expected a finite number, got inf"),
+    ("meta.inner_lr=1e30", r"meta.inner_lr: expected a finite number in \[0, 1000\], got 1e\+30"),
+    ("train.lr=1e6", r"train: lr must be a positive number of at most 1000, got 1000000.0"),
     ("model.dropout=[1]", r"model.dropout: expected a number like the default 0.0"),
     ("task.shots=[1,x]", r"task.shots: expected a list like the default \[1, 3, 5, 10\]"),
     ("eval.shots=[-1]", r"eval.shots: K must be a positive integer, got -1"),
@@ -68,7 +72,7 @@ def test_context_the_dataset_lacks(tmp_path, capsys):
 def test_bad_type_under_plain_python():
     from socialmeta.train import TrainConfig
 
-    with pytest.raises(ValueError, match=r"lr must be a positive number, got 'abc'"):
+    with pytest.raises(ValueError, match=r"lr must be a positive number of at most 1000, got 'abc'"):
         TrainConfig(lr="abc")
     with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1, got 0"):
         TrainConfig(batch_size=0)
@@ -150,3 +154,47 @@ def test_data_list_does_not_import_torch():
     assert [line.split()[0] for line in out.strip().splitlines()] == list(DATASETS)
     for name, spec in DATASETS.items():
         assert spec.description in out, name
+
+
+def test_divergence_stops_with_exit_2_and_keeps_the_last_finite_checkpoint(
+        tmp_path, capsys, monkeypatch):
+    """A loss that becomes NaN at step 5 stops the run there: exit 2, one line naming
+    the step and what to lower, and last.pt/best.pt are the finite ones of step 4."""
+    import socialmeta.train.loop as loop
+    from socialmeta.train import load_checkpoint
+
+    real = loop.meta_gradient
+    calls = []
+
+    def diverging(model, batch, inner, params):
+        loss, grads = real(model, batch, inner, params)
+        calls.append(1)
+        if len(calls) >= 5:
+            loss = loss * float("nan")
+        return loss, grads
+
+    monkeypatch.setattr(loop, "meta_gradient", diverging)
+    argv = [f"hydra.run.dir={tmp_path}", *TINY, "train.steps=8"]
+    line = _error_line(capsys, train_main, argv)
+    assert re.search(r"meta-training diverged at step 5: the loss is nan; lower train.lr "
+                     r"\(now 0.003\) or meta.inner_lr \(now 0.01\)", line), line
+    for name in ("last.pt", "best.pt"):
+        state = load_checkpoint(tmp_path / name)   # refuses non-finite parameters
+        assert state["step"] <= 4
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_checkpoint_with_nan_parameters_is_refused(tmp_path, capsys):
+    train_main([f"hydra.run.dir={tmp_path / 'run'}", *TINY])
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    name = next(iter(state["params"]))
+    state["params"][name] = torch.full_like(state["params"][name], float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    capsys.readouterr()
+    for run in (eval_main, export_main):
+        argv = [f"checkpoint={tmp_path / 'nan.pt'}"] + (
+            [f"out={tmp_path / 'e'}"] if run is export_main else [])
+        line = _error_line(capsys, run, argv)
+        assert f"parameter {name!r} holds NaN or infinite values" in line, line
+    assert not (tmp_path / "e").exists()

@@ -36,9 +36,9 @@ def test_main_job_prints_progress_and_a_short_summary(tmp_path):
     gaps = [b - a for a, b in zip([0.0, *times], [*times, total])]
     assert max(gaps) < 30.0, (max(gaps), text)
     # one line per phase: training, validation, test-time evaluation, each baseline
-    for phase in ("loading dataset synthetic", "meta-training maml", "step 10/30",
-                  "evaluating maml on test users, K=1", "evaluating maml on test users, K=10",
-                  "evaluating maml without test-time adaptation on test users, K=3",
+    for phase in ("loading dataset synthetic", "meta-training metasgd", "step 10/30",
+                  "evaluating metasgd on test users, K=1", "evaluating metasgd on test users, K=10",
+                  "evaluating metasgd without test-time adaptation on test users, K=3",
                   "baseline 1/12 popularity: tuning on validation users at K=3",
                   "baseline 12/12 learned_ranker"):
         assert phase in text, phase
@@ -46,13 +46,13 @@ def test_main_job_prints_progress_and_a_short_summary(tmp_path):
     summary = [line for _, line in lines][[i for i, (_, line) in enumerate(lines)
                                             if line.endswith("] done")][-1] + 1:]
     assert 5 <= len(summary) <= 25, summary
-    assert summary[0].startswith("synthetic · friend · sage · maml · 30 steps")
+    assert summary[0].startswith("synthetic · friend · sage · metasgd · 30 steps")
     assert summary[1].startswith("test users at K=3 (30 users")
     assert sum(line.startswith("| baseline: ") for line in summary) == 3
-    assert any(line.startswith("| maml without test-time adaptation |") for line in summary)
+    assert any(line.startswith("| metasgd without test-time adaptation |") for line in summary)
     # the same progress lines are in train.log; the full table is in results.md
     log = (run / "train.log").read_text()
-    assert "meta-training maml" in log and "baseline 12/12 learned_ranker" in log
+    assert "meta-training metasgd" in log and "baseline 12/12 learned_ranker" in log
     table = (run / "results.md").read_text()
     for k in (1, 3, 5, 10):
-        assert f"| maml | {k} |" in table and f"| baseline: popularity | {k} |" in table
+        assert f"| metasgd | {k} |" in table and f"| baseline: popularity | {k} |" in table

@@ -17,7 +17,7 @@ def test_train_eval_export_recommend(tmp_path, capsys):
     trained = json.loads((run / "metrics.json").read_text())
     eval_main([f"checkpoint={run / 'best.pt'}", "shots=[3]", "max_users=30"])
     evaluated = json.loads((run / "eval-test.json").read_text())
-    assert evaluated["test"]["maml"]["3"] == trained["test"]["maml"]["3"]
+    assert evaluated["test"]["metasgd"]["3"] == trained["test"]["metasgd"]["3"]
     export_main([f"checkpoint={run / 'best.pt'}", f"out={tmp_path / 'export'}"])
     emb = np.load(tmp_path / "export" / "user_embeddings.npy")
     assert emb.shape == (400, 32) and np.isfinite(emb).all()

@@ -13,6 +13,7 @@ from socialmeta.experiment import (
     dataset_from_config,
     graph_for_task,
     inner_loop,
+    split_from_config,
     task_config,
 )
 
@@ -29,9 +30,9 @@ def test_task_and_model_configs_compose_and_build(task, model):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[f"task={task}", f"model={model}",
                                           "dataset.num_users=200"])
-    graph = dataset_from_config(cfg.dataset)
-    tc = task_config(cfg.task, cfg.seed)
-    net = build_model(cfg.model, graph, tc)
+    tc = task_config(cfg.task, cfg.seed, cfg.model)
+    graph = graph_for_task(dataset_from_config(cfg.dataset), tc)
+    net = build_model(cfg.model, graph, tc, split_from_config(graph, cfg.split, tc))
     assert tc.kind == cfg.task.kind and net.encoder.conv_name == cfg.model.conv
 
 
@@ -65,8 +66,9 @@ def test_item_knn_without_item_heuristics_is_a_config_error():
         cfg = compose("train", overrides=["task=item", "model.item_knn=10",
                                           "dataset.num_users=100"])
     graph = dataset_from_config(cfg.dataset)
+    task = task_config(cfg.task, 0, cfg.model)
     with pytest.raises(ConfigError, match=r"item_knn=10: .*only with heuristics=True"):
-        build_model(cfg.model, graph, task_config(cfg.task, 0))
+        build_model(cfg.model, graph, task, split_from_config(graph, cfg.split, task))
 
 
 def test_end_to_end_tiny_run(tmp_path, capsys):
@@ -76,15 +78,15 @@ def test_end_to_end_tiny_run(tmp_path, capsys):
           "task.fanouts=[8,4]"])
     out = capsys.readouterr().out
     # the printed summary: K=3, the learner, its unadapted twin and the best baselines
-    assert "test users at K=3 (20 users" in out and "| maml | " in out
-    assert "| maml without test-time adaptation | " in out and "| baseline: " in out
+    assert "test users at K=3 (20 users" in out and "| metasgd | " in out
+    assert "| metasgd without test-time adaptation | " in out and "| baseline: " in out
     table = (tmp_path / "results.md").read_text()  # the full table
-    assert "| maml | 3 |" in table and "| maml | 1 |" in table
+    assert "| metasgd | 3 |" in table and "| metasgd | 1 |" in table
     assert "| baseline: ppr(alpha=" in table and "| baseline: adamic_adar | 3 |" in table
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics["test"]["maml"]) == {"1", "3"}
+    assert set(metrics["test"]["metasgd"]) == {"1", "3"}
     assert metrics["test"]["baseline: popularity"]["3"]["recall@20"]["users"] == 20
-    assert metrics["test"]["maml"]["3"]["recall@20"]["users"] == 20
+    assert metrics["test"]["metasgd"]["3"]["recall@20"]["users"] == 20
     assert metrics["steps"] == 6
     for name in ("config.yaml", "log.csv", "last.pt", "best.pt"):
         assert (tmp_path / name).is_file(), name
@@ -104,9 +106,7 @@ def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_ro
     monkeypatch.setenv("SOCIALMETA_CACHE", "/nonexistent-never-written")
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
-    kind = next(k for k in ("new_item", "friend", "item", "interest")
-                if experiment.endswith("_" + k))
-    dataset = experiment[:-len(kind) - 1]
+    dataset, kind = cfg.recipe.split(":")[:2]
     assert cfg.dataset.name == dataset and cfg.task.kind == kind
     roots = {"lastfm": lastfm_root, "ego_facebook": ego_facebook_root,
              "ciaodvd": ciaodvd_root}
@@ -114,9 +114,9 @@ def test_experiment_configs_compose_and_build(experiment, monkeypatch, lastfm_ro
         cfg.dataset.root, cfg.dataset.cache = str(roots[dataset]), False
     else:
         cfg.dataset.num_users = 300
-    task = task_config(cfg.task, cfg.seed)
+    task = task_config(cfg.task, cfg.seed, cfg.model)
     graph = graph_for_task(dataset_from_config(cfg.dataset), task)
-    build_model(cfg.model, graph, task)
+    build_model(cfg.model, graph, task, split_from_config(graph, cfg.split, task))
     inner_loop(cfg.meta)
 
 

@@ -6,6 +6,7 @@ import torch
 
 import socialmeta.data.lastfm as lastfm_module
 from socialmeta.data import atomic_write, load_dataset
+from socialmeta.data.cache import torch_save_atomic
 
 
 @pytest.fixture
@@ -70,3 +71,31 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         raise RuntimeError("crash")
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_outputs_follow_the_umask_like_plain_files(tmp_path, umask):
+    """Temporary files renamed into place keep the mode open()/mkdir() would give, not
+    mkstemp's 0600 (metrics.json, best.pt, ... beside the 0644 config.yaml)."""
+    import os
+    import stat
+
+    from socialmeta.data.cache import atomic_dir
+
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "metrics.json", "w") as f:
+            f.write("{}")
+        torch_save_atomic({"a": torch.zeros(1)}, tmp_path / "best.pt")
+        with atomic_dir(tmp_path / "export") as out:
+            (out / "manifest.json").write_text("{}")
+        (tmp_path / "plain.txt").write_text("x")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+
+    def mode(p):
+        return stat.S_IMODE((tmp_path / p).stat().st_mode)
+
+    assert mode("metrics.json") == mode("best.pt") == mode("plain.txt") == 0o666 & ~umask
+    assert mode("export") == mode("plain") == 0o777 & ~umask

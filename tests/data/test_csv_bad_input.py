@@ -98,6 +98,13 @@ def test_items_without_interactions(folder):
      r"friendships.csv, line 2: an empty user id '' in column 'src'"),
     ("friendships.csv", "alice,bob", "alice,b\x00ob",
      r"friendships.csv, line 2: a NUL byte in the user id 'b\\x00ob' in column 'dst'"),
+    # a line break in a quoted id (legal CSV) would shift an exported id file of one id
+    # per line against the rows of its embedding matrix
+    ("friendships.csv", "alice,bob", 'alice,"evil\nid"',
+     r"friendships.csv, line 2: a line break in the user id 'evil\\nid' in column 'dst'"),
+    ("interactions.csv", "alice,jazz-101", 'alice,"jazz\r101"',
+     r"interactions.csv, line 2: a line break in the item id 'jazz\\r101' in column "
+     r"'item_id'"),
     ("interests.csv", "alice,music", "alice,",
      r"interests.csv, line 2: an empty interest id '' in column 'interest'"),
     ("interactions.csv", "alice,jazz-101", "alice, jazz-101",
@@ -108,6 +115,18 @@ def test_items_without_interactions(folder):
 def test_bad_ids(folder, file, old, new, pattern):
     _replace(folder / file, old, new)
     _fails(folder, pattern)
+
+
+@pytest.mark.parametrize("stamp", ["99999999999999", "-99999999999999"])
+def test_a_time_outside_the_calendar_names_its_line(folder, stamp):
+    path = folder / "interactions.csv"
+    rows = path.read_text().splitlines()
+    rows[0] += ",timestamp"
+    rows[1:] = [f"{row},{stamp if i == 2 else 1385647380}" for i, row in
+                enumerate(rows[1:], start=1) if row]
+    path.write_text("\n".join(rows) + "\n")
+    _fails(folder, rf"interactions.csv, line 3: time '{stamp}' in column 'timestamp' is "
+                   r"outside the calendar \(years 1 to 9999\)")
 
 
 def test_strip_ids_is_an_opt_in_reported_repair(folder):
@@ -138,8 +157,8 @@ def test_float32_overflow_names_file_line_and_column(folder, file, old, new, pat
 
 
 # --------------------------------------------------------------------- fuzz
-_PIECES = ["", ",", '"', "\n", "\x00", " ", "nan", "inf", "1e40", "-1", "alice", "zed",
-           "user_id", "\ufeff", "\r\n", ",,", "é", "\xff"]
+_PIECES = ["", ",", '"', "\n", "\x00", '"a\nb"', "99999999999999", " ", "nan", "inf",
+           "1e40", "-1", "alice", "zed", "user_id", "\ufeff", "\r\n", ",,", "é", "\xff"]
 
 
 def _mutate(rng: random.Random, root: Path) -> None:
@@ -192,6 +211,8 @@ def test_random_mutations_give_a_clean_error_or_a_valid_graph(tmp_path):
             ei = graph.friend_index
             assert ei.size(1) > 0 and (ei[0] != ei[1]).all()
             assert np.isfinite(graph["user"].x.numpy()).all()
+            ids = [i for kind in graph.raw_ids.values() for i in kind]
+            assert not any("\n" in i or "\r" in i for i in ids), case
             outcomes["graph"] += 1
         shutil.rmtree(root)
     assert outcomes["error"] > 100 and outcomes["graph"] > 20, outcomes

@@ -351,7 +351,8 @@ def test_new_item_experiment_trains_evaluates_and_recommends(tmp_path, scorer):
     exp = Experiment.from_config(overrides=[
         "dataset=synthetic", "dataset.num_users=300", "task=new_item", "train.steps=2",
         "train.eval_every=2", "train.batch_size=8", "eval.shots=[3]",
-        f"model.scorer={scorer}", "split.val_fraction=0.2", "split.test_fraction=0.2"])
+        f"model.scorer={scorer}", "split.val_fraction=0.2", "split.test_fraction=0.2",
+        "meta=maml"])
     assert exp.graph.name == "synthetic:adoption" and isinstance(exp.split, ItemSplit)
     if scorer == "hybrid":  # no feature similarity: an item's and a user's never overlap
         assert "ppr" in exp.task.pair_features
