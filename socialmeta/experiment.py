@@ -28,6 +28,7 @@ from socialmeta import distributed, progress
 from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
+from socialmeta.errors import InputError
 from socialmeta.eval.report import Results
 from socialmeta.features import (
     allowed_friend_features,
@@ -59,6 +60,7 @@ from socialmeta.tasks import (
     split_users,
     task_feature_channels,
 )
+from socialmeta.tasks.new_item import ITEM_PREFIX
 from socialmeta.tasks.sampler import USER_TARGETS
 from socialmeta.tasks.split import observed_graph
 from socialmeta.train import TrainConfig, Trainer
@@ -87,7 +89,14 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
         spec.check_options(name, options)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    graph = load_dataset(name, **kwargs, **options)
+    try:
+        graph = load_dataset(name, **kwargs, **options)
+    except InputError:
+        raise
+    except ValueError as e:
+        if spec.takes_root:   # a loader's own failure, not a config value's
+            raise
+        raise ConfigError(f"dataset: {e}") from None   # generated from the options alone
     if not use_features:  # the ablation "without user features"
         graph["user"].x = graph["user"].x[:, :0]
         graph.feature_names = []
@@ -154,12 +163,24 @@ def hybrid_pair_features(model: DictConfig, task: TaskConfig) -> tuple[str, ...]
     return tuple(names)
 
 
+def check_model_config(cfg: DictConfig) -> None:
+    """The ``model`` group's sizes and rates, checked before anything is built."""
+    for key in ("hidden_channels", "num_layers", "heads"):
+        value = cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"model.{key}: expected a positive integer, got {value!r}")
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError(f"model.dropout: expected a probability in [0, 1), got "
+                          f"{cfg.dropout}")
+
+
 def build_model(cfg: DictConfig, graph: SocialGraph, task: TaskConfig,
                 split: UserSplit | None = None) -> nn.Module:
     """The task model for ``task.kind`` from the ``model`` config group. An item model
     with ``model.item_knn > 0`` takes its item neighbours from the interactions of the
     training users of :obj:`split` (required then)."""
     choose(dict.fromkeys(ENCODERS), cfg.conv, "encoder")
+    check_model_config(cfg)
     common = {"conv": cfg.conv, "hidden_channels": cfg.hidden_channels,
               "num_layers": cfg.num_layers, "dropout": cfg.dropout, "norm": cfg.norm,
               "heads": cfg.heads}
@@ -521,6 +542,7 @@ class Experiment:
         self.task = task_config(cfg.task, cfg.seed, cfg.model)
         self.train_config = train_config(cfg.train, self.task.kind)
         self.inner = inner_loop(cfg.meta)
+        check_model_config(cfg.model)
         progress.info("loading dataset %s", cfg.dataset.name)
         graph = graph if graph is not None else dataset_from_config(cfg.dataset)
         self.graph = graph_for_task(graph, self.task)
@@ -529,6 +551,11 @@ class Experiment:
             self.sampler = TaskSampler(self.graph, self.split, self.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if self.task.kind == "new_item" and self.task.observes("features") and not any(
+                f.startswith(ITEM_PREFIX) for f in self.graph.feature_names):
+            progress.info("note: task.context has 'features', but dataset %s has no item "
+                          "features: a new item's feature row holds only its is-item flag",
+                          graph.name)
         check_shots(self.sampler, (self.train_config.val_shots,), "val", "train.val_shots")
         if cfg.get("eval") is not None and cfg.eval.get("test", True):
             check_shots(self.sampler, tuple(cfg.eval.shots), "test", "eval.shots")

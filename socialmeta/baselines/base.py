@@ -56,8 +56,11 @@ class Baseline:
                              f"not {sampler.config.kind!r}")
         missing = [r for r in self.requires if not sampler.config.observes(r)]
         if missing:
-            raise ValueError(f"baseline {self.name!r} reads the center's {missing}: they "
-                             f"must be in task.context (now {list(sampler.config.context)})")
+            context = list(sampler.config.context)
+            raise ValueError(f"baseline {self.name!r} needs the new user's "
+                             f"{' and '.join(missing)}, which these tasks hide "
+                             f"(task.context={context}); it runs with "
+                             f"task.context={context + missing}")
         self.sampler = sampler
         self._fit(sampler)
         return self

@@ -5,6 +5,7 @@ imports and ``socialmeta-data list`` answers at once.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -65,8 +66,20 @@ def _record_failure(error: BaseException) -> None:
         json.dump({"error": message, "traceback": traceback.format_exc()}, f, indent=2)
 
 
+#: errors of writing outputs that the user can fix (permissions, read-only, space)
+_WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
 def _fail(error: InputError) -> None:
     print(f"error: {error}", file=sys.stderr)
+    # the run's log file (train.log) gets the error too; the console has it above
+    import logging
+
+    record = logging.LogRecord("socialmeta", logging.ERROR, __file__, 0,
+                               "error: %s", (error,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
     sys.exit(2)
 
 
@@ -103,6 +116,10 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str,
                 return None
             if isinstance(e, InputError):
                 _fail(e)
+            if isinstance(e, OSError) and e.errno in _WRITE_ERRORS:
+                # a folder the user cannot write, a read-only mount, a full disk
+                where = f" {e.filename}" if e.filename else ""
+                _fail(InputError(f"cannot write{where}: {e.strerror}"))
             raise
 
     app = hydra.main(config_path=config_dir(), config_name=config_name,

@@ -50,7 +50,10 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
     from socialmeta.device import resolve_device
     from socialmeta.train.lock import run_lock
 
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(f"device: {e}") from None
     main_rank = int(os.environ.get("RANK", "0")) == 0
     try:
         if distributed.init_from_env(device, cfg.get("dist_timeout", 300)):
@@ -82,8 +85,17 @@ def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.dataset.get("root"):  # checkpoints name the data absolutely (eval/export anywhere)
         cfg.dataset.root = str(Path(cfg.dataset.root).expanduser().resolve())
+    if cfg.eval.baselines not in (None, "all"):   # names checked before any training
+        from socialmeta.baselines import BASELINES
+
+        if isinstance(cfg.eval.baselines, str):
+            raise ConfigError(f"eval.baselines: expected all, null or a list of names, got "
+                              f"{cfg.eval.baselines!r}")
+        for name in cfg.eval.baselines:
+            choose(BASELINES[cfg.task.kind], name, f"{cfg.task.kind} baseline")
     exp = Experiment(cfg)
-    if main_rank:
+    resuming = cfg.resume == "auto" and (out_dir / "last.pt").is_file()
+    if main_rank and not resuming:   # a resumed run's is written once last.pt is checked
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers = []
     for name in cfg.logger.names if main_rank else ():
@@ -94,6 +106,8 @@ def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
         except ImportError as e:
             raise ConfigError(str(e)) from None
     exp.fit(out_dir, resume=cfg.resume == "auto", device=device, loggers=loggers)
+    if main_rank and resuming:
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     trainer = exp.trainer
     results = {}
     if cfg.eval.get("test", True):  # false: a hyper-parameter search never sees test users

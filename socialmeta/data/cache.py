@@ -39,8 +39,11 @@ def atomic_write(path: str | Path, mode: str = "wb"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno and not isinstance(e.filename, str):
+            # a write through the descriptor names no file: name the output
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -73,19 +76,26 @@ def atomic_dir(path: str | Path, marker: str = "manifest.json"):
             shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
                                 dir=path.parent))
+    old = None
     try:
         os.chmod(tmp, 0o777 & ~_umask())   # as mkdir would make it, not mkdtemp's 0700
         yield tmp
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
                                         dir=path.parent))
-            os.replace(path, old / "old")
-            os.replace(tmp, path)
+            os.replace(path, old / "old")   # fails on a mount point: nothing moved
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / "old", path)   # the earlier output goes back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not (old / "old").exists():
+            shutil.rmtree(old, ignore_errors=True)
         raise
 
 

@@ -168,10 +168,12 @@ def _interactions(inter_t: Table, items_t: Table | None, users: IdIndex, dedupe:
     u = users.lookup(ids(inter_t, "user_id", "user"), inter_t, "user_id")
     i = items.lookup(ids(inter_t, "item_id", "item"), inter_t, "item_id")
     weight = inter_t.floats("weight") if "weight" in inter_t.columns else None
-    if weight is not None and not np.isfinite(weight).all():
-        r = int(np.flatnonzero(~np.isfinite(weight))[0])
-        raise GraphValidationError(f"weight {weight[r]}", file=inter_t.path,
-                                   line=int(inter_t.lines[r]), expected="a finite number")
+    if weight is not None and not (np.isfinite(weight) & (weight > 0)).all():
+        r = int(np.flatnonzero(~(np.isfinite(weight) & (weight > 0)))[0])
+        raise GraphValidationError(f"weight {weight[r]:g}", file=inter_t.path,
+                                   line=int(inter_t.lines[r]),
+                                   expected="a finite positive number (a play count or "
+                                   "rating; leave a row out rather than weigh it 0)")
     keep = keep_first_of_duplicates(
         u * len(items) + i, inter_t.lines, inter_t.path, dedupe, repairs, "interaction",
         lambda r: f"({users.ids[u[r]]!r}, {items.ids[i[r]]!r})",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,11 +181,13 @@ def _split_rows(path: Path, sep: str | None, encoding: str):
                     yield lineno, fields, lineno
         else:
             reader = csv.reader(f, delimiter=sep)
+            last = 0   # the line the last record started on
             while True:
                 start = reader.line_num + 1  # the line this record starts on
                 try:
                     fields = next(reader)
                 except StopIteration:
+                    _check_last_quote(path, sep, encoding, last)
                     return
                 except csv.Error as e:
                     raise GraphValidationError(
@@ -192,8 +196,28 @@ def _split_rows(path: Path, sep: str | None, encoding: str):
                         expected="fields of at most "
                         f"{csv.field_size_limit():,} characters, every quote closed"
                     ) from None
+                last = start
                 if fields and any(v.strip() for v in fields):
                     yield start, fields, reader.line_num
+
+
+def _check_last_quote(path: Path, sep: str, encoding: str, start: int) -> None:
+    """A quote that never closes runs its record to the end of the file, where the
+    lenient reader returns it as a field holding the rest of the file: re-reads that
+    last record (from line :obj:`start`) strictly, and names the line the quote opens
+    on if it is still open at the end."""
+    if start < 1:
+        return
+    with open(path, newline="", encoding=encoding) as f:
+        tail = "".join(itertools.islice(f, start - 1, None))
+    try:
+        for _ in csv.reader(io.StringIO(tail), delimiter=sep, strict=True):
+            pass
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise GraphValidationError(
+                "a quote opened on this line never closes (the file ends inside it)",
+                file=path, line=start, expected="every quote closed") from None
 
 
 def read_table(
@@ -262,11 +286,25 @@ def read_table(
     except StopIteration:
         raise GraphValidationError("empty file", file=path, expected="a header line") from None
     except UnicodeDecodeError as e:
+        line, column, byte = _undecodable(path, encoding)
+        name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
         raise GraphValidationError(
-            f"cannot decode file as {encoding}: {e.reason}", file=path,
-            expected=f"{encoding} text",
+            f"not {name} text: byte {byte} at column {column} ({e.reason})", file=path,
+            line=line, expected=f"{name} text (convert the file, e.g. iconv -f latin1 -t "
+            "utf-8)",
         ) from None
     return Table(path, dict(zip(names, cells)), np.asarray(lines, dtype=np.int64))
+
+
+def _undecodable(path: Path, encoding: str) -> tuple[int, int, str]:
+    """The 1-based line and column of the first byte of :obj:`path` that
+    :obj:`encoding` cannot decode, and that byte as ``0xNN``."""
+    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            return lineno, e.start + 1, f"0x{raw[e.start]:02x}"
+    return 0, 0, "?"   # pragma: no cover - the whole file failed, so some line does
 
 
 def _short(fields: Sequence[str], width: int = 60) -> str:

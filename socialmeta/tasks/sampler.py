@@ -476,6 +476,14 @@ class TaskSampler:
         if need and need not in g.relations:
             raise ValueError(f"a {cfg.kind!r} task needs {need!r}, but dataset {g.name!r} "
                              f"has only {g.relations}")
+        if cfg.kind == "interest" and need == "interests":
+            used = (g["user"].interests.sum(0) > 0).nonzero().view(-1).tolist()
+            if len(used) < 2:   # one label: every ranking of it is perfect
+                names = [g.interest_names[i] for i in used]
+                raise ValueError(f"interest tasks rank a user's interests, but every "
+                                 f"labelled user of dataset {g.name!r} has the same one "
+                                 f"{names}: there is nothing to rank (at least 2 interests "
+                                 "are needed)")
         for relation in cfg.context:
             if relation == "history":  # the temporal protocol's; needs times (checked)
                 continue
@@ -490,6 +498,7 @@ class TaskSampler:
             if not isinstance(self.split, ItemSplit):
                 raise ValueError("new-item tasks need an item split "
                                  "(socialmeta.tasks.split_items)")
+
         elif isinstance(self.split, ItemSplit):
             raise ValueError(f"an item split is for new-item tasks, not {cfg.kind!r}")
         if cfg.kind == "interest" and cfg.label_source == "circles" and cfg.variant != "members":

@@ -78,3 +78,53 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(path, f"parameter {name!r} holds NaN or infinite values "
                                   "(saved from a diverged run?)")
     return state
+
+
+#: the config sections that make a run what it is: a checkpoint written under other
+#: values of these is another run's (``train``/``eval`` may change between resumes)
+RUN_SECTIONS = ("dataset", "task", "model", "meta", "split", "seed")
+
+
+def check_resumable(state: dict[str, Any], path: str | Path, config: dict[str, Any],
+                    data_sha256: str | None, params: dict[str, torch.Tensor]) -> None:
+    r"""Whether a run with :obj:`config` (resolved, plain), on data with digest
+    :obj:`data_sha256` and with meta-parameters :obj:`params`, may continue from the
+    checkpoint :obj:`state` read from :obj:`path` (``resume=auto``).
+
+    Raises:
+        CheckpointError: Naming the first difference: other data, another value of a
+            :data:`RUN_SECTIONS` key, or parameters the model does not have (or lacks,
+            or of another shape).
+    """
+    saved = state.get("data_sha256")
+    if saved is not None and data_sha256 is not None and saved != data_sha256:
+        raise CheckpointError(path, f"was written on other data (data hash {saved[:12]} "
+                              f"vs {data_sha256[:12]} now); resume=auto continues the same "
+                              "run: choose a new hydra.run.dir")
+    old = state.get("config") or {}
+    for section in RUN_SECTIONS:
+        if section in old and section in config and old[section] != config[section]:
+            key, before, now = _first_difference(section, old[section], config[section])
+            raise CheckpointError(path, f"was written by a run with {key}={before!r}, this "
+                                  f"run has {now!r}; resume=auto continues the same run: "
+                                  "choose a new hydra.run.dir")
+    extra = sorted(set(state["params"]) - set(params))
+    missing = sorted(set(params) - set(state["params"]))
+    if extra or missing:
+        which = (f"has parameter {extra[0]!r} that this model does not" if extra
+                 else f"lacks parameter {missing[0]!r} that this model has")
+        raise CheckpointError(path, f"{which} (made for another model?)")
+    for name, p in params.items():
+        if tuple(state["params"][name].shape) != tuple(p.shape):
+            raise CheckpointError(path, f"parameter {name!r} has shape "
+                                  f"{tuple(state['params'][name].shape)}, this model's is "
+                                  f"{tuple(p.shape)} (made for another model?)")
+
+
+def _first_difference(key: str, a: Any, b: Any) -> tuple[str, Any, Any]:
+    """The dotted key of the first value that differs between two nested configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                return _first_difference(f"{key}.{k}", a.get(k), b.get(k))
+    return key, a, b

@@ -18,7 +18,7 @@ from socialmeta.meta import InnerLoop, meta_gradient, meta_parameters
 from socialmeta.meta.learners import MAX_LR
 from socialmeta.tasks import TaskSampler
 from socialmeta.tasks.loader import step_batches
-from socialmeta.train.checkpoint import load_checkpoint, save_checkpoint
+from socialmeta.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from socialmeta.train.loggers import CSVLogger
 
 
@@ -164,7 +164,9 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         distributed.check_batch(cfg.batch_size)
         if resume and last.is_file():
-            self.load_state(load_checkpoint(last))
+            state = load_checkpoint(last)
+            check_resumable(state, last, self.run_config, self.data_sha256, self.params)
+            self.load_state(state)
             progress.info("resumed from %s at step %d", last, self.step)
         for logger in self.loggers:
             logger.resume(self.step)

@@ -175,8 +175,9 @@ def test_feature_mlp_needs_features():
         TaskSampler(graph, split_users(graph, seed=0),
                     TaskConfig(kind="interest", context=["friends", "features"]))
     sampler = TaskSampler(graph, split_users(graph, seed=0), TaskConfig(kind="interest"))
-    with pytest.raises(ValueError, match=r"reads the center's \['features'\]: they must "
-                                         r"be in task.context \(now \['friends'\]\)"):
+    with pytest.raises(ValueError, match=r"needs the new user's features, which these "
+                                         r"tasks hide \(task.context=\['friends'\]\); it "
+                                         r"runs with task.context=\['friends', 'features'\]"):
         make_baseline("interest", "feature_mlp").fit(sampler)
 
 
@@ -225,9 +226,9 @@ def test_context_baselines_by_hand():
 def test_context_baselines_refuse_hidden_relations():
     no_context = _item_sampler("friend", [])
     for name, relation in (("taste", "items"), ("ppr_taste", "items")):
-        with pytest.raises(ValueError, match=rf"reads the center's \['{relation}'\]"):
+        with pytest.raises(ValueError, match=rf"needs the new user's {relation}, which"):
             make_baseline("friend", name).fit(no_context)
-    with pytest.raises(ValueError, match=r"reads the center's \['friends'\]"):
+    with pytest.raises(ValueError, match=r"needs the new user's friends, which"):
         make_baseline("item", "social_popularity").fit(_item_sampler("item", []))
 
 

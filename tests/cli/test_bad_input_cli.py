@@ -36,6 +36,11 @@ def _error_line(capsys, run, argv) -> str:
     ("train.lr=abc", r"train.lr: expected a number like the default 0.003, got 'abc'"),
     ("train.steps=2.5", r"train.steps: expected an integer like the default 1000, got 2.5"),
     ("meta.inner_lr=nan", r"meta.inner_lr: expected a finite number, got nan"),
+    ("model.hidden_channels=0", r"model.hidden_channels: expected a positive integer, got 0"),
+    ("model.dropout=1.5", r"model.dropout: expected a probability in \[0, 1\), got 1.5"),
+    ("model.num_layers=10", r"model: num_layers must be 1 to 3, got 10"),
+    ("dataset.num_users=1", r"dataset: num_users must be at least 2, got 1"),
+    ("eval.baselines=ppr", r"eval.baselines: expected all, null or a list of names, got 'ppr'"),
     ("train.lr=inf", r"train.lr: expected a finite number, got inf"),
     ("meta.inner_lr=1e30", r"meta.inner_lr: expected a finite number in \[0, 1000\], got 1e\+30"),
     ("train.lr=1e6", r"train: lr must be a positive number of at most 1000, got 1000000.0"),
@@ -198,3 +203,62 @@ def test_a_checkpoint_with_nan_parameters_is_refused(tmp_path, capsys):
         line = _error_line(capsys, run, argv)
         assert f"parameter {name!r} holds NaN or infinite values" in line, line
     assert not (tmp_path / "e").exists()
+
+
+def test_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path}", *TINY, "device=cuda"])
+    assert "error: device: device 'cuda' was asked for, but torch" in line
+    assert "sees no CUDA device; use device=cpu or device=auto" in line
+
+
+def test_resume_checks_the_run_it_continues(tmp_path, capsys):
+    """resume=auto onto a run folder of another model or other data is refused with a
+    line naming the difference, and config.yaml is left as the first run wrote it."""
+    train_main([f"hydra.run.dir={tmp_path}", *TINY, "train.steps=4", "train.stop_after=2"])
+    written = (tmp_path / "config.yaml").read_text()
+    capsys.readouterr()
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path}", *TINY,
+                                            "train.steps=4", "resume=auto",
+                                            "model.hidden_channels=16"])
+    assert re.search(r"last.pt: was written by a run with model.hidden_channels=32, this "
+                     r"run has 16; resume=auto continues the same run", line), line
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path}", *TINY,
+                                            "train.steps=4", "resume=auto",
+                                            "dataset.seed=1"])
+    assert re.search(r"last.pt: was written on other data \(data hash \w+ vs \w+ now\)",
+                     line), line
+    assert (tmp_path / "config.yaml").read_text() == written
+    # the failed run's error is in its train.log too
+    assert "error: checkpoint " in (tmp_path / "train.log").read_text()
+    # the same run resumes
+    train_main([f"hydra.run.dir={tmp_path}", *TINY, "train.steps=4", "resume=auto"])
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
+
+
+def test_degenerate_tasks_are_config_errors(tmp_path, capsys):
+    """Interests where every labelled user has the same one (nothing to rank), and
+    new-item tasks reading item features a CSV graph does not have."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "graphs" / "example"
+    one_label = tmp_path / "one_label"
+    shutil.copytree(example, one_label)
+    users = [line.split(",")[0] for line in
+             (example / "users.csv").read_text().splitlines()[1:] if line]
+    (one_label / "interests.csv").write_text(
+        "user_id,interest\n" + "".join(f"{u},music\n" for u in users))
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={tmp_path / 'a'}", "dataset=csv",
+                                            f"dataset.root={one_label}", "task=interest"])
+    assert "every labelled user of dataset 'csv' has the same one ['music']: there is " \
+           "nothing to rank" in line, line
+    no_items = tmp_path / "no_item_features"
+    shutil.copytree(example, no_items)
+    (no_items / "items.csv").unlink()
+    with pytest.raises(SystemExit):   # the example is too small for new items; the
+        train_main([f"hydra.run.dir={tmp_path / 'b'}", "dataset=csv",   # note comes first
+                    f"dataset.root={no_items}", "task=new_item"])
+    assert ("note: task.context has 'features', but dataset csv has no item features: a "
+            "new item's feature row holds only its is-item flag") in capsys.readouterr().err

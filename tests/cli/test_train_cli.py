@@ -144,3 +144,4 @@ def test_unknown_baseline_lists_valid_ones(tmp_path, capsys):
               "eval.shots=[3]", "eval.max_users=5", "eval.baselines=[pagerank]",
               "task.node_cap=16", "task.fanouts=[4,4]"])
     assert "unknown friend baseline 'pagerank'; choose one of" in capsys.readouterr().err
+    assert not (tmp_path / "last.pt").exists()   # refused before any training

@@ -129,6 +129,31 @@ def test_a_time_outside_the_calendar_names_its_line(folder, stamp):
                    r"outside the calendar \(years 1 to 9999\)")
 
 
+@pytest.mark.parametrize("weight", ["0", "-4"])
+def test_a_weight_of_zero_or_below_names_its_line(folder, weight):
+    _replace(folder / "interactions.csv", "alice,jazz-101,12", f"alice,jazz-101,{weight}")
+    _fails(folder, rf"interactions.csv, line 2: weight {weight} \(expected a finite positive "
+                   r"number \(a play count or rating")
+
+
+def test_an_unclosed_quote_at_the_end_of_the_file_names_the_line_it_opens(folder):
+    path = folder / "friendships.csv"
+    rows = path.read_text().splitlines()
+    rows[-1] = rows[-1].replace(",", ',"', 1)   # the last row's second id never closes
+    path.write_text("\n".join(rows) + "\n")
+    _fails(folder, rf"friendships.csv, line {len(rows)}: a quote opened on this line never "
+                   r"closes \(the file ends inside it\)")
+
+
+def test_a_file_that_is_not_utf8_names_its_line_and_byte(folder):
+    path = folder / "users.csv"
+    rows = path.read_bytes().split(b"\n")
+    rows[2] = rows[2].replace(b"bob", b"b\xf6b")   # latin-1, as a spreadsheet may save it
+    path.write_bytes(b"\n".join(rows))
+    _fails(folder, r"users.csv, line 3: not UTF-8 text: byte 0xf6 at column 2 .*\(expected "
+                   r"UTF-8 text")
+
+
 def test_strip_ids_is_an_opt_in_reported_repair(folder):
     _replace(folder / "friendships.csv", "alice,bob", "alice , bob")
     graph = read_csv_graph(folder, strip_ids=True)

@@ -285,7 +285,7 @@ def test_new_item_baselines_by_hand():
     half = 2 ** -0.5
     assert torch.allclose(cos[0, :6], torch.tensor([0, half, 0, half, 0, half]) + tie,
                           rtol=1e-6)
-    with pytest.raises(ValueError, match="must be in task.context"):
+    with pytest.raises(ValueError, match="which these tasks hide"):
         make_baseline("new_item", "genre").fit(TaskSampler(view, split, TaskConfig(
             kind="new_item", context=[], fanouts=(5, 5), node_cap=10)))
 
