@@ -28,6 +28,7 @@ from socialmeta import distributed, progress
 from socialmeta.config import ConfigError, as_config, choose, compose
 from socialmeta.data import DATASETS, INTERACTS, SocialGraph, load_dataset
 from socialmeta.data.cache import graph_digest
+from socialmeta.data.standardize import FeatureScaling, standardize_features
 from socialmeta.errors import InputError
 from socialmeta.eval.report import Results
 from socialmeta.features import (
@@ -79,6 +80,7 @@ def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     # (dataset=recbole dataset.name=NAME: the atomic files' stem)
     name = options.pop("loader") if "loader" in options else options.pop("name")
     use_features = options.pop("features", True)
+    options.pop("standardize", None)   # applied by Experiment once the split is known
     spec = choose(DATASETS, name, "dataset")
     kwargs: dict[str, Any] = {}
     if spec.takes_root:
@@ -547,6 +549,10 @@ class Experiment:
         graph = graph if graph is not None else dataset_from_config(cfg.dataset)
         self.graph = graph_for_task(graph, self.task)
         self.split = split_from_config(self.graph, cfg.split, self.task)
+        #: per node type, the z-scoring of its features (``dataset.standardize``)
+        self.feature_scaling: dict[str, FeatureScaling] = {}
+        if cfg.dataset.get("standardize", False):
+            self._standardize()
         try:
             self.sampler = TaskSampler(self.graph, self.split, self.task)
         except ValueError as e:
@@ -572,6 +578,20 @@ class Experiment:
         if params is not None:
             self.load_params(params)
         self.trainer: Trainer | None = None
+
+    def _standardize(self) -> None:
+        """``dataset.standardize``: user features z-scored on the training users, item
+        features on the catalogue (:func:`~socialmeta.data.standardize.standardize_features`);
+        new-item runs read the features as given (their nodes mix users and items)."""
+        if self.task.kind == "new_item":
+            progress.info("dataset.standardize: new-item runs read the features as given")
+            return
+        self.graph, self.feature_scaling = standardize_features(self.graph, self.split.train)
+        for kind, scaling in self.feature_scaling.items():
+            progress.info("dataset.standardize: %d %s feature column(s) z-scored on %s",
+                          len(scaling.names), kind,
+                          f"the {self.split.train.numel()} training users" if kind == "user"
+                          else "the catalogue")
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.graph.name}, {self.task.kind}, "

@@ -33,7 +33,8 @@ def export_command(cfg: DictConfig) -> dict[str, Any]:
         manifest = export_embeddings(exp.model, exp.params, exp.graph, out,
                                      normalize=cfg.normalize, checkpoint=str(cfg.checkpoint),
                                      formats=list(cfg.formats), chunk_size=cfg.chunk_size,
-                                     users=users, kind=cfg.kind)
+                                     users=users, kind=cfg.kind,
+                                     feature_scaling=exp.feature_scaling)
     except (ValueError, ImportError) as e:
         raise ConfigError(str(e)) from None
     print(f"wrote {manifest['users']} {manifest['kind']} user embeddings "

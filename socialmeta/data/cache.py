@@ -72,7 +72,7 @@ def atomic_dir(path: str | Path, marker: str = "manifest.json"):
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
         pid = stale.name.split("-")[-2] if stale.name.count("-") >= 2 else ""
-        if not (pid.isdigit() and _alive(int(pid))):
+        if not (pid.isdigit() and process_alive(int(pid))):
             shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-",
                                 dir=path.parent))
@@ -106,7 +106,8 @@ def _umask() -> int:
     return mask
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process :obj:`pid` runs on this machine (this process counts)."""
     if pid == os.getpid():
         return True
     try:

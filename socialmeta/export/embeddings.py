@@ -143,7 +143,8 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
                       out_dir: str | Path, *, normalize: bool = False,
                       checkpoint: str | None = None, formats: Sequence[str] = ("npy",),
                       chunk_size: int | None = None, users: Tensor | None = None,
-                      kind: str = "meta-init") -> dict[str, Any]:
+                      kind: str = "meta-init", feature_scaling: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
     r"""Writes meta-init embeddings of every user (and item, for item models) for
     downstream systems. The files are written into a fresh temporary folder that
     replaces :obj:`out_dir` in one rename (:func:`~socialmeta.data.cache.atomic_dir`):
@@ -201,7 +202,7 @@ def export_embeddings(model: nn.Module, params: dict[str, Tensor], graph: Social
     arrays = {k: v.contiguous().numpy().astype(np.float32) for k, v in tables.items()}
     with atomic_dir(out_dir) as tmp:
         manifest = _write(tmp, arrays, tables, writers, params, graph, model, kind,
-                          normalize, checkpoint, chunk_size or 65536)
+                          normalize, checkpoint, chunk_size or 65536, feature_scaling)
     return manifest
 
 
@@ -213,7 +214,8 @@ def _chunks(total: int, size: int):
 def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tensor],
            writers: dict[str, Any], params: dict[str, Tensor], graph: SocialGraph,
            model: nn.Module, kind: str, normalize: bool, checkpoint: str | None,
-           chunk: int = 65536) -> dict[str, Any]:
+           chunk: int = 65536, feature_scaling: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
     """Writes every file of an export into :obj:`out_dir`, the ``.npy``, id and Parquet
     files :obj:`chunk` rows at a time (one Parquet row group per chunk); returns the
     manifest."""
@@ -277,6 +279,8 @@ def _write(out_dir: Path, arrays: dict[str, np.ndarray], tables: dict[str, Tenso
         "versions": {"socialmeta": socialmeta.__version__, "torch": torch.__version__,
                      "torch_geometric": torch_geometric.__version__, "numpy": np.__version__},
     }
+    if feature_scaling:   # how a new user's raw features become the model's inputs
+        manifest["feature_scaling"] = {k: v.to_dict() for k, v in feature_scaling.items()}
     with atomic_write(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest

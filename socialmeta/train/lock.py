@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from socialmeta.data.cache import process_alive
 from socialmeta.errors import InputError
 
 LOCK_NAME = ".socialmeta.lock"
@@ -22,16 +23,6 @@ LOCK_NAME = ".socialmeta.lock"
 
 class RunLockedError(InputError):
     """The run folder is in use by another live process."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _holder(path: Path) -> dict | None:
@@ -65,7 +56,7 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
                 yield   # this process holds it already
                 return
             if holder is not None and (holder.get("host") != me["host"]
-                                       or _alive(int(holder.get("pid", -1)))):
+                                       or process_alive(int(holder.get("pid", -1)))):
                 since = time.strftime("%Y-%m-%d %H:%M:%S",
                                       time.localtime(holder.get("started", 0)))
                 raise RunLockedError(
