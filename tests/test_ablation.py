@@ -137,3 +137,15 @@ def test_sweep_runs_under_torchrun(tmp_path, capsys):
     assert "done, skipped" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         ablate_main(["--nproc-per-node=0", "ablation=tiny"])
+
+
+def test_ablate_help_lists_every_ablation(capsys):
+    from socialmeta.cli.ablate import ablations
+    from socialmeta.cli.ablate import main as ablate_main
+
+    ablate_main(["--help"])   # returns: exit status 0
+    out = capsys.readouterr().out
+    assert out.startswith("`socialmeta-ablate`: run an ablation sweep")
+    for name in ablations():
+        assert f"\n  {name} " in out, name
+    assert "recorded" not in ablations()   # the shared include is not an ablation

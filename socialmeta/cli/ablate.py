@@ -114,9 +114,23 @@ def launch_torchrun(jobs: list[tuple[list[str], Path]], nproc: int) -> None:
                     f.write("".join(f"- {o}\n" for o in job if not o.startswith("hydra.")))
 
 
+def _help() -> str:
+    """The module's description and every ablation with the first line of its file."""
+    lines = [__doc__.strip().replace("``", "`"), "", "Ablations (configs/ablation/):"]
+    for name in ablations():
+        text = (Path(config_dir()) / "ablation" / f"{name}.yaml").read_text().splitlines()
+        about = next((line.lstrip("# ").strip() for line in text
+                      if line.startswith("# ") and "@package" not in line), "")
+        lines.append(f"  {name:22s} {about}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``socialmeta-ablate``."""
     nproc, args = _nproc(list(sys.argv[1:] if argv is None else argv))
+    if any(a in ("-h", "--help") for a in args):
+        print(_help())
+        return
     names = [a.split("=", 1)[1] for a in args if a.startswith("ablation=")]
     if len(names) != 1 or names[0] not in ablations():
         given = names[0] if names else None
