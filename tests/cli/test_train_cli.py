@@ -145,3 +145,19 @@ def test_unknown_baseline_lists_valid_ones(tmp_path, capsys):
               "task.node_cap=16", "task.fanouts=[4,4]"])
     assert "unknown friend baseline 'pagerank'; choose one of" in capsys.readouterr().err
     assert not (tmp_path / "last.pt").exists()   # refused before any training
+
+
+def test_help_says_what_the_command_does_in_a_screen():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "socialmeta", "train", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("socialmeta-train: train socialmeta's model")
+    assert len(lines) < 40   # not the 146-line config dump
+    text = out.stdout
+    for key in ("experiment=NAME", "dataset=NAME", "meta=LEARNER", "train.steps=N",
+                "Examples:", "socialmeta-train experiment=lastfm_item"):
+        assert key in text, key
