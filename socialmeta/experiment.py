@@ -71,6 +71,10 @@ from socialmeta.train.checkpoint import CheckpointError, load_checkpoint
 SCORERS = ("egonet", "hybrid")
 
 
+#: the config sections a run is rebuilt from (a checkpoint must hold them)
+RUN_CONFIG_SECTIONS = ("dataset", "task", "model", "meta", "train", "split")
+
+
 # ------------------------------------------------------------ config -> parts
 def dataset_from_config(cfg: DictConfig) -> SocialGraph:
     r"""Loads the graph that a ``dataset`` config group entry describes."""
@@ -622,6 +626,11 @@ class Experiment:
                 data than the dataset now loads (unless :obj:`allow_other_data`).
         """
         state = load_checkpoint(checkpoint)
+        missing = [k for k in RUN_CONFIG_SECTIONS if k not in state["config"]]
+        if missing:
+            raise CheckpointError(checkpoint, f"its config lacks the {missing[0]!r} section "
+                                  "that a socialmeta-train run writes (written by another "
+                                  "tool or version?)")
         exp = cls(state["config"])
         saved = state.get("data_sha256")
         if saved is not None and not allow_other_data:

@@ -113,7 +113,11 @@ def _bad_checkpoints(trained, folder):
     other = dict(state, config=dict(state["config"],
                                     dataset=dict(state["config"]["dataset"], seed=7)))
     torch.save(other, folder / "otherdata.pt")
+    torch.save(dict(state, config={k: v for k, v in state["config"].items() if k != "model"}),
+               folder / "nomodel.pt")
     return {**{k: m for k, (_, m) in files.items()},
+            "nomodel": r"its config lacks the 'model' section that a socialmeta-train run "
+                       r"writes",
             "malicious": r"refused: unpickling it would run code",
             "nokey": r"missing key\(s\) \['params'\]: not a socialmeta training checkpoint",
             "otherdata": r"was trained on other data than dataset 'synthetic' now loads "
@@ -262,3 +266,45 @@ def test_degenerate_tasks_are_config_errors(tmp_path, capsys):
                     f"dataset.root={no_items}", "task=new_item"])
     assert ("note: task.context has 'features', but dataset csv has no item features: a "
             "new item's feature row holds only its is-item flag") in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_one_line_and_leave_nothing_behind(tmp_path, capsys,
+                                                                   monkeypatch):
+    """A folder the user may not write, a read-only mount point, a full disk: one line
+    naming the file and the reason (exit 2); the earlier outputs stay whole and no
+    temporary folder is left (tests run as root, so the OS errors are injected)."""
+    import errno
+    import os
+
+    import socialmeta.data.cache as cache
+
+    run = tmp_path / "run"
+    train_main([f"hydra.run.dir={run}", *TINY])
+    best = (run / "best.pt").read_bytes()
+    out = tmp_path / "export"
+    export_main([f"checkpoint={run / 'best.pt'}", f"out={out}"])
+    before = sorted(p.name for p in out.iterdir())
+    capsys.readouterr()
+    real_replace = os.replace
+
+    def busy(src, dst):   # a mount point cannot be renamed away
+        if str(src) == str(out):
+            raise OSError(errno.EROFS, "Read-only file system", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(cache.os, "replace", busy)
+    line = _error_line(capsys, export_main, [f"checkpoint={run / 'best.pt'}", f"out={out}"])
+    assert line == f"error: cannot write {out}: Read-only file system"
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export.tmp-")]
+    monkeypatch.setattr(cache.os, "replace", real_replace)
+
+    def full(obj, f, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", f.name)
+
+    monkeypatch.setattr(cache.torch, "save", full)
+    line = _error_line(capsys, train_main, [f"hydra.run.dir={run}", *TINY, "train.steps=4",
+                                            "resume=auto"])
+    assert line == f"error: cannot write {run / 'last.pt'}: No space left on device"
+    assert (run / "best.pt").read_bytes() == best
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
