@@ -160,7 +160,8 @@ def _markdown(rows: list[dict], runs: list[Run], title: str, metric: str = "reca
               ) -> str:
     lines = [f"# Ablation: {title}", "",
              "Mean over seeds of the test-user mean ± 95% interval over seeds (Student t); "
-             "`seeds` counts finished runs. Best mean per column in bold.", ""]
+             "`seeds` counts finished runs (with 1 seed there is no interval and the value "
+             "stands alone). Best mean per column in bold.", ""]
     for k in sorted({r["K"] for r in rows if r["K"] is not None}):
         block = [r for r in rows if r["K"] == k]
         best = {m: max((r[m] for r in block if not math.isnan(r[m])), default=math.nan)
@@ -171,7 +172,9 @@ def _markdown(rows: list[dict], runs: list[Run], title: str, metric: str = "reca
                         else math.inf):
             cells = []
             for m in METRICS:
-                text = f"{r[m]:.4f} ± {r[m + '_ci95']:.4f}"
+                # one seed has no interval: the value alone (the seeds column says 1)
+                text = (f"{r[m]:.4f}" if math.isnan(r[m + "_ci95"])
+                        else f"{r[m]:.4f} ± {r[m + '_ci95']:.4f}")
                 cells.append(f"**{text}**" if r[m] == best[m] else text)
             lines.append(f"| {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")

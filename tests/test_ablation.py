@@ -149,3 +149,17 @@ def test_ablate_help_lists_every_ablation(capsys):
     for name in ablations():
         assert f"\n  {name} " in out, name
     assert "recorded" not in ablations()   # the shared include is not an ablation
+
+
+def test_a_one_seed_report_has_no_nan_intervals():
+    import math
+
+    from socialmeta.ablation import METRICS, _markdown
+
+    row = {"config": "meta=maml", "K": 3, "seeds": 1,
+           **{m: 0.25 for m in METRICS}, **{f"{m}_ci95": math.nan for m in METRICS}}
+    two = {**row, "config": "meta=anil", "seeds": 2, **{f"{m}_ci95": 0.01 for m in METRICS}}
+    report = _markdown([row, two], [], "tiny")
+    assert "nan" not in report
+    assert "| meta=maml | 1 | **0.2500** |" in report
+    assert "| meta=anil | 2 | **0.2500 ± 0.0100** |" in report
