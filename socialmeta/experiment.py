@@ -491,6 +491,20 @@ def cold_start_results(model: nn.Module, params, inner: InnerLoop, with_meta_ini
     return results
 
 
+def check_baseline_names(names: Sequence[str] | str | None, kind: str) -> None:
+    """``eval.baselines``: ``all``, ``null`` or a list of :obj:`kind`'s baseline names
+    (checked before anything is trained: a :class:`ConfigError` otherwise)."""
+    from socialmeta.baselines import BASELINES
+
+    if names is None or names == "all":
+        return
+    if isinstance(names, str):
+        raise ConfigError(f"eval.baselines: expected all, null or a list of names, got "
+                          f"{names!r}")
+    for name in names:
+        choose(BASELINES[kind], name, f"{kind} baseline")
+
+
 def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_metric: str, *,
                      sampler: TaskSampler, **settings: Any) -> Results:
     r"""The cold-start table rows of the baselines :obj:`names` (``"all"``: every
@@ -506,10 +520,11 @@ def baseline_results(names: Sequence[str] | str | None, tune_shots: int, val_met
     if names is None:
         return {}
     everything = names == "all"
+    if not everything:
+        check_baseline_names(names, kind)
     names = roster(kind, sampler.config) if everything else list(names)
     results = {}
     for i, name in enumerate(names, start=1):
-        choose(available, name, f"{kind} baseline")
         progress.info("baseline %d/%d %s: tuning on validation users at K=%d", i, len(names),
                  name, tune_shots)
         try:

@@ -54,13 +54,12 @@ def train_command(cfg: DictConfig) -> dict[str, Any]:
         device = resolve_device(cfg.device)
     except ValueError as e:
         raise ConfigError(f"device: {e}") from None
-    main_rank = int(os.environ.get("RANK", "0")) == 0
     try:
         if distributed.init_from_env(device, cfg.get("dist_timeout", 300)):
             log.info("rank 0 of %d processes (%s)", distributed.world_size(),
                      "nccl" if device.type == "cuda" else "gloo")
         # one process per run folder (rank 0 holds it for a torchrun group)
-        with run_lock(out_dir) if main_rank else contextlib.nullcontext():
+        with run_lock(out_dir) if distributed.is_main() else contextlib.nullcontext():
             metrics = _train(cfg, out_dir, device)
         # every rank tears the group down together: a rank that destroys it and exits
         # while another still writes files leaves that one's gloo pairs to a closed peer
@@ -76,7 +75,7 @@ def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
     from socialmeta import distributed
     from socialmeta.data import atomic_write
     from socialmeta.eval.report import format_results, format_summary, results_json
-    from socialmeta.experiment import Experiment
+    from socialmeta.experiment import Experiment, check_baseline_names
     from socialmeta.train import LOGGERS
 
     main_rank = distributed.is_main()
@@ -85,18 +84,12 @@ def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.dataset.get("root"):  # checkpoints name the data absolutely (eval/export anywhere)
         cfg.dataset.root = str(Path(cfg.dataset.root).expanduser().resolve())
-    if cfg.eval.baselines not in (None, "all"):   # names checked before any training
-        from socialmeta.baselines import BASELINES
-
-        if isinstance(cfg.eval.baselines, str):
-            raise ConfigError(f"eval.baselines: expected all, null or a list of names, got "
-                              f"{cfg.eval.baselines!r}")
-        for name in cfg.eval.baselines:
-            choose(BASELINES[cfg.task.kind], name, f"{cfg.task.kind} baseline")
+    check_baseline_names(cfg.eval.baselines, cfg.task.kind)   # before any training
     exp = Experiment(cfg)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     resuming = cfg.resume == "auto" and (out_dir / "last.pt").is_file()
     if main_rank and not resuming:   # a resumed run's is written once last.pt is checked
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out_dir / "config.yaml").write_text(config_yaml)
     loggers = []
     for name in cfg.logger.names if main_rank else ():
         logger_cls = choose(LOGGERS, name, "logger")
@@ -107,7 +100,7 @@ def _train(cfg: DictConfig, out_dir: Path, device) -> dict[str, Any]:
             raise ConfigError(str(e)) from None
     exp.fit(out_dir, resume=cfg.resume == "auto", device=device, loggers=loggers)
     if main_rank and resuming:
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out_dir / "config.yaml").write_text(config_yaml)
     trainer = exp.trainer
     results = {}
     if cfg.eval.get("test", True):  # false: a hyper-parameter search never sees test users
